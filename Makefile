@@ -1,0 +1,39 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test test-fast lint chaos bench clean venv
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+## Start a local Redis HA set and two chat servers; Ctrl-C stops everything.
+run: $(STAMP)
+	$(PY) deploy/redis-sentinel/redisset.py dev --dir .run
+
+## The whole suite: lint, unit, integration, chaos (slow tests included).
+test: $(STAMP)
+	$(MAKE) lint
+	$(PY) -m pytest -q tests/unit
+	$(PY) -m pytest -q tests/integration
+
+## Only the fast unit tier.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q tests/unit
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .run .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,99 @@
+"""Real processes for tests: chat server instances on free ports.
+
+Redis nodes and Sentinel sets come from deploy/redis-sentinel/redisset.py,
+the same code `make run` uses.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "deploy" / "redis-sentinel"))
+
+from redisset import RedisNode, find_server_binary, free_port, wait_for_port  # noqa: E402
+
+__all__ = ["ROOT", "RedisNode", "ServerProc", "find_server_binary", "free_port", "wait_for_port"]
+
+_LISTENING = re.compile(r"listening on (ws|wss)://([^:/]+):(\d+)/ws")
+
+# Cheap argon2 parameters keep registration fast in tests; production
+# defaults live in server/settings.py.
+TEST_ENV = {
+    "CHAT_ARGON2_TIME_COST": "1",
+    "CHAT_ARGON2_MEMORY_KIB": "1024",
+    "CHAT_ARGON2_PARALLELISM": "1",
+}
+
+
+class ServerProc:
+    """One `python -m server --port 0` process; `url` is its WebSocket URL."""
+
+    def __init__(self, *, args: list[str], logdir: Path, name: str, env: dict[str, str]) -> None:
+        self.args = args
+        self.name = name
+        self.log_path = logdir / f"{name}.log"
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.host = "127.0.0.1"
+        self.port = 0
+        self.scheme = "ws"
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}/ws"
+
+    @property
+    def http_url(self) -> str:
+        scheme = "https" if self.scheme == "wss" else "http"
+        return f"{scheme}://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> ServerProc:
+        env = {**os.environ, **TEST_ENV, **self.env}
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "server", *self.args],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            match = _LISTENING.search(self.log_path.read_text(errors="replace"))
+            if match:
+                self.scheme, self.host, self.port = match[1], match[2], int(match[3])
+                return self
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server {self.name} exited:\n{self.log()}")
+            time.sleep(0.05)
+        raise TimeoutError(f"server {self.name} did not listen:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def signal(self, sig: int) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+
+    def kill(self) -> None:
+        self.signal(signal.SIGKILL)
+        if self.proc:
+            self.proc.wait()
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        """SIGTERM and wait; returns the exit code."""
+        if self.proc is None:
+            return None
+        self.signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return self.proc.returncode
