@@ -1,0 +1,116 @@
+"""Account and session ops of `ChatClient` (register, login, resume, logout, ...).
+
+Kept apart from connection.py, which owns connections and message flow; the
+base class names what these ops need from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
+
+from client.errors import Unauthenticated
+from client.inbox import Inbox
+from client.models import LoginResult
+
+__all__ = ["SessionOps"]
+
+
+class SessionOps:
+    """Mixin: the session-level half of the public API."""
+
+    _inbox: Inbox
+    _token: str | None
+    _ending_session: bool
+
+    async def _call(
+        self,
+        op: str,
+        args: dict[str, Any] | None = None,
+        *,
+        retry_connection_loss: bool = True,
+        deadline: float | None = None,
+    ) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        raise NotImplementedError
+
+    async def _fetch_page(self, catch_up: int) -> None:
+        raise NotImplementedError
+
+    def _session_started(self, username: str, token: str | None) -> None:
+        raise NotImplementedError
+
+    def _session_ended(self) -> None:
+        raise NotImplementedError
+
+    async def register(self, username: str, password: str) -> str:
+        """Create an account; returns the username. Does not log in.
+
+        Retried on `unavailable` / `rate_limited` only: after a lost
+        connection we cannot know whether it was created, and a blind retry
+        would turn success into `username_taken`, so ConnectionLost surfaces.
+        """
+        reply = await self._call(
+            "register",
+            {"username": username, "password": password},
+            retry_connection_loss=False,
+        )
+        return str(reply.get("username", username))
+
+    async def login(self, username: str, password: str) -> LoginResult:
+        """Log in; the token is kept to resume after reconnects. Returns the unread count."""
+        catch_up = self._inbox.begin_catch_up() if self._inbox.streaming else None
+        reply = await self._call("login", {"username": username, "password": password})
+        name = str(reply.get("username", username))
+        self._session_started(name, str(reply["token"]))
+        if catch_up is not None:
+            self._spawn(self._fetch_page(catch_up))
+        return LoginResult(name, int(reply.get("unread", 0)))
+
+    async def resume(self, token: str) -> LoginResult:
+        """Take over an existing session by token (e.g. saved from an earlier login)."""
+        catch_up = self._inbox.begin_catch_up() if self._inbox.streaming else None
+        reply = await self._call("resume", {"token": token})
+        name = str(reply["username"])
+        self._session_started(name, token)
+        if catch_up is not None:
+            self._spawn(self._fetch_page(catch_up))
+        return LoginResult(name, int(reply.get("unread", 0)))
+
+    async def logout(self) -> None:
+        """Revoke the token; the connection stays open, unauthenticated."""
+        await self._end_session("logout", {})
+
+    async def delete_account(self, password: str) -> None:
+        """Delete the logged-in account, its sessions and its undelivered messages."""
+        await self._end_session("delete_account", {"password": password})
+
+    async def _end_session(self, op: str, args: dict[str, Any]) -> None:
+        self._ending_session = True
+        try:
+            try:
+                await self._call(op, args)
+            except Unauthenticated:
+                # Only fine if the op did happen before a reconnect: then
+                # resuming got bad_token and dropped our token.
+                if self._token is not None:
+                    raise
+        finally:
+            self._ending_session = False
+        self._session_ended()
+
+    async def list_users(self, pattern: str = "*", *, page_size: int = 100) -> AsyncIterator[str]:
+        """Every user name matching the glob `pattern`, sorted, following cursors to the end."""
+        cursor: Any = None
+        while True:
+            args: dict[str, Any] = {"pattern": pattern, "limit": page_size}
+            if cursor is not None:
+                args["cursor"] = cursor
+            reply = await self._call("list_users", args)
+            for name in reply.get("users") or []:
+                yield str(name)
+            cursor = reply.get("cursor")
+            if cursor is None:
+                return
