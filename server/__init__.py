@@ -1,0 +1,1 @@
+"""Stateless WebSocket chat server over Redis (see docs/architecture.md)."""

@@ -1,0 +1,88 @@
+"""`python -m server`: flags and CHAT_* variables -> Settings -> run()."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from server import logs
+from server.settings import Settings, fields
+
+_TYPES: dict[str, Any] = {"int": int, "float": float, "str": str}
+
+
+def _base_type(annotation: str) -> Any:
+    return _TYPES[annotation.replace(" | None", "").strip()]
+
+
+def env_name(field_name: str) -> str:
+    return "CHAT_" + field_name.upper()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m server",
+        description="Chat server: WebSocket at /ws, GET /healthz, /readyz and /metrics on one "
+        "port. Every flag also reads the environment variable named in brackets.",
+    )
+    for f in fields():
+        meta = f.metadata
+        kwargs: dict[str, Any] = {
+            "dest": f.name,
+            "default": None,
+            "type": _base_type(str(f.type)),
+            "help": f"{meta['help']} [{env_name(f.name)}; default: {f.default}]",
+        }
+        if "choices" in meta:
+            kwargs["choices"] = meta["choices"]
+        parser.add_argument("--" + f.name.replace("_", "-"), **kwargs)
+    return parser
+
+
+def load_settings(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
+    """Flags win over CHAT_* variables, which win over defaults."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    values: dict[str, Any] = {}
+    for f in fields():
+        flag = getattr(args, f.name)
+        if flag is not None:
+            values[f.name] = flag
+            continue
+        raw = environ.get(env_name(f.name))
+        if raw is not None and raw != "":
+            try:
+                values[f.name] = _base_type(str(f.type))(raw)
+            except ValueError:
+                parser.error(f"{env_name(f.name)}={raw!r} is not a valid {f.type}")
+            choices = f.metadata.get("choices")
+            if choices and values[f.name] not in choices:
+                parser.error(f"{env_name(f.name)} must be one of {', '.join(choices)}")
+    settings = Settings(**values)
+    try:
+        settings.validate()
+    except ValueError as exc:
+        parser.error(str(exc))
+    return settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    settings = load_settings(sys.argv[1:] if argv is None else argv, os.environ)
+    logs.setup(fmt=settings.log_format, level=settings.log_level,
+               instance_id=settings.instance_id or f"{settings.host}:{settings.port}")
+    from server.app import run  # after logging is set up
+
+    try:
+        return asyncio.run(run(settings))
+    except (OSError, ValueError) as exc:
+        print(f"python -m server: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

@@ -1,0 +1,238 @@
+"""Start and stop one instance: /ws, /healthz, /readyz and /metrics on one port.
+
+Stopping is idempotent and drains: stop accepting, let each connection
+finish the request in hand, send `shutdown`, close with 1001, then close
+Redis. A second SIGTERM (or SIGINT) exits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import signal
+import ssl
+from collections import Counter
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
+
+from server import metrics, redis_conn
+from server.auth import Passwords
+from server.commit import GroupCommitter
+from server.delivery import Delivery
+from server.services import Services
+from server.settings import Settings
+from server.store import Store
+from server.topology import Topology
+from server.ws_handler import Connection
+
+log = logging.getLogger(__name__)
+
+
+class App:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.instance_id = settings.instance_id or f"{settings.host}:{settings.port}"
+        self.handles = redis_conn.connect(settings)
+        self.topology = Topology(
+            self.handles, master_name=settings.sentinel_master,
+            interval_ms=settings.topology_interval_ms, on_failover=self._on_failover,
+        )
+        self.committer = GroupCommitter(
+            self.handles.primary, required_replicas=self.topology.required_replicas,
+            ack_timeout_ms=settings.ack_timeout_ms, fsync=settings.durability == "fsync",
+        )
+        store = Store(self.handles.primary, self.committer, max_inbox=settings.max_inbox)
+        delivery = Delivery(
+            self.handles.primary, store, instance_id=self.instance_id,
+            sweep_interval_ms=settings.sweep_interval_ms,
+            push_grace_ms=settings.ack_timeout_ms + 2000,
+        )
+        self.services = Services(
+            settings=settings, store=store, delivery=delivery, topology=self.topology,
+            passwords=Passwords(
+                time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib,
+                parallelism=settings.argon2_parallelism,
+            ),
+            instance_id=self.instance_id,
+        )
+        self.connections: set[Connection] = set()
+        self._per_ip: Counter[str] = Counter()
+        self._ids = itertools.count(1)
+        self._server: Server | None = None
+        self._pinger: asyncio.Task[None] | None = None
+        self._stopping: asyncio.Task[None] | None = None
+        self.stopped = asyncio.Event()
+        self._idle = asyncio.Event()
+
+    # Start ----------------------------------------------------------------------
+
+    async def start(self) -> str:
+        """Listen; returns the ws:// URL (with the real port when port was 0)."""
+        s = self.settings
+        await self.topology.start()
+        if not self.topology.now.primary_ok:
+            log.warning("Redis not reachable yet (%s); serving 'unavailable' until it is",
+                        self.topology.now.reason)
+        self.committer.start()
+        self.services.delivery.start()
+        self._pinger = asyncio.create_task(self._ping_forever(), name="pubsub-ping")
+        tls = None
+        if s.tls_cert and s.tls_key:
+            tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            tls.load_cert_chain(s.tls_cert, s.tls_key)
+        self._server = await serve(
+            self._handle, s.host, s.port, ssl=tls, process_request=self._http,
+            max_size=s.max_frame_bytes, compression=None, max_queue=4,
+        )
+        host, port = next(iter(self._server.sockets)).getsockname()[:2]
+        url = f"{'wss' if tls else 'ws'}://{host}:{port}/ws"
+        log.info("listening on %s", url)
+        return url
+
+    async def _ping_forever(self) -> None:
+        while True:
+            try:
+                await self.services.delivery.ping()
+            except Exception as exc:
+                log.debug("pub/sub ping failed: %s", exc)
+            await asyncio.sleep(self.settings.topology_interval_ms / 1000)
+
+    def _on_failover(self, old: str | None, new: str) -> None:
+        self.services.delivery.force_resync()
+
+    # HTTP -------------------------------------------------------------------------
+
+    def health(self) -> tuple[HTTPStatus, dict[str, Any]]:
+        if self._stopping is not None:
+            return HTTPStatus.SERVICE_UNAVAILABLE, {"status": "draining", "reason": "stopping"}
+        snap = self.topology.now
+        if not snap.primary_ok:
+            return HTTPStatus.SERVICE_UNAVAILABLE, {
+                "status": "unavailable", "reason": f"no Redis primary: {snap.reason}"}
+        if not snap.sentinel_majority:
+            return HTTPStatus.SERVICE_UNAVAILABLE, {
+                "status": "unavailable", "reason": "no majority of Sentinels reachable"}
+        max_age = max(3.0, 6 * self.settings.topology_interval_ms / 1000)
+        if not self.services.delivery.listener_alive(max_age):
+            return HTTPStatus.SERVICE_UNAVAILABLE, {
+                "status": "unavailable", "reason": "pub/sub listener is not receiving"}
+        body: dict[str, Any] = {"status": "ok", "primary": snap.primary,
+                                "replicas_in_sync": snap.required_replicas}
+        if self.handles.sentinels and snap.required_replicas == 0:
+            body.update(status="degraded", reason="no replica in sync: writes rest on one node")
+        return HTTPStatus.OK, body
+
+    def _http(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = request.path.partition("?")[0]
+        if path == "/healthz":
+            status, body = self.health()
+            return _json(connection, status, body)
+        if path == "/readyz":
+            ready = self._stopping is None
+            return _json(connection, HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE,
+                         {"ready": ready})
+        if path == "/metrics":
+            page, content_type = metrics.exposition()
+            return _with_type(connection.respond(HTTPStatus.OK, page.decode()), content_type)
+        if path != "/ws":
+            return connection.respond(HTTPStatus.NOT_FOUND, "not found; the chat is at /ws\n")
+        if self._stopping is not None:
+            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "draining\n")
+        address = _address(connection)
+        if self._per_ip[address] >= self.settings.max_connections_per_ip:
+            return connection.respond(HTTPStatus.TOO_MANY_REQUESTS,
+                                      "too many connections from your address\n")
+        return None
+
+    # Connections ----------------------------------------------------------------
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        address = _address(ws)
+        conn = Connection(ws, self.services, conn_id=f"{self.instance_id}/{next(self._ids)}",
+                          address=address)
+        self.connections.add(conn)
+        self._per_ip[address] += 1
+        try:
+            if self._stopping is not None:
+                conn.drain()
+            await conn.serve()
+        finally:
+            self.connections.discard(conn)
+            if not self.connections:
+                self._idle.set()
+            self._per_ip[address] -= 1
+            if self._per_ip[address] <= 0:
+                del self._per_ip[address]
+
+    # Stop -------------------------------------------------------------------------
+
+    async def stop(self) -> None:
+        """Drain and stop; every call waits for the same single shutdown."""
+        if self._stopping is None:
+            self._stopping = asyncio.create_task(self._stop())
+        await asyncio.shield(self._stopping)
+
+    async def _stop(self) -> None:
+        log.info("draining %d connections", len(self.connections))
+        if self._server is not None:
+            self._server.close(close_connections=False)
+        for conn in list(self.connections):
+            conn.drain()
+        if self.connections:
+            self._idle.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), self.settings.shutdown_grace_ms / 1000)
+        if self._server is not None:
+            self._server.close()  # whatever is left after the grace period
+            await self._server.wait_closed()
+        if self._pinger is not None:
+            self._pinger.cancel()
+        await self.services.delivery.close()
+        await self.committer.close()
+        await self.topology.close()
+        await self.handles.close()
+        log.info("stopped")
+        self.stopped.set()
+
+
+def _address(connection: ServerConnection) -> str:
+    peer = connection.remote_address
+    return str(peer[0]) if peer else "unknown"
+
+
+def _json(connection: ServerConnection, status: HTTPStatus, body: dict[str, Any]) -> Response:
+    response = connection.respond(status, orjson.dumps(body).decode() + "\n")
+    return _with_type(response, "application/json")
+
+
+def _with_type(response: Response, content_type: str) -> Response:
+    # Headers is a multi-dict: assignment would add a second Content-Type.
+    del response.headers["Content-Type"]
+    response.headers["Content-Type"] = content_type
+    return response
+
+
+async def run(settings: Settings) -> int:
+    """Serve until SIGTERM/SIGINT; drain on the first, exit at once on the second."""
+    app = App(settings)
+    loop = asyncio.get_running_loop()
+
+    def on_signal(sig: signal.Signals) -> None:
+        if app._stopping is not None:
+            log.warning("second %s: exiting now", sig.name)
+            os._exit(1)
+        log.info("%s: draining", sig.name)
+        app._stopping = asyncio.create_task(app._stop())
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig)
+    await app.start()
+    await app.stopped.wait()
+    return 0

@@ -1,0 +1,165 @@
+"""Group commit: durable writes batched behind one WAIT.
+
+A write that must survive failover (a send, a registration, a deletion) is
+queued here. A batch goes to the primary as ONE pipeline on one connection:
+the batch's scripts, an INCR of our own, then WAIT (or WAITAOF). WAIT counts
+the replication offset of its own connection's last write; the INCR makes
+that offset cover every script of the batch, including retries that only
+read a dedupe record. A failover between write and wait cannot fool us,
+because both travel on the same connection or fail together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+from redis.exceptions import RedisError, ResponseError
+
+from server import errors, keys, metrics
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 256
+
+
+@dataclass
+class _Item:
+    script: AsyncScript
+    keys: list[str]
+    args: list[Any]
+    future: asyncio.Future[Any] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class GroupCommitter:
+    """Runs scripts in batches and resolves each after the batch is durable."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        required_replicas: Callable[[], int],
+        ack_timeout_ms: int,
+        fsync: bool = False,
+        max_in_flight: int = 4,
+    ) -> None:
+        self._redis = redis
+        self._required = required_replicas
+        self._timeout_ms = ack_timeout_ms
+        self._fsync = fsync
+        self._queue: list[_Item] = []
+        self._wakeup = asyncio.Event()
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._task: asyncio.Task[None] | None = None
+        self._batches: set[asyncio.Task[None]] = set()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="group-commit")
+
+    async def close(self) -> None:
+        """Stop after finishing the batches in flight; idempotent."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        if self._batches:
+            await asyncio.gather(*self._batches, return_exceptions=True)
+        for item in self._queue:
+            if not item.future.done():
+                item.future.set_exception(errors.Unavailable("server is shutting down"))
+        self._queue.clear()
+
+    async def run(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
+        """Run `script` durably; its result, or Unavailable if not confirmed."""
+        if self._task is None:
+            raise errors.Unavailable("server is not running")
+        item = _Item(script, keys, args)
+        self._queue.append(item)
+        self._wakeup.set()
+        return await item.future
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            await self._slots.acquire()
+            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            if not self._queue:
+                self._wakeup.clear()
+            if not batch:
+                self._slots.release()
+                continue
+            task = asyncio.create_task(self._commit(batch))
+            self._batches.add(task)
+            task.add_done_callback(self._batches.discard)
+
+    async def _commit(self, batch: list[_Item]) -> None:
+        try:
+            required = self._required()
+        except errors.ChatError as exc:
+            for item in batch:
+                _resolve(item.future, exc)
+            self._slots.release()
+            return
+        try:
+            started = time.perf_counter()
+            results = await self._execute(batch, required)
+            if required or self._fsync:
+                acked = results[-1]
+                # WAITAOF answers [local fsyncs, replica fsyncs].
+                replicas = acked[1] if isinstance(acked, list) else acked
+                local_ok = acked[0] >= 1 if isinstance(acked, list) else True
+                metrics.WAIT_SECONDS.observe(time.perf_counter() - started)
+                if replicas < required or not local_ok:
+                    metrics.WAIT_TIMEOUTS.inc()
+                    failure = errors.Unavailable(
+                        f"write reached {replicas} of {required} replicas in time; retry"
+                    )
+                    for item in batch:
+                        _resolve(item.future, failure)
+                    return
+            for item, result in zip(batch, results, strict=False):
+                if isinstance(result, ResponseError):
+                    log.error("script failed: %s", result)
+                    _resolve(item.future, errors.Internal("storage script failed"))
+                else:
+                    _resolve(item.future, result)
+        except (RedisError, OSError) as exc:
+            log.warning("durable write failed: %s: %s", type(exc).__name__, exc)
+            for item in batch:
+                _resolve(item.future, errors.Unavailable("storage unreachable; retry"))
+        finally:
+            self._slots.release()
+
+    async def _execute(self, batch: list[_Item], required: int) -> list[Any]:
+        pipe = self._redis.pipeline(transaction=False)
+        for item in batch:
+            await item.script(keys=item.keys, args=item.args, client=pipe)
+        if self._fsync:
+            pipe.incr(keys.COMMIT)
+            pipe.execute_command("WAITAOF", 1, required, self._timeout_ms)
+        elif required:
+            pipe.incr(keys.COMMIT)
+            pipe.execute_command("WAIT", required, self._timeout_ms)
+        results: list[Any] = await pipe.execute(raise_on_error=False)
+        for result in results[len(batch):]:
+            if isinstance(result, Exception):
+                raise result
+        return results
+
+
+def _resolve(future: asyncio.Future[Any], outcome: Any) -> None:
+    if future.done():
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)

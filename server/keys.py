@@ -1,0 +1,63 @@
+"""Every Redis key and channel name of the app.
+
+Keys of one user carry the hash tag `{name}`, so everything a send, an ack
+or a delete touches of that user lives in one Cluster slot.
+"""
+
+from __future__ import annotations
+
+PREFIX = "chat"
+
+#: Sorted set (score 0) of every account name, for paged pattern listing.
+USERS = f"{PREFIX}:users"
+
+#: Counter the group committer INCRs so its WAIT covers every earlier write.
+COMMIT = f"{PREFIX}:commit"
+
+
+def account(name: str) -> str:
+    """Hash: pw (argon2 hash), created (ms), gen (random id of this incarnation)."""
+    return f"{PREFIX}:{{{name}}}:account"
+
+
+def inbox(name: str) -> str:
+    """Stream of undelivered messages; entry id is the message's seq."""
+    return f"{PREFIX}:{{{name}}}:inbox"
+
+
+def seen(name: str) -> str:
+    """Hash sender:msg_id -> "ts seq" of messages this user received (dedupe)."""
+    return f"{PREFIX}:{{{name}}}:seen"
+
+
+def seen_expiry(name: str) -> str:
+    """Sorted set sender:msg_id scored by expiry ms, to prune `seen`."""
+    return f"{PREFIX}:{{{name}}}:seen-exp"
+
+
+def tokens(name: str) -> str:
+    """Hash sha256(token) -> expiry ms of this user's sessions."""
+    return f"{PREFIX}:{{{name}}}:tokens"
+
+
+def login_failures(name: str, address: str) -> str:
+    """Counter of failed logins for one name from one client address."""
+    return f"{PREFIX}:{{{name}}}:login-fail:{address}"
+
+
+def channel(name: str) -> str:
+    """Pub/sub channel carrying new messages and account events of a user."""
+    return f"{PREFIX}:{{{name}}}:live"
+
+
+def instance_channel(instance_id: str) -> str:
+    """Pub/sub channel an instance sends itself pings on, to prove its listener alive."""
+    return f"{PREFIX}:instance:{instance_id}"
+
+
+def user_of_channel(channel_name: str) -> str | None:
+    """The user a `channel(name)` belongs to, or None for other channels."""
+    head = f"{PREFIX}:{{"
+    if channel_name.startswith(head) and channel_name.endswith("}:live"):
+        return channel_name[len(head):-len("}:live")]
+    return None

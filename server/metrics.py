@@ -1,0 +1,56 @@
+"""Prometheus metrics of one server instance (served at GET /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+CONNECTIONS = Gauge("chat_connections", "Open WebSocket connections", registry=REGISTRY)
+SESSIONS = Gauge("chat_sessions", "Connections logged in as a user", registry=REGISTRY)
+OPS = Counter(
+    "chat_ops_total", "Requests by op and result (ok or error code)", ["op", "result"],
+    registry=REGISTRY,
+)
+SEND_SECONDS = Histogram(
+    "chat_send_seconds", "send request to ok reply, including the durable wait",
+    buckets=_LATENCY_BUCKETS, registry=REGISTRY,
+)
+WAIT_SECONDS = Histogram(
+    "chat_wait_seconds", "WAIT/WAITAOF round trip of one group commit",
+    buckets=_LATENCY_BUCKETS, registry=REGISTRY,
+)
+WAIT_TIMEOUTS = Counter(
+    "chat_wait_timeouts_total", "Group commits whose replicas did not ack in time",
+    registry=REGISTRY,
+)
+REQUIRED_REPLICAS = Gauge(
+    "chat_required_replicas", "Replicas every durable write waits for", registry=REGISTRY,
+)
+PUSHES = Counter("chat_pushes_total", "Messages pushed to connections", registry=REGISTRY)
+PUSH_REPAIRS = Counter(
+    "chat_push_repairs_total", "Messages pushed by a resync or sweep instead of pub/sub",
+    registry=REGISTRY,
+)
+PUBSUB_RECONNECTS = Counter(
+    "chat_pubsub_reconnects_total", "Times the pub/sub listener reconnected", registry=REGISTRY,
+)
+FAILOVERS = Counter(
+    "chat_failovers_seen_total", "Changes of the Redis primary seen by this instance",
+    registry=REGISTRY,
+)
+SLOW_CONSUMERS = Counter(
+    "chat_slow_consumers_total", "Connections cut off for not reading", registry=REGISTRY,
+)
+INBOX_SIZE = Histogram(
+    "chat_inbox_size", "Sampled inbox lengths of connected users",
+    buckets=(0, 1, 10, 100, 1000, 10000), registry=REGISTRY,
+)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The metrics page and its content type."""
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

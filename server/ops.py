@@ -1,0 +1,175 @@
+"""What each op of PROTOCOL.md does, given a connection and valid arguments.
+
+Each function returns the result fields of the ok reply or raises a
+ChatError; the connection loop turns either into the reply frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from server import auth, errors, protocol
+
+if TYPE_CHECKING:
+    from server.ws_handler import Connection
+
+log = logging.getLogger(__name__)
+
+Op = Callable[["Connection", dict[str, Any]], Awaitable[dict[str, Any]]]
+
+#: Names examined per Redis round trip and round trips per list_users page.
+LIST_SCAN = 500
+LIST_ROUNDS = 5
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+async def register(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
+    svc = conn.services
+    password_hash = await svc.passwords.hash(args["password"])
+    created = await svc.store.register(
+        args["username"], password_hash, gen=secrets.token_hex(8), now_ms=now_ms()
+    )
+    if not created:
+        raise errors.UsernameTaken(f"{args['username']!r} is taken")
+    return {"username": args["username"]}
+
+
+async def _check_password(conn: Connection, name: str, password: str) -> str:
+    """The account generation if the password is right; throttled per name+address."""
+    svc, settings = conn.services, conn.services.settings
+    valid = protocol.is_valid_username(name)
+    if valid and await svc.store.login_failures(name, conn.address) > settings.login_max_failures:
+        raise errors.RateLimited("too many failed logins; wait a minute")
+    account = await svc.store.account(name) if valid else None
+    matched = await svc.passwords.verify(account.password_hash if account else None, password)
+    if matched and account is not None:
+        return account.gen
+    if valid:
+        await svc.store.record_login_failure(
+            name, conn.address, window_ms=settings.login_window_s * 1000
+        )
+    raise errors.BadCredentials("wrong username or password")
+
+
+async def login(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
+    svc = conn.services
+    name = args["username"]
+    gen = await _check_password(conn, name, args["password"])
+    token = auth.new_token(name)
+    token_hash = auth.token_hash(token)
+    now = now_ms()
+    expires = now + svc.settings.token_ttl_s * 1000
+    if not await svc.store.issue_token(name, token_hash, gen=gen, expires_ms=expires, now_ms=now):
+        raise errors.BadCredentials("wrong username or password")
+    await conn.start_session(name, gen, token_hash)
+    return {"username": name, "token": token, "unread": await svc.store.unread(name)}
+
+
+async def resume(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
+    svc = conn.services
+    parts = auth.split_token(args["token"])
+    if parts is None or not protocol.is_valid_username(parts[0]):
+        raise errors.BadToken("unknown or expired token; log in again")
+    name = parts[0]
+    token_hash = auth.token_hash(parts[1])
+    gen = await svc.store.token_session(name, token_hash, now_ms=now_ms())
+    if gen is None:
+        raise errors.BadToken("unknown or expired token; log in again")
+    await conn.start_session(name, gen, token_hash)
+    return {"username": name, "unread": await svc.store.unread(name)}
+
+
+async def logout(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
+    name, token_hash = conn.require_session(), conn.token_hash
+    await conn.end_session()
+    if token_hash:
+        await conn.services.store.revoke_token(name, token_hash)
+    return {}
+
+
+async def list_users(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
+    conn.require_session()
+    regex = protocol.glob_to_regex(args["pattern"])
+    prefix = protocol.literal_prefix(args["pattern"])
+    limit: int = args["limit"]
+    after: str | None = args["cursor"]
+    users: list[str] = []
+    for _ in range(LIST_ROUNDS):
+        batch = await conn.services.store.list_users(start_after=after, prefix=prefix,
+                                                     count=LIST_SCAN)
+        for name in batch:
+            after = name
+            if regex.fullmatch(name):
+                users.append(name)
+                if len(users) == limit:
+                    return {"users": users, "cursor": name}
+        if len(batch) < LIST_SCAN:
+            return {"users": users, "cursor": None}
+    # Bounded work per request: a sparse pattern pages on with fewer names.
+    return {"users": users, "cursor": after}
+
+
+async def send(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
+    sender = conn.require_session()
+    svc = conn.services
+    to, msg_id = args["to"], args["msg_id"]
+    result = await svc.store.send(
+        sender=sender, to=to, body=args["body"], msg_id=msg_id, now_ms=now_ms()
+    )
+    message = None
+    if result.prev is not None:
+        message = protocol.message(
+            msg_id=msg_id, sender=sender, to=to, body=args["body"], ts=result.ts, seq=result.seq
+        )
+    try:
+        # A retry republishes without the body: pushers re-read the inbox.
+        await svc.delivery.notify_message(to, result.seq, message, result.prev)
+    except errors.Unavailable as exc:
+        # Stored durably already; the sweep pushes it when pub/sub is back.
+        log.warning("publish after send failed (sweep will push): %s", exc.detail)
+    return {"msg_id": msg_id, "ts": result.ts}
+
+
+async def fetch(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
+    name = conn.require_session()
+    messages, left = await conn.services.store.fetch(name, limit=args["limit"])
+    return {"messages": messages, "unread": left}
+
+
+async def ack(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
+    name = conn.require_session()
+    return {"removed": await conn.services.store.ack(name, args["seq"])}
+
+
+async def delete_account(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
+    name = conn.require_session()
+    svc = conn.services
+    gen = await _check_password(conn, name, args["password"])
+    if gen != conn.gen or not await svc.store.delete_account(name, gen=gen):
+        raise errors.BadCredentials("the account changed; log in again")
+    await conn.end_session()
+    try:
+        await svc.delivery.notify_deleted(name, origin=conn.conn_id)
+    except errors.Unavailable as exc:
+        log.warning("account_deleted publish failed (sweep will close sessions): %s", exc.detail)
+    return {}
+
+
+OPS: dict[str, Op] = {
+    "register": register,
+    "login": login,
+    "resume": resume,
+    "logout": logout,
+    "list_users": list_users,
+    "send": send,
+    "fetch": fetch,
+    "ack": ack,
+    "delete_account": delete_account,
+}

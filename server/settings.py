@@ -1,0 +1,96 @@
+"""Every knob of the server in one frozen dataclass.
+
+Each field has a command-line flag (`--ack-timeout-ms`) and an environment
+variable (`CHAT_ACK_TIMEOUT_MS`); the flag wins over the variable, which wins
+over the default. `help` in the field metadata is what `--help` prints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def _opt(default: Any, help: str, **extra: Any) -> Any:
+    return field(default=default, metadata={"help": help, **extra})
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    # Network
+    host: str = _opt("127.0.0.1", "address to listen on")
+    port: int = _opt(8765, "port to listen on (0 picks a free one and logs it)")
+    tls_cert: str | None = _opt(None, "certificate file (PEM): serve wss:// and https://")
+    tls_key: str | None = _opt(None, "private key file (PEM) for --tls-cert")
+    instance_id: str = _opt("", "name of this instance in logs and metrics (default host:port)")
+    log_format: str = _opt("text", "log line format", choices=("text", "json"))
+    log_level: str = _opt("INFO", "log level", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+
+    # Redis
+    redis_url: str | None = _opt(None, "a single Redis, e.g. redis://127.0.0.1:6379/0")
+    sentinel: str | None = _opt(None, "Sentinel addresses host:port,host:port,...")
+    sentinel_master: str = _opt("chat", "the master name Sentinel monitors")
+    redis_password_file: str | None = _opt(None, "file holding the Redis (and Sentinel) password")
+    redis_tls_ca: str | None = _opt(None, "CA file: connect to Redis over TLS")
+    ack_timeout_ms: int = _opt(1000, "how long a send waits for replica acks before 'unavailable'")
+    durability: str = _opt(
+        "replicas", "replicas: WAIT for in-sync replicas; fsync: also WAITAOF (appendfsync always)",
+        choices=("replicas", "fsync"),
+    )
+    topology_interval_ms: int = _opt(500, "how often replica and Sentinel state is re-read")
+    sweep_interval_ms: int = _opt(5000, "how often connected users' inboxes are re-checked")
+
+    # Limits (PROTOCOL.md defaults)
+    max_frame_bytes: int = _opt(65536, "largest frame accepted; larger closes with 1009")
+    max_body_chars: int = _opt(4096, "longest message body")
+    max_list_limit: int = _opt(1000, "largest `limit` of list_users and fetch")
+    max_inbox: int = _opt(10000, "most undelivered messages per user; more answers too_large")
+    requests_per_second: float = _opt(200.0, "per-connection request rate (token bucket)")
+    request_burst: int = _opt(400, "per-connection burst above the rate")
+    max_connections_per_ip: int = _opt(1000, "concurrent connections from one address")
+    max_outbox_frames: int = _opt(1000, "frames queued to one slow client before it is cut off")
+
+    # Accounts
+    token_ttl_s: int = _opt(7 * 24 * 3600, "lifetime of a session token")
+    login_max_failures: int = _opt(10, "failed logins per name and address before rate_limited")
+    login_window_s: int = _opt(60, "window of the failed-login count")
+    argon2_time_cost: int = _opt(3, "argon2id iterations")
+    argon2_memory_kib: int = _opt(65536, "argon2id memory in KiB")
+    argon2_parallelism: int = _opt(4, "argon2id lanes")
+
+    # Lifecycle
+    shutdown_grace_ms: int = _opt(10000, "longest drain on SIGTERM before closing anyway")
+    retry_after_ms: int = _opt(1000, "retry_after_ms sent in the shutdown event")
+
+    @property
+    def sentinels(self) -> list[tuple[str, int]]:
+        out: list[tuple[str, int]] = []
+        for item in (self.sentinel or "").split(","):
+            item = item.strip()
+            if item:
+                host, _, port = item.rpartition(":")
+                out.append((host, int(port)))
+        return out
+
+    def validate(self) -> None:
+        """Raise ValueError with one plain sentence for a bad configuration."""
+        if bool(self.redis_url) == bool(self.sentinel):
+            raise ValueError("give exactly one of --redis-url and --sentinel")
+        if self.sentinel:
+            for item in self.sentinel.split(","):
+                host, sep, port = item.strip().rpartition(":")
+                if not sep or not host or not port.isdigit():
+                    raise ValueError(f"--sentinel entry {item!r} is not host:port")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("--tls-cert and --tls-key go together")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"--port {self.port} is not a port number")
+        for name in ("ack_timeout_ms", "max_frame_bytes", "max_body_chars", "max_list_limit",
+                     "max_inbox", "token_ttl_s", "login_window_s", "max_outbox_frames"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+
+
+def fields() -> tuple[dataclasses.Field[Any], ...]:
+    return dataclasses.fields(Settings)

@@ -1,0 +1,258 @@
+"""Every Redis read and write of the app, as methods.
+
+Multi-key writes are Lua scripts in server/scripts (loaded once, run by
+EVALSHA); writes that must survive failover go through the group committer.
+Redis failures surface as errors.Unavailable, never as ok.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+from redis.exceptions import RedisError
+
+from server import errors, keys, protocol
+from server.commit import GroupCommitter
+
+SCRIPTS = Path(__file__).parent / "scripts"
+DEDUPE_MS = 24 * 3600 * 1000
+MAX_STREAM_INT = 2**64 - 1
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _unavailable_on_redis_error(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """Redis failures (after redis-py's own retries) answer `unavailable`."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await fn(*args, **kwargs)
+        except (RedisError, OSError) as exc:
+            raise errors.Unavailable(f"storage unreachable ({type(exc).__name__}); retry") from exc
+
+    return wrapper
+
+
+@dataclass(frozen=True)
+class Account:
+    name: str
+    password_hash: str
+    gen: str
+
+
+@dataclass(frozen=True)
+class SendResult:
+    ts: int
+    seq: str
+    #: The inbox entry before this one; None when this send was a retry.
+    prev: str | None
+
+
+def entry_to_message(entry_id: str, fields: dict[str, str]) -> dict[str, Any]:
+    return protocol.message(
+        msg_id=fields["msg_id"], sender=fields["from"], to=fields["to"],
+        body=fields["body"], ts=int(fields["ts"]), seq=entry_id,
+    )
+
+
+def next_seq(seq: str) -> str | None:
+    """The smallest stream id after `seq`, or None if there is none."""
+    parsed = protocol.parse_seq(seq)
+    if parsed is None:
+        raise errors.BadRequest("`seq` must be the seq of a message")
+    ms, n = parsed
+    if n < MAX_STREAM_INT:
+        return f"{ms}-{n + 1}"
+    return f"{ms + 1}-0" if ms < MAX_STREAM_INT else None
+
+
+class Store:
+    """The chat's data in Redis: accounts, tokens, inboxes, dedupe records."""
+
+    def __init__(self, redis: Redis, committer: GroupCommitter, *, max_inbox: int) -> None:
+        self.redis = redis
+        self._committer = committer
+        self._max_inbox = max_inbox
+        self._scripts: dict[str, AsyncScript] = {
+            path.stem: redis.register_script(path.read_text())
+            for path in SCRIPTS.glob("*.lua")
+        }
+
+    # Accounts -------------------------------------------------------------
+
+    @_unavailable_on_redis_error
+    async def register(self, name: str, password_hash: str, *, gen: str, now_ms: int) -> bool:
+        created = await self._committer.run(
+            self._scripts["register"],
+            [keys.account(name), keys.USERS],
+            [name, password_hash, now_ms, gen],
+        )
+        return bool(created)
+
+    @_unavailable_on_redis_error
+    async def account(self, name: str) -> Account | None:
+        data: dict[str, str] = await self.redis.hgetall(keys.account(name))  # type: ignore[assignment]
+        if not data or "pw" not in data:
+            return None
+        return Account(name=name, password_hash=data["pw"], gen=data.get("gen", ""))
+
+    @_unavailable_on_redis_error
+    async def account_gens(self, names: Iterable[str]) -> dict[str, str | None]:
+        """The generation id of each name (None: no account)."""
+        names = list(names)
+        pipe = self.redis.pipeline(transaction=False)
+        for name in names:
+            pipe.hget(keys.account(name), "gen")
+        return dict(zip(names, await pipe.execute(), strict=True))
+
+    @_unavailable_on_redis_error
+    async def delete_account(self, name: str, *, gen: str) -> bool:
+        deleted = await self._committer.run(
+            self._scripts["delete_account"],
+            [keys.account(name), keys.inbox(name), keys.seen(name), keys.seen_expiry(name),
+             keys.tokens(name), keys.USERS],
+            [name, gen],
+        )
+        return bool(deleted)
+
+    @_unavailable_on_redis_error
+    async def list_users(self, *, start_after: str | None, prefix: str, count: int) -> list[str]:
+        """Up to `count` names after `start_after` (exclusive) that start with `prefix`."""
+        low = f"({start_after}" if start_after and start_after >= prefix else f"[{prefix}"
+        # Every name character sorts before "\x7f", so this bounds the prefix range.
+        high = f"({prefix}\x7f" if prefix else "+"
+        names: list[str] = await self.redis.zrangebylex(  # type: ignore[assignment]
+            keys.USERS, low, high, 0, count
+        )
+        return names
+
+    # Sessions ---------------------------------------------------------------
+
+    @_unavailable_on_redis_error
+    async def issue_token(
+        self, name: str, token_hash: str, *, gen: str, expires_ms: int, now_ms: int
+    ) -> bool:
+        issued = await self._committer.run(
+            self._scripts["issue_token"],
+            [keys.account(name), keys.tokens(name)],
+            [token_hash, expires_ms, now_ms, gen],
+        )
+        return bool(issued)
+
+    @_unavailable_on_redis_error
+    async def token_session(self, name: str, token_hash: str, *, now_ms: int) -> str | None:
+        """The account generation a live token belongs to, or None."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hget(keys.tokens(name), token_hash)
+        pipe.hget(keys.account(name), "gen")
+        expiry, gen = await pipe.execute()
+        if expiry is None or gen is None or int(expiry) <= now_ms:
+            return None
+        return str(gen)
+
+    @_unavailable_on_redis_error
+    async def revoke_token(self, name: str, token_hash: str) -> None:
+        await self.redis.hdel(keys.tokens(name), token_hash)
+
+    @_unavailable_on_redis_error
+    async def login_failures(self, name: str, address: str) -> int:
+        value = await self.redis.get(keys.login_failures(name, address))
+        return int(value or 0)
+
+    @_unavailable_on_redis_error
+    async def record_login_failure(self, name: str, address: str, *, window_ms: int) -> int:
+        count = await self._scripts["login_failed"](
+            keys=[keys.login_failures(name, address)], args=[window_ms]
+        )
+        return int(count)
+
+    # Messages ---------------------------------------------------------------
+
+    @_unavailable_on_redis_error
+    async def send(
+        self, *, sender: str, to: str, body: str, msg_id: str, now_ms: int
+    ) -> SendResult:
+        """Store a message durably (or find the first send of this msg_id)."""
+        result = await self._committer.run(
+            self._scripts["send"],
+            [keys.account(to), keys.inbox(to), keys.seen(to), keys.seen_expiry(to)],
+            [sender, to, msg_id, body, now_ms, DEDUPE_MS, self._max_inbox],
+        )
+        status = result[0]
+        if status == "ok":
+            return SendResult(ts=now_ms, seq=result[1], prev=result[2])
+        if status == "dup":
+            ts, seq = result[1].split(" ")
+            return SendResult(ts=int(ts), seq=seq, prev=None)
+        if status == "no_such_user":
+            raise errors.NoSuchUser(f"no user {to!r}")
+        if status == "inbox_full":
+            raise errors.TooLarge(f"{to}'s inbox is full ({self._max_inbox} undelivered messages)")
+        raise errors.Internal(f"unexpected send result {status!r}")
+
+    @_unavailable_on_redis_error
+    async def unread(self, name: str) -> int:
+        count: int = await self.redis.xlen(keys.inbox(name))
+        return count
+
+    @_unavailable_on_redis_error
+    async def fetch(self, name: str, *, limit: int) -> tuple[list[dict[str, Any]], int]:
+        """The oldest `limit` messages and how many are left after them."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xrange(keys.inbox(name), "-", "+", count=limit)
+        pipe.xlen(keys.inbox(name))
+        entries, total = await pipe.execute()
+        messages = [entry_to_message(eid, fields) for eid, fields in entries]
+        return messages, max(0, total - len(messages))
+
+    @_unavailable_on_redis_error
+    async def read_range(
+        self, name: str, *, after: str, upto: str = "+", count: int = 1000
+    ) -> list[dict[str, Any]]:
+        """Messages with seq > after and <= upto, oldest first."""
+        entries: list[tuple[str, dict[str, str]]] = await self.redis.xrange(  # type: ignore[assignment]
+            keys.inbox(name), f"({after}", upto, count=count
+        )
+        return [entry_to_message(eid, fields) for eid, fields in entries]
+
+    @_unavailable_on_redis_error
+    async def ack(self, name: str, seq: str) -> int:
+        """Remove every message up to and including `seq`; how many went."""
+        threshold = next_seq(seq)
+        if threshold is None:
+            removed: int = await self.redis.xtrim(keys.inbox(name), maxlen=0, approximate=False)
+        else:
+            removed = await self.redis.xtrim(keys.inbox(name), minid=threshold, approximate=False)
+        return removed
+
+    @_unavailable_on_redis_error
+    async def inbox_tails(self, names: Iterable[str]) -> dict[str, str]:
+        """The newest seq of each inbox ('0-0' when empty)."""
+        names = list(names)
+        pipe = self.redis.pipeline(transaction=False)
+        for name in names:
+            pipe.xrevrange(keys.inbox(name), "+", "-", count=1)
+        tails = await pipe.execute()
+        return {
+            name: (tail[0][0] if tail else "0-0") for name, tail in zip(names, tails, strict=True)
+        }
+
+    @_unavailable_on_redis_error
+    async def publish(self, name: str, payload: bytes) -> None:
+        await self.redis.publish(keys.channel(name), payload)
+
+    @_unavailable_on_redis_error
+    async def publish_raw(self, channel: str, payload: bytes) -> None:
+        await self.redis.publish(channel, payload)
+
+    @_unavailable_on_redis_error
+    async def ping(self) -> None:
+        await self.redis.ping()

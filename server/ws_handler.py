@@ -1,0 +1,216 @@
+"""One WebSocket connection: frames in -> protocol -> ops -> replies and events out.
+
+Requests of a connection are handled one at a time, so replies come in
+request order. Everything sent goes through one bounded outbox drained by
+a writer task: a client that stops reading is cut off instead of growing
+server memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from server import errors, metrics, protocol
+from server.ops import OPS
+from server.services import Services
+
+log = logging.getLogger(__name__)
+
+CLOSE_ACCOUNT_DELETED = 4001
+CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY = 1008
+
+
+@dataclass(frozen=True)
+class _Close:
+    code: int
+    reason: str
+
+
+class Connection:
+    """A client connection and, once logged in, its session."""
+
+    def __init__(
+        self, ws: ServerConnection, services: Services, *, conn_id: str, address: str
+    ) -> None:
+        self.ws = ws
+        self.services = services
+        self.conn_id = conn_id
+        self.address = address
+        self.username: str | None = None
+        self.gen = ""
+        self.token_hash: str | None = None
+        self.last_seq = "0-0"
+        settings = services.settings
+        self._limits = protocol.Limits(
+            max_body_chars=settings.max_body_chars, max_list_limit=settings.max_list_limit
+        )
+        self._outbox: asyncio.Queue[bytes | _Close] = asyncio.Queue()
+        self._max_outbox = settings.max_outbox_frames
+        self._closed = False
+        self._busy = False
+        self._draining = False
+        self._reader: asyncio.Task[None] | None = None
+        self._tokens = float(settings.request_burst)
+        self._refilled = time.monotonic()
+
+    # Lifecycle ------------------------------------------------------------------
+
+    async def serve(self) -> None:
+        metrics.CONNECTIONS.inc()
+        writer = asyncio.create_task(self._write_loop())
+        self._reader = asyncio.create_task(self._read_loop())
+        try:
+            await asyncio.wait({self._reader})
+            if self._draining and not self._closed:
+                self._send(protocol.shutdown_event(self.services.settings.retry_after_ms))
+                self._send(_Close(CLOSE_GOING_AWAY, "server shutting down"))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(writer), timeout=5)
+        finally:
+            self._reader.cancel()
+            writer.cancel()
+            await asyncio.gather(self._reader, writer, return_exceptions=True)
+            await self.end_session()
+            metrics.CONNECTIONS.dec()
+
+    def drain(self) -> None:
+        """Graceful stop: finish the request in hand, read nothing more."""
+        self._draining = True
+        if not self._busy and self._reader is not None:
+            self._reader.cancel()
+
+    async def _read_loop(self) -> None:
+        while True:
+            try:
+                frame = await self.ws.recv()
+            except ConnectionClosed:
+                return
+            self._busy = True
+            try:
+                await self._handle(frame)
+            finally:
+                self._busy = False
+            if self._draining:
+                return
+
+    async def _write_loop(self) -> None:
+        try:
+            while True:
+                item = await self._outbox.get()
+                if isinstance(item, _Close):
+                    await self.ws.close(item.code, item.reason)
+                    return
+                await self.ws.send(item, text=True)
+        except ConnectionClosed:
+            return
+
+    def _send(self, frame: bytes | _Close) -> None:
+        if self._closed:
+            return
+        if self._outbox.qsize() >= self._max_outbox:
+            self._cut_off()
+            return
+        self._outbox.put_nowait(frame)
+        if isinstance(frame, _Close):
+            self._closed = True  # nothing may follow the close frame
+
+    def _cut_off(self) -> None:
+        """A client that does not read loses its connection, not our memory."""
+        self._closed = True
+        metrics.SLOW_CONSUMERS.inc()
+        log.warning("closing slow consumer conn=%s user=%s", self.conn_id, self.username)
+        while not self._outbox.empty():
+            self._outbox.get_nowait()
+        self.ws.transport.abort()
+
+    # Requests ---------------------------------------------------------------------
+
+    def _rate_ok(self) -> bool:
+        settings = self.services.settings
+        now = time.monotonic()
+        refill = (now - self._refilled) * settings.requests_per_second
+        self._tokens = min(settings.request_burst, self._tokens + refill)
+        self._refilled = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+    async def _handle(self, frame: str | bytes) -> None:
+        started = time.perf_counter()
+        try:
+            request = protocol.parse_frame(frame, binary=isinstance(frame, bytes),
+                                           limits=self._limits)
+        except protocol.Rejected as rejected:
+            metrics.OPS.labels("invalid", rejected.error.code).inc()
+            self._send(protocol.error(rejected.request_id, rejected.error))
+            return
+        op = request.op
+        try:
+            if not self._rate_ok():
+                raise errors.RateLimited("too many requests; slow down")
+            if self.username is None and op not in protocol.PRE_AUTH_OPS:
+                raise errors.Unauthenticated("log in or resume first")
+            result = await OPS[op](self, request.args)
+            reply = protocol.ok(request.id, **result)
+            code = "ok"
+        except errors.ChatError as exc:
+            reply, code = protocol.error(request.id, exc), exc.code
+        except Exception:
+            log.exception("op %s failed conn=%s user=%s", op, self.conn_id, self.username)
+            reply, code = protocol.error(request.id, errors.Internal("internal error")), "internal"
+        elapsed = time.perf_counter() - started
+        metrics.OPS.labels(op, code).inc()
+        if op == "send" and code == "ok":
+            metrics.SEND_SECONDS.observe(elapsed)
+        log.log(
+            logging.DEBUG if code == "ok" else logging.INFO,
+            "op=%s user=%s conn=%s result=%s ms=%.1f",
+            op, self.username, self.conn_id, code, elapsed * 1000,
+        )
+        self._send(reply)
+
+    # Session (what ops and delivery call) -------------------------------------
+
+    def require_session(self) -> str:
+        if self.username is None:
+            raise errors.Unauthenticated("log in or resume first")
+        return self.username
+
+    async def start_session(self, name: str, gen: str, token_hash: str) -> None:
+        await self.end_session()
+        self.username, self.gen, self.token_hash = name, gen, token_hash
+        await self.services.delivery.attach(name, self)
+
+    async def end_session(self) -> None:
+        name = self.username
+        self.username, self.gen, self.token_hash = None, "", None
+        if name is not None:
+            await self.services.delivery.detach(name, self)
+
+    def deliver(self, message: dict[str, Any]) -> None:
+        self._send(protocol.message_event(message))
+
+    def kick_deleted(self) -> None:
+        """The account is gone (deleted elsewhere): tell the client and close."""
+        if self.username is None:
+            return
+        log.info("closing session of deleted account user=%s conn=%s", self.username, self.conn_id)
+        task = asyncio.create_task(self.end_session())  # ends the session before it yields
+        task.add_done_callback(_log_failure)
+        self._send(protocol.account_deleted_event())
+        self._send(_Close(CLOSE_ACCOUNT_DELETED, "account deleted"))
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("session cleanup failed: %s", task.exception())
