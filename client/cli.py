@@ -109,8 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--follow", action="store_true", help="keep printing new messages")
     p = sub.add_parser("users", parents=common, help="list user names")
     p.add_argument("pattern", nargs="?", default="*")
-    p.add_argument("--user", dest="user", default=os.environ.get("CHAT_USER"),
-                   help="log in as this user (default $CHAT_USER)")
+    p.add_argument("--user", dest="user", help="log in as this user (default $CHAT_USER)")
     p = sub.add_parser("delete", parents=common, help="delete the account")
     p.add_argument("user")
     return parser
@@ -130,6 +129,8 @@ def parse_args(argv: Sequence[str], env: dict[str, str] | None = None) -> argpar
     args.timeout = 15.0 if args.timeout is None else args.timeout
     if args.timeout <= 0:
         raise UsageError("--timeout must be positive")
+    if args.command == "users":
+        args.user = args.user or env.get("CHAT_USER")
     if args.command == "users" and not args.user:
         raise UsageError("users needs a login: pass --user NAME or set CHAT_USER")
     if args.command == "read" and args.limit is not None and not 1 <= args.limit <= 1000:
