@@ -246,6 +246,9 @@ class RedisNode(ServerProcess):
             # listen, instead of the address their connection came from.
             f"replica-announce-ip {self.host}",
             f"replica-announce-port {self.port}",
+            # A full sync starts at once instead of waiting 5 s for more
+            # replicas to share it: restarts and failovers settle sooner.
+            "repl-diskless-sync-delay 0",
             # min-replicas-to-write stays unset on purpose: the chat server
             # enforces durability with WAIT, and a primary that refused writes
             # with one replica left would break the "last node serves" promise.

@@ -81,6 +81,7 @@ class LocalSet:
 
     def pids(self) -> dict[str, int]:
         """Pid of every running process, by name (node-0, sentinel-1, ...)."""
+        setstate.adopt(self)
         out = {f"node-{i}": n.pid for i, n in enumerate(self.nodes) if n.alive() and n.pid}
         out.update({f"sentinel-{i}": s.pid for i, s in enumerate(self.sentinels)
                     if s.alive() and s.pid})
@@ -148,6 +149,7 @@ class LocalSet:
     def stop(self) -> None:
         """Stop every process of the set (Sentinels first, so they do not
         fail over while the nodes go down). Idempotent."""
+        setstate.adopt(self)
         for group in (self.sentinels, self.nodes):
             for proc in group:
                 proc.request_stop()
@@ -158,6 +160,7 @@ class LocalSet:
 
     def kill_all(self) -> None:
         """SIGKILL every process: the power-cut-free crash of the whole set."""
+        setstate.adopt(self)
         for proc in (*self.sentinels, *self.nodes):
             proc.kill()
         self.save()
@@ -249,6 +252,8 @@ class LocalSet:
         self.nodes.append(node)
         node.start(timeout)
         self.save()
+        self._wait(lambda: self._in_sync(node), timeout,
+                   f"the new replica {node.host}:{node.port} did not sync")
         self._wait(lambda: self._replica_seen_by_majority(node.address), timeout,
                    f"Sentinels did not list the new replica {node.host}:{node.port}")
         return index
@@ -300,6 +305,14 @@ class LocalSet:
 
         self._wait(done, timeout, f"no failover away from {old_primary[0]}:{old_primary[1]}")
         return found[-1]
+
+    def _in_sync(self, node: RedisNode) -> bool:
+        try:
+            with node.client() as client:
+                info = client.info("replication")
+        except (redis.RedisError, OSError):
+            return False
+        return bool(info.get("role") == "slave" and info.get("master_link_status") == "up")
 
     def _replica_seen_by_majority(self, address: Address) -> bool:
         seen = 0

@@ -78,3 +78,23 @@ def load(cls: type[LocalSet], root: Path) -> LocalSet:
                            (*state["nodes"], *state["sentinels"]), strict=True):
         proc.pid = entry["pid"]
     return local
+
+
+def adopt(local: LocalSet) -> None:
+    """Take over processes another process recorded for this set: a node the
+    CLI restarted or added while `make run` holds the set, so that the
+    holder's stop() stops those too. Our own live processes stay as they are."""
+    try:
+        state = json.loads(local.state_path.read_text())
+    except (OSError, ValueError):
+        return
+    for entry in state.get("nodes", [])[len(local.nodes):]:
+        local.nodes.append(RedisNode(datadir=Path(entry["dir"]), host=entry["host"],
+                                     port=entry["port"], password=local.password))
+    for procs, entries in ((local.nodes, state.get("nodes", [])),
+                           (local.sentinels, state.get("sentinels", []))):
+        for proc, entry in zip(procs, entries, strict=False):
+            pid = entry.get("pid")
+            if pid and pid != proc.pid and not proc.alive():
+                proc.pid = pid
+                proc.proc = None
