@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 HEALTHY_CONNECTION_SECONDS = 5.0
 # After a `shutdown` event the server closes us itself; this bounds the wait.
 SHUTDOWN_GRACE_SECONDS = 2.0
+# After `unavailable` we leave the instance ourselves once replies in flight are in.
+UNAVAILABLE_GRACE_SECONDS = 0.5
 
 
 class ChatClient(SessionOps):
@@ -315,18 +317,18 @@ class ChatClient(SessionOps):
             log.info("%s is shutting down (retry after %.1fs)", transport.url, retry_after)
             transport.retry_after = retry_after
             self._rotation.avoid(transport.url, retry_after)
-            self._drain(transport)
+            self._drain(transport, SHUTDOWN_GRACE_SECONDS)
         elif event == "account_deleted":
             self._fail(AccountDeleted(f"account {self._username or ''} was deleted".strip()))
         else:
             log.debug("ignoring unknown event %r", event)
 
-    def _drain(self, transport: Transport) -> None:
+    def _drain(self, transport: Transport, grace: float) -> None:
         """Stop using `transport` for new requests; replies in flight may still arrive."""
         if transport is self._transport and not transport.closed:
             self._ready.clear()
             self._set_state(State.RECONNECTING)
-        transport.close_soon(SHUTDOWN_GRACE_SECONDS)
+        transport.close_soon(grace)
 
     # --- requests -------------------------------------------------------------------
 
@@ -371,7 +373,7 @@ class ChatClient(SessionOps):
                 log.info("%s failed (%s); retrying", op, exc)
                 if isinstance(exc, Unavailable) and len(self.urls) > 1:
                     # This instance cannot serve (e.g. lost its Redis); another may.
-                    self._drain(transport)
+                    self._drain(transport, UNAVAILABLE_GRACE_SECONDS)
                 if isinstance(exc, Unavailable | RateLimited):
                     await asyncio.sleep(min(backoff.next_delay(), max(0.0, end - loop.time())))
                 # On connection loss the supervisor reconnects; _wait_ready waits.
@@ -428,6 +430,7 @@ class ChatClient(SessionOps):
         """
         if self._inbox.streaming:
             raise RuntimeError("messages() is already being iterated")
+        self._check_usable()
         self._inbox.reset()
         self._inbox.streaming = True
         if self._token is not None:

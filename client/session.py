@@ -65,8 +65,7 @@ class SessionOps:
         reply = await self._call("login", {"username": username, "password": password})
         name = str(reply.get("username", username))
         self._session_started(name, str(reply["token"]))
-        if catch_up is not None:
-            self._spawn(self._fetch_page(catch_up))
+        self._start_catch_up(catch_up)
         return LoginResult(name, int(reply.get("unread", 0)))
 
     async def resume(self, token: str) -> LoginResult:
@@ -75,9 +74,18 @@ class SessionOps:
         reply = await self._call("resume", {"token": token})
         name = str(reply["username"])
         self._session_started(name, token)
-        if catch_up is not None:
-            self._spawn(self._fetch_page(catch_up))
+        self._start_catch_up(catch_up)
         return LoginResult(name, int(reply.get("unread", 0)))
+
+    def _start_catch_up(self, catch_up: int | None) -> None:
+        """Fetch the new session's inbox for messages() (if someone is iterating it)."""
+        if not self._inbox.streaming:
+            return
+        if catch_up is None or not self._inbox.is_current(catch_up):
+            # Switching user reset the stream (and its held pushes): start over;
+            # the fetch returns whatever was pushed meanwhile.
+            catch_up = self._inbox.begin_catch_up()
+        self._spawn(self._fetch_page(catch_up))
 
     async def logout(self) -> None:
         """Revoke the token; the connection stays open, unauthenticated."""

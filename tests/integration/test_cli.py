@@ -1,0 +1,178 @@
+"""`python -m client` against real servers: one-shot subcommands and the interactive REPL."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pexpect
+import pytest
+
+from tests.procs import ROOT, ServerProc, free_port
+
+PASSWORD = "secret-pass-1"
+
+
+def chat(
+    url: str, *args: str, password: str = PASSWORD, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CHAT_PASSWORD": password}
+    env.pop("CHAT_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "client", "--url", url, "--timeout", "5", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False,
+    )
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.fixture
+def server(two_servers: tuple[ServerProc, ServerProc]) -> ServerProc:
+    return two_servers[0]
+
+
+def test_register_send_read_and_ack_round_trip(server: ServerProc) -> None:
+    url = server.url
+    assert ok(chat(url, "register", "alice")).strip() == "registered alice"
+    ok(chat(url, "register", "bob"))
+    sent = json.loads(ok(chat(url, "send", "alice", "bob", "hi bob", "--json")))
+    assert sent["from"] == "alice" and sent["to"] == "bob" and sent["msg_id"]
+    assert ok(chat(url, "login", "bob")).strip() == "bob: 1 unread"
+    unacked = [json.loads(line) for line in ok(chat(url, "--json", "read", "bob")).splitlines()]
+    assert [(m["from"], m["body"], m["msg_id"]) for m in unacked] == [
+        ("alice", "hi bob", sent["msg_id"])
+    ]
+    shown = ok(chat(url, "read", "bob", "--ack")).strip()
+    assert shown.endswith("] alice: hi bob") and shown.startswith("[")
+    assert ok(chat(url, "read", "bob")) == ""
+    assert json.loads(ok(chat(url, "login", "bob", "--json"))) == {"username": "bob", "unread": 0}
+
+
+def test_errors_print_one_line_and_exit_with_distinct_codes(server: ServerProc) -> None:
+    url = server.url
+    ok(chat(url, "register", "alice"))
+    cases = [
+        (chat(url, "login", "alice", password="wrong-password"), 3, "bad_credentials"),
+        (chat(url, "send", "alice", "nobody", "hi"), 4, "no_such_user"),
+        (chat(url, "register", "alice"), 6, "username_taken"),
+        (chat(url, "register", "Bad Name"), 2, "invalid_username"),
+        (chat(f"ws://127.0.0.1:{free_port()}/ws", "login", "alice"), 5, "no server reachable"),
+        (chat(url, "send", "alice"), 2, "required"),
+    ]
+    for result, code, text in cases:
+        assert result.returncode == code, (result.args, result.stderr)
+        assert text in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_json_errors_are_machine_readable(server: ServerProc) -> None:
+    result = chat(server.url, "--json", "login", "ghost")
+    assert result.returncode == 3
+    assert json.loads(result.stderr)["error"] == "bad_credentials"
+
+
+def test_users_lists_matching_names_when_logged_in_as_user(server: ServerProc) -> None:
+    for name in ("alice", "albert", "bob"):
+        ok(chat(server.url, "register", name))
+    assert ok(chat(server.url, "users", "al*", "--user", "bob")).split() == ["albert", "alice"]
+    listed = json.loads(ok(chat(server.url, "--json", "users", "--user", "bob")))
+    assert listed == {"users": ["albert", "alice", "bob"]}
+
+
+def test_delete_removes_the_account(server: ServerProc) -> None:
+    ok(chat(server.url, "register", "alice"))
+    assert ok(chat(server.url, "delete", "alice")).strip() == "deleted alice"
+    assert chat(server.url, "login", "alice").returncode == 3
+
+
+def test_read_follow_prints_a_live_message_and_stops_at_limit(
+    two_servers: tuple[ServerProc, ServerProc],
+) -> None:
+    one, two = two_servers
+    ok(chat(one.url, "register", "alice"))
+    ok(chat(one.url, "register", "bob"))
+    env = {**os.environ, "CHAT_PASSWORD": PASSWORD}
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "client", "--url", two.url, "read", "bob", "--follow", "--ack",
+         "--limit", "1"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        ok(chat(one.url, "send", "alice", "bob", "live one"))
+        out, err = follower.communicate(timeout=30)
+    finally:
+        follower.kill()
+    assert follower.returncode == 0, err
+    assert out.strip().endswith("alice: live one")
+    assert ok(chat(one.url, "read", "bob")) == ""  # acked after printing
+
+
+CPR_REQUEST = "\x1b[6n"
+
+
+def expect(child: pexpect.spawn, pattern: str) -> None:
+    """child.expect(pattern), answering prompt_toolkit's cursor-position queries on the way.
+
+    A real terminal answers them; without an answer prompt_toolkit does not
+    know the screen height and leaves out the bottom toolbar.
+    """
+    while True:
+        if child.expect([re.escape(CPR_REQUEST), pattern]) == 1:
+            return
+        child.send("\x1b[1;1R")
+
+
+def test_interactive_session_register_login_receive_live_and_delete(
+    two_servers: tuple[ServerProc, ServerProc],
+) -> None:
+    one, two = two_servers
+    ok(chat(two.url, "register", "dave"))
+    transcript = io.StringIO()
+    env = {**os.environ, "TERM": "xterm"}
+    env.pop("CHAT_PASSWORD", None)
+    child = pexpect.spawn(
+        sys.executable, ["-m", "client", "--url", one.url], cwd=str(ROOT), env=env,
+        encoding="utf-8", timeout=20, dimensions=(24, 120),
+    )
+    child.logfile_read = transcript
+    try:
+        expect(child, "type /help")
+        expect(child, f"connected to {one.url}")  # the status toolbar
+        child.sendline("/register carol")
+        expect(child, "password:")
+        child.sendline(PASSWORD)
+        expect(child, "registered carol")
+        child.sendline("/login carol")
+        expect(child, "password:")
+        child.sendline(PASSWORD)
+        expect(child, "logged in as carol, 0 unread")
+        # A message from another client, through the other instance, shows up live.
+        ok(chat(two.url, "send", "dave", "carol", "hello carol"))
+        expect(child, r"\[\d\d:\d\d:\d\d\] dave: hello carol")
+        child.sendline("/msg dave hi dave")
+        expect(child, "-> dave: hi dave")
+        child.sendline("/users ?a*")
+        expect(child, "carol, dave")
+        child.sendline("/msg nobody hi")
+        expect(child, "error: no_such_user")
+        child.sendline("/delete")
+        expect(child, "password for carol:")
+        child.sendline(PASSWORD)
+        expect(child, "account carol deleted")
+        child.sendline("/quit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0
+    assert PASSWORD not in transcript.getvalue()  # never echoed
+    assert "Traceback" not in transcript.getvalue()
+    assert "] carol: hi dave" in ok(chat(two.url, "read", "dave"))
+    assert chat(two.url, "login", "carol").returncode == 3
