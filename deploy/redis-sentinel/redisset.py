@@ -23,7 +23,8 @@ from pathlib import Path
 
 import redis
 from nodes import RedisNode, SentinelNode, SetError, find_server_binary, free_port, wait_for_port
-from sentinelset import LocalSet, read_password_file
+from procutil import read_password_file
+from sentinelset import LocalSet
 
 __all__ = [
     "LocalSet", "RedisNode", "SentinelNode", "SetError", "find_server_binary", "free_port",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
-from nodes import SetError
+from procutil import SetError, read_password_file
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 PASSWORD_PATH = "/etc/chat/redis-password"
@@ -145,8 +145,6 @@ def add_render_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def render_cli(args: argparse.Namespace) -> int:
-    from sentinelset import read_password_file
-
     hosts = _split(args.hosts)
     sentinel_hosts = _split(args.sentinel_hosts) if args.sentinel_hosts else list(hosts)
     count = args.sentinels if args.sentinels is not None else len(sentinel_hosts)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import redis
+import probes
 import setstate
 from nodes import RedisNode, SentinelNode, SetError, free_port, port_in_use
 from status import format_status, gather_status
@@ -252,41 +252,21 @@ class LocalSet:
         self.nodes.append(node)
         node.start(timeout)
         self.save()
-        self._wait(lambda: self._in_sync(node), timeout,
+        self._wait(lambda: probes.in_sync(node), timeout,
                    f"the new replica {node.host}:{node.port} did not sync")
-        self._wait(lambda: self._replica_seen_by_majority(node.address), timeout,
+        self._wait(lambda: probes.replica_seen_by_majority(self, node.address), timeout,
                    f"Sentinels did not list the new replica {node.host}:{node.port}")
         return index
 
     # -- queries ----------------------------------------------------------------
 
-    def _sentinel_views(self) -> list[Address | None]:
-        views: list[Address | None] = []
-        for sentinel in self.sentinels:
-            try:
-                with sentinel.client() as client:
-                    got = client.execute_command(
-                        "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.master_name)
-                views.append((got[0], int(got[1])) if got else None)
-            except (redis.RedisError, OSError):
-                views.append(None)
-        return views
-
     def primary_address(self) -> Address:
         """The primary a majority of all configured Sentinels names."""
-        views = self._sentinel_views()
+        views = probes.sentinel_views(self)
         for view in set(views):
             if view is not None and views.count(view) > len(self.sentinels) // 2:
                 return view
         raise SetError(f"no Sentinel majority names a primary (views: {views})")
-
-    def _role(self, address: Address) -> str | None:
-        node = self.nodes[self.node_index(address)]
-        try:
-            with node.client() as client:
-                return str(client.info("replication")["role"])
-        except (redis.RedisError, OSError):
-            return None
 
     def wait_for_failover(self, old_primary: Address, timeout: float = 30.0) -> Address:
         """Wait until a Sentinel majority names a primary other than
@@ -298,7 +278,7 @@ class LocalSet:
                 new = self.primary_address()
             except SetError:
                 return False
-            if new != old_primary and self._role(new) == "master":
+            if new != old_primary and probes.role_of(self.nodes[self.node_index(new)]) == "master":
                 found.append(new)
                 return True
             return False
@@ -306,50 +286,11 @@ class LocalSet:
         self._wait(done, timeout, f"no failover away from {old_primary[0]}:{old_primary[1]}")
         return found[-1]
 
-    def _in_sync(self, node: RedisNode) -> bool:
-        try:
-            with node.client() as client:
-                info = client.info("replication")
-        except (redis.RedisError, OSError):
-            return False
-        return bool(info.get("role") == "slave" and info.get("master_link_status") == "up")
-
-    def _replica_seen_by_majority(self, address: Address) -> bool:
-        seen = 0
-        for sentinel in self.sentinels:
-            try:
-                with sentinel.client() as client:
-                    replicas = client.execute_command("SENTINEL", "REPLICAS", self.master_name)
-            except (redis.RedisError, OSError):
-                continue
-            for rep in replicas:
-                info = rep if isinstance(rep, dict) else dict(zip(rep[::2], rep[1::2], strict=True))
-                flags = str(info.get("flags", ""))
-                if (info.get("ip"), int(info.get("port", 0))) == address and "down" not in flags:
-                    seen += 1
-        return seen > len(self.sentinels) // 2
-
     def wait_healthy(self, timeout: float = 30.0) -> None:
         """Wait until Sentinels agree on a primary, every running node
         replicates from it, every Sentinel lists every running replica and
         knows the other running Sentinels (so a failover can be voted)."""
-        self._wait(self._healthy, timeout, "the set did not become healthy")
-
-    def _healthy(self) -> bool:
-        status = self.status()
-        primary = status["primary"]
-        if primary is None:
-            return False
-        live_sentinels = [s for s in status["sentinels"] if s["alive"]]
-        for node in status["nodes"]:
-            if not node["alive"] or node["address"] == primary:
-                continue
-            if node["role"] != "slave" or node["link"] != "up" or node["master"] != primary:
-                return False
-            for sentinel in live_sentinels:
-                if node["address"] not in sentinel["replicas_ok"]:
-                    return False
-        return all(s["other_sentinels"] >= len(live_sentinels) - 1 for s in live_sentinels)
+        self._wait(lambda: probes.healthy(self), timeout, "the set did not become healthy")
 
     def status(self) -> dict[str, Any]:
         """Who is primary per Sentinel majority, each node's role, offset and
@@ -367,13 +308,3 @@ class LocalSet:
                 raise SetError(f"{what} within {timeout:g}s")
             time.sleep(0.1)
 
-
-def read_password_file(path: Path) -> str:
-    """First line of a password file (never a CLI flag: argv is visible in ps)."""
-    try:
-        password = Path(path).read_text().splitlines()[0].strip()
-    except (OSError, IndexError) as exc:
-        raise SetError(f"cannot read a password from {path}: {exc}") from None
-    if not password:
-        raise SetError(f"password file {path} is empty")
-    return password

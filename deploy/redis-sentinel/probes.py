@@ -1,0 +1,87 @@
+"""Read-only checks of a LocalSet's processes: roles, sync, Sentinel views.
+
+Each returns a plain value and treats an unreachable process as "no" or
+None, because the callers poll them while nodes die and come back.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import redis
+from nodes import RedisNode
+
+if TYPE_CHECKING:
+    from sentinelset import LocalSet
+
+Address = tuple[str, int]
+
+
+def sentinel_views(local: LocalSet) -> list[Address | None]:
+    """The primary each Sentinel names (None: unreachable or no answer)."""
+    views: list[Address | None] = []
+    for sentinel in local.sentinels:
+        try:
+            with sentinel.client() as client:
+                got = client.execute_command(
+                    "SENTINEL", "GET-MASTER-ADDR-BY-NAME", local.master_name)
+            views.append((got[0], int(got[1])) if got else None)
+        except (redis.RedisError, OSError):
+            views.append(None)
+    return views
+
+
+def role_of(node: RedisNode) -> str | None:
+    """"master" or "slave" as the node itself reports, None if unreachable."""
+    try:
+        with node.client() as client:
+            return str(client.info("replication")["role"])
+    except (redis.RedisError, OSError):
+        return None
+
+
+def in_sync(node: RedisNode) -> bool:
+    """A replica whose link to its primary is up (initial sync done)."""
+    try:
+        with node.client() as client:
+            info = client.info("replication")
+    except (redis.RedisError, OSError):
+        return False
+    return bool(info.get("role") == "slave" and info.get("master_link_status") == "up")
+
+
+def replica_seen_by_majority(local: LocalSet, address: Address) -> bool:
+    """A majority of all Sentinels lists the replica and does not think it down."""
+    seen = 0
+    for sentinel in local.sentinels:
+        try:
+            with sentinel.client() as client:
+                replicas = client.execute_command("SENTINEL", "REPLICAS", local.master_name)
+        except (redis.RedisError, OSError):
+            continue
+        for rep in replicas:
+            info = rep if isinstance(rep, dict) else dict(zip(rep[::2], rep[1::2], strict=True))
+            flags = str(info.get("flags", ""))
+            if (info.get("ip"), int(info.get("port", 0))) == address and "down" not in flags:
+                seen += 1
+    return seen > len(local.sentinels) // 2
+
+
+def healthy(local: LocalSet) -> bool:
+    """Sentinels agree on a primary, every running node replicates from it,
+    every running Sentinel lists every running replica and knows the other
+    running Sentinels (so it can vote in a failover)."""
+    status = local.status()
+    primary = status["primary"]
+    if primary is None:
+        return False
+    live_sentinels = [s for s in status["sentinels"] if s["alive"]]
+    for node in status["nodes"]:
+        if not node["alive"] or node["address"] == primary:
+            continue
+        if node["role"] != "slave" or node["link"] != "up" or node["master"] != primary:
+            return False
+        for sentinel in live_sentinels:
+            if node["address"] not in sentinel["replicas_ok"]:
+                return False
+    return all(s["other_sentinels"] >= len(live_sentinels) - 1 for s in live_sentinels)
