@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -215,3 +216,48 @@ def test_cli_start_on_a_busy_port_fails_with_one_line(tmp_path: Path) -> None:
     assert result.stderr.count("\n") == 1
     assert f"port {port} " in result.stderr and "already in use" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def free_base_port() -> int:
+    """A base port whose 3 node ports and 3 Sentinel ports (+20000) are free."""
+    for base in range(30000 + os.getpid() % 10000, 45000, 7):
+        ports = [base + i for i in range(3)] + [base + 20000 + i for i in range(3)]
+        if all(port_free(p) for p in ports):
+            return base
+    raise AssertionError("no free base port")
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def test_dev_runs_the_set_until_sigterm_then_stops_everything(tmp_path: Path) -> None:
+    root = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, str(REDISSET), "dev", "--dir", str(root), "--servers", "0",
+         "--redis-port", str(free_base_port())],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "Ctrl-C stops everything" in line:
+                break
+        assert any("chat is up" in line for line in lines), "".join(lines)
+        pids = LocalSet.load(root).pids()
+        assert len(pids) == 6
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+            LocalSet.load(root).stop()
+    assert dead(pids)
