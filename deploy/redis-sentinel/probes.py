@@ -50,21 +50,23 @@ def in_sync(node: RedisNode) -> bool:
     return bool(info.get("role") == "slave" and info.get("master_link_status") == "up")
 
 
-def replica_seen_by_majority(local: LocalSet, address: Address) -> bool:
-    """A majority of all Sentinels lists the replica and does not think it down."""
-    seen = 0
+def replica_seen_by_all(local: LocalSet, address: Address) -> bool:
+    """Every running Sentinel (and at least a majority of all) lists the
+    replica and does not think it down: then any of them can promote it."""
+    seen, running = 0, 0
     for sentinel in local.sentinels:
         try:
             with sentinel.client() as client:
                 replicas = client.execute_command("SENTINEL", "REPLICAS", local.master_name)
         except (redis.RedisError, OSError):
             continue
+        running += 1
         for rep in replicas:
             info = rep if isinstance(rep, dict) else dict(zip(rep[::2], rep[1::2], strict=True))
             flags = str(info.get("flags", ""))
             if (info.get("ip"), int(info.get("port", 0))) == address and "down" not in flags:
                 seen += 1
-    return seen > len(local.sentinels) // 2
+    return seen == running and seen > len(local.sentinels) // 2
 
 
 def healthy(local: LocalSet) -> bool:

@@ -239,8 +239,8 @@ class LocalSet:
 
     def add_replica(self, timeout: float = 30.0) -> int:
         """Start a new node as a replica of the current primary; returns its
-        index once a majority of Sentinels lists it (they find it through
-        the primary's INFO)."""
+        index once it is in sync and every running Sentinel lists it (they
+        find it through the primary's INFO)."""
         primary = self.primary_address()
         index = len(self.nodes)
         port = self._port(index)
@@ -254,7 +254,7 @@ class LocalSet:
         self.save()
         self._wait(lambda: probes.in_sync(node), timeout,
                    f"the new replica {node.host}:{node.port} did not sync")
-        self._wait(lambda: probes.replica_seen_by_majority(self, node.address), timeout,
+        self._wait(lambda: probes.replica_seen_by_all(self, node.address), timeout,
                    f"Sentinels did not list the new replica {node.host}:{node.port}")
         return index
 
