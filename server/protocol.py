@@ -16,7 +16,7 @@ from server import errors
 
 USERNAME_RE = re.compile(r"[a-z0-9][a-z0-9_.\-]{0,31}")
 MSG_ID_RE = re.compile(r"[A-Za-z0-9_\-]{1,64}")
-SEQ_RE = re.compile(r"(\d{1,20})-(\d{1,20})")
+SEQ_RE = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
 PASSWORD_MIN, PASSWORD_MAX = 8, 128
 PATTERN_MAX = 256
 CURSOR_MAX = 64
@@ -101,7 +101,7 @@ def _string(data: dict[str, Any], name: str, default: str | None = None) -> str:
 
 
 def _limit(data: dict[str, Any], limits: Limits) -> int:
-    value = data.get("limit", 100)
+    value = data.get("limit", min(100, limits.max_list_limit))
     if isinstance(value, bool) or not isinstance(value, int):
         raise errors.BadRequest("`limit` must be an integer")
     if not 1 <= value <= limits.max_list_limit:
