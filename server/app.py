@@ -89,7 +89,7 @@ class App:
             tls.load_cert_chain(s.tls_cert, s.tls_key)
         self._server = await serve(
             self._handle, s.host, s.port, ssl=tls, process_request=self._http,
-            max_size=s.max_frame_bytes, compression=None, max_queue=4,
+            max_size=s.max_frame_bytes, compression=None, max_queue=4, close_timeout=2,
         )
         host, port = next(iter(self._server.sockets)).getsockname()[:2]
         url = f"{'wss' if tls else 'ws'}://{host}:{port}/ws"

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
 from tests.procs import RedisNode, ServerProc, free_port
+from tests.wsclient import OPEN_PEERS
 
 StartServer = Callable[..., ServerProc]
 
@@ -32,10 +33,12 @@ def redis_url(redis_node: RedisNode) -> str:
 
 
 @pytest.fixture
-def start_server(tmp_path: Path) -> Iterator[StartServer]:
+async def start_server(tmp_path: Path) -> AsyncIterator[StartServer]:
     """Start `python -m server` processes; each is stopped at teardown.
 
     start_server(*extra_args, redis_url=..., env={...}) -> ServerProc
+    The test's raw peers (tests.wsclient) are closed first, while the
+    test's event loop still runs, so servers need not wait for them.
     """
     started: list[ServerProc] = []
 
@@ -51,6 +54,8 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
         return proc.start()
 
     yield start
+    while OPEN_PEERS:
+        await OPEN_PEERS.pop().close()
     for proc in started:
         proc.stop()
 
