@@ -45,6 +45,15 @@ def login_failures(name: str, address: str) -> str:
     return f"{PREFIX}:{{{name}}}:login-fail:{address}"
 
 
+#: Prefix of the per-address failed-login counters.
+LOGIN_FAILURES_FROM = f"{PREFIX}:login-fail-addr:"
+
+
+def login_failures_from(address: str) -> str:
+    """Counter of failed logins from one client address, whatever the name."""
+    return f"{LOGIN_FAILURES_FROM}{{{address}}}"
+
+
 def channel(name: str) -> str:
     """Pub/sub channel carrying new messages and account events of a user."""
     return f"{PREFIX}:{{{name}}}:live"
@@ -53,6 +62,23 @@ def channel(name: str) -> str:
 def instance_channel(instance_id: str) -> str:
     """Pub/sub channel an instance sends itself pings on, to prove its listener alive."""
     return f"{PREFIX}:instance:{instance_id}"
+
+
+#: The kinds of per-user key, by the suffix after `chat:{name}:`.
+USER_KINDS = ("account", "inbox", "seen", "seen-exp", "tokens", "login-fail")
+
+
+def owner_of(key: str) -> tuple[str, str] | None:
+    """(name, kind) of a per-user key (kind one of USER_KINDS), else None."""
+    head = f"{PREFIX}:{{"
+    if not key.startswith(head):
+        return None
+    # Names never contain "}" (protocol.USERNAME_RE), so the first one closes the tag.
+    name, sep, rest = key[len(head):].partition("}:")
+    kind = rest.partition(":")[0]
+    if not sep or kind not in USER_KINDS:
+        return None
+    return name, kind
 
 
 def user_of_channel(channel_name: str) -> str | None:

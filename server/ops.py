@@ -42,19 +42,27 @@ async def register(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _check_password(conn: Connection, name: str, password: str) -> str:
-    """The account generation if the password is right; throttled per name+address."""
+    """The account generation if the password is right.
+
+    Throttled per name+address and per address over all names (password
+    spraying). The attempt is counted before the slow argon2 check and
+    refunded on success, so parallel guesses cannot outrun the counters.
+    """
     svc, settings = conn.services, conn.services.settings
     valid = protocol.is_valid_username(name)
-    if valid and await svc.store.login_failures(name, conn.address) > settings.login_max_failures:
+    by_name, by_address = await svc.store.login_attempt(
+        name if valid else None, conn.address, window_ms=settings.login_window_s * 1000
+    )
+    # Counts include this attempt: "more than N failures" blocks attempt N+2.
+    if by_name > settings.login_max_failures + 1 or (
+        by_address > settings.login_max_failures_per_address + 1
+    ):
         raise errors.RateLimited("too many failed logins; wait a minute")
     account = await svc.store.account(name) if valid else None
     matched = await svc.passwords.verify(account.password_hash if account else None, password)
     if matched and account is not None:
+        await svc.store.login_refund(name, conn.address)
         return account.gen
-    if valid:
-        await svc.store.record_login_failure(
-            name, conn.address, window_ms=settings.login_window_s * 1000
-        )
     raise errors.BadCredentials("wrong username or password")
 
 

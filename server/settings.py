@@ -54,6 +54,8 @@ class Settings:
     # Accounts
     token_ttl_s: int = _opt(7 * 24 * 3600, "lifetime of a session token")
     login_max_failures: int = _opt(10, "failed logins per name and address before rate_limited")
+    login_max_failures_per_address: int = _opt(
+        100, "failed logins from one address, over all names, before rate_limited")
     login_window_s: int = _opt(60, "window of the failed-login count")
     argon2_time_cost: int = _opt(3, "argon2id iterations")
     argon2_memory_kib: int = _opt(65536, "argon2id memory in KiB")
@@ -87,7 +89,8 @@ class Settings:
         if not 0 <= self.port <= 65535:
             raise ValueError(f"--port {self.port} is not a port number")
         for name in ("ack_timeout_ms", "max_frame_bytes", "max_body_chars", "max_list_limit",
-                     "max_inbox", "token_ttl_s", "login_window_s", "max_outbox_frames"):
+                     "max_inbox", "token_ttl_s", "login_window_s", "max_outbox_frames",
+                     "login_max_failures_per_address"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
 

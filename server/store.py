@@ -174,6 +174,32 @@ class Store:
         )
         return int(count)
 
+    @_unavailable_on_redis_error
+    async def login_attempt(self, name: str | None, address: str, *, window_ms: int
+                            ) -> tuple[int, int]:
+        """Count an attempt before checking it: (count for name+address, for address).
+
+        Counting first means concurrent guesses cannot all slip past the
+        limit while their password checks run; a success is refunded.
+        """
+        script = self._scripts["login_failed"]
+        pipe = self.redis.pipeline(transaction=False)
+        counters = [keys.login_failures_from(address)]
+        if name is not None:
+            counters.append(keys.login_failures(name, address))
+        for key in counters:
+            await script(keys=[key], args=[window_ms], client=pipe)
+        counts = [int(n) for n in await pipe.execute()]
+        return (counts[1] if name is not None else 0), counts[0]
+
+    @_unavailable_on_redis_error
+    async def login_refund(self, name: str, address: str) -> None:
+        script = self._scripts["login_refund"]
+        pipe = self.redis.pipeline(transaction=False)
+        for key in (keys.login_failures(name, address), keys.login_failures_from(address)):
+            await script(keys=[key], client=pipe)
+        await pipe.execute()
+
     # Messages ---------------------------------------------------------------
 
     @_unavailable_on_redis_error
@@ -244,6 +270,39 @@ class Store:
         return {
             name: (tail[0][0] if tail else "0-0") for name, tail in zip(names, tails, strict=True)
         }
+
+    # Audit reads (server.invariants) -------------------------------------
+
+    @_unavailable_on_redis_error
+    async def scan_keys(self, match: str) -> list[str]:
+        return [key async for key in self.redis.scan_iter(match=match, count=1000)]
+
+    @_unavailable_on_redis_error
+    async def listed_users(self) -> set[str]:
+        return {name async for name, _ in self.redis.zscan_iter(keys.USERS)}
+
+    @_unavailable_on_redis_error
+    async def ttls_ms(self, names: list[str]) -> dict[str, int]:
+        """PTTL of each key: -1 has no expiry, -2 is gone."""
+        pipe = self.redis.pipeline(transaction=False)
+        for key in names:
+            pipe.pttl(key)
+        return dict(zip(names, await pipe.execute(), strict=True))
+
+    @_unavailable_on_redis_error
+    async def token_expiries(self, name: str) -> dict[str, str]:
+        """sha256(token) -> expiry ms (as stored) of a user's sessions."""
+        tokens: dict[str, str] = await self.redis.hgetall(keys.tokens(name))  # type: ignore[assignment]
+        return tokens
+
+    @_unavailable_on_redis_error
+    async def dedupe_sizes(self, name: str) -> tuple[int, int]:
+        """Entries in a user's seen hash and in its expiry index (always equal)."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hlen(keys.seen(name))
+        pipe.zcard(keys.seen_expiry(name))
+        seen, index = await pipe.execute()
+        return int(seen), int(index)
 
     @_unavailable_on_redis_error
     async def publish(self, name: str, payload: bytes) -> None:

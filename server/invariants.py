@@ -1,0 +1,135 @@
+"""Check that the chat's data in Redis is consistent: `python -m server.invariants`.
+
+Run after fuzzing, chaos or a restore. Every multi-key write is one Lua
+script, so none of these can break unless a script (or an operator) is
+wrong; the checker is how tests prove that. It only reads, through Store.
+
+Exit status 0 when every check holds, 1 listing each violation, 2 when
+Redis cannot be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+
+from redis.asyncio import Redis
+
+from server import errors, keys, protocol
+from server.commit import GroupCommitter
+from server.redis_conn import read_password
+from server.store import Store
+
+#: Kinds of per-user key that may only exist while the account does.
+OWNED_BY_ACCOUNT = ("inbox", "seen", "seen-exp", "tokens")
+#: How far in the future a token may expire (a token_ttl_s larger than this
+#: would be a misconfiguration, and a corrupt expiry would show up here).
+MAX_TOKEN_LIFETIME_MS = 366 * 24 * 3600 * 1000
+
+
+async def check(store: Store, *, now_ms: int | None = None) -> list[str]:
+    """Every violation found, as one readable line each (empty: consistent)."""
+    now = now_ms if now_ms is not None else int(time.time() * 1000)
+    problems: list[str] = []
+    by_kind: dict[str, set[str]] = defaultdict(set)
+    counters: list[str] = []
+    for key in await store.scan_keys(f"{keys.PREFIX}:*"):
+        owner = keys.owner_of(key)
+        if owner is not None:
+            by_kind[owner[1]].add(owner[0])
+            if owner[1] == "login-fail":
+                counters.append(key)
+        elif key.startswith(keys.LOGIN_FAILURES_FROM):
+            counters.append(key)
+    accounts = by_kind["account"]
+    listed = await store.listed_users()
+    problems += [f"account {n!r} is not in {keys.USERS}" for n in sorted(accounts - listed)]
+    problems += [f"{keys.USERS} lists {n!r} without an account" for n in sorted(listed - accounts)]
+    for kind in OWNED_BY_ACCOUNT:
+        for name in sorted(by_kind[kind] - accounts):
+            problems.append(f"{kind} key of {name!r} outlived its account")
+    for name in sorted(accounts):
+        problems += await _check_account(store, name)
+    for name in sorted(by_kind["tokens"] & accounts):
+        problems += await _check_tokens(store, name, now)
+    for name in sorted((by_kind["seen"] | by_kind["seen-exp"]) & accounts):
+        seen, index = await store.dedupe_sizes(name)
+        if seen != index:
+            problems.append(f"dedupe records of {name!r}: {seen} in seen, {index} in its index")
+    ttls = await store.ttls_ms(counters)
+    problems += [f"login counter {k!r} has no expiry" for k in counters if ttls[k] == -1]
+    return problems
+
+
+async def _check_account(store: Store, name: str) -> list[str]:
+    if not protocol.is_valid_username(name):
+        return [f"account {name!r} has a name the protocol rejects"]
+    account = await store.account(name)
+    if account is None:
+        return [f"account {name!r} has no password hash"]
+    if not account.gen:
+        return [f"account {name!r} has no generation id"]
+    problems: list[str] = []
+    after = "0-0"
+    while True:
+        try:
+            batch = await store.read_range(name, after=after, count=1000)
+        except KeyError as exc:
+            return [f"inbox of {name!r} holds an entry without field {exc}"]
+        problems += [f"inbox of {name!r} holds {m['seq']} addressed to {m['to']!r}"
+                     for m in batch if m["to"] != name]
+        if len(batch) < 1000:
+            return problems
+        after = batch[-1]["seq"]
+
+
+async def _check_tokens(store: Store, name: str, now: int) -> list[str]:
+    """Each token is live, or expired and due to go with its hash's TTL."""
+    problems: list[str] = []
+    for token_hash, expiry in (await store.token_expiries(name)).items():
+        if not expiry.isdigit():
+            problems.append(f"token of {name!r} has expiry {expiry!r}, not a time")
+        elif int(expiry) > now + MAX_TOKEN_LIFETIME_MS:
+            problems.append(f"token of {name!r} expires implausibly late ({expiry})")
+        if len(token_hash) != 64:
+            problems.append(f"token record of {name!r} is not keyed by a sha256")
+    ttl = (await store.ttls_ms([keys.tokens(name)]))[keys.tokens(name)]
+    if ttl == -1:
+        problems.append(f"tokens of {name!r} never expire (expired ones would never be pruned)")
+    return problems
+
+
+async def _main(url: str, password_file: str | None) -> int:
+    redis = Redis.from_url(url, password=read_password(password_file), decode_responses=True)
+    committer = GroupCommitter(redis, required_replicas=lambda: 0, ack_timeout_ms=1000)
+    try:
+        problems = await check(Store(redis, committer, max_inbox=1))
+    except errors.Unavailable as exc:
+        print(f"python -m server.invariants: {exc.detail}", file=sys.stderr)
+        return 2
+    finally:
+        await redis.aclose()
+    for problem in problems:
+        print(problem)
+    print(f"{len(problems)} violation(s)" if problems else "ok: no violations")
+    return 1 if problems else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m server.invariants", description=__doc__)
+    parser.add_argument("--redis-url", required=True, help="redis://host:port/db to check")
+    parser.add_argument("--redis-password-file", help="file holding the Redis password")
+    args = parser.parse_args(argv)
+    try:
+        return asyncio.run(_main(args.redis_url, args.redis_password_file))
+    except ValueError as exc:
+        print(f"python -m server.invariants: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""Login attempt counters (per name+address and per address) and server.invariants, on fakeredis."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import fakeredis
+import pytest
+from fakeredis.aioredis import FakeRedis
+from redis.asyncio import Redis
+
+from server import keys
+from server.commit import GroupCommitter
+from server.invariants import check
+from server.store import Store
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[Redis]:
+    client: Redis = FakeRedis(server=fakeredis.FakeServer(), decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def store(redis: Redis) -> AsyncIterator[Store]:
+    committer = GroupCommitter(redis, required_replicas=lambda: 0, ack_timeout_ms=1000)
+    committer.start()
+    yield Store(redis, committer, max_inbox=5)
+    await committer.close()
+
+
+def now() -> int:
+    return int(time.time() * 1000)
+
+
+async def test_attempts_count_per_name_and_address_and_per_address_alone(store: Store) -> None:
+    assert await store.login_attempt("alice", "10.0.0.1", window_ms=60_000) == (1, 1)
+    assert await store.login_attempt("bob", "10.0.0.1", window_ms=60_000) == (1, 2)
+    assert await store.login_attempt("alice", "10.0.0.1", window_ms=60_000) == (2, 3)
+    assert await store.login_attempt("alice", "10.0.0.2", window_ms=60_000) == (1, 1)
+
+
+async def test_attempt_with_an_impossible_name_counts_for_the_address_only(
+    store: Store, redis: Redis
+) -> None:
+    assert await store.login_attempt(None, "10.0.0.1", window_ms=60_000) == (0, 1)
+    assert await redis.keys(f"{keys.PREFIX}:{{*") == []
+
+
+async def test_refund_takes_back_one_attempt_from_both_counters(store: Store) -> None:
+    await store.login_attempt("alice", "a", window_ms=60_000)
+    await store.login_attempt("alice", "a", window_ms=60_000)
+    await store.login_refund("alice", "a")
+    assert await store.login_attempt("alice", "a", window_ms=60_000) == (2, 2)
+
+
+async def test_refund_of_an_expired_counter_does_not_recreate_it(
+    store: Store, redis: Redis
+) -> None:
+    await store.login_refund("alice", "a")
+    assert await redis.exists(keys.login_failures("alice", "a"),
+                              keys.login_failures_from("a")) == 0
+
+
+async def test_counters_always_expire(store: Store, redis: Redis) -> None:
+    await redis.set(keys.login_failures_from("a"), 5)  # a counter that lost its TTL
+    await store.login_attempt("alice", "a", window_ms=60_000)
+    assert 0 < await redis.pttl(keys.login_failures_from("a")) <= 60_000
+    assert 0 < await redis.pttl(keys.login_failures("alice", "a")) <= 60_000
+
+
+def test_owner_of_names_the_user_and_kind_of_every_per_user_key() -> None:
+    assert keys.owner_of(keys.inbox("a.b-c")) == ("a.b-c", "inbox")
+    assert keys.owner_of(keys.seen_expiry("x")) == ("x", "seen-exp")
+    assert keys.owner_of(keys.login_failures("x", "::1")) == ("x", "login-fail")
+    assert keys.owner_of(keys.USERS) is None
+    assert keys.owner_of(keys.login_failures_from("1.2.3.4")) is None
+    assert keys.owner_of("chat:{x}:unknown") is None
+
+
+async def populated(store: Store) -> None:
+    for name in ("alice", "bob"):
+        assert await store.register(name, f"hash-{name}", gen="g1", now_ms=now())
+    await store.send(sender="alice", to="bob", body="hi", msg_id="m1", now_ms=now())
+    await store.issue_token("bob", "f" * 64, gen="g1", expires_ms=now() + 60_000, now_ms=now())
+    await store.login_attempt("carol", "a", window_ms=60_000)
+
+
+async def test_data_written_by_the_store_is_consistent(store: Store) -> None:
+    await populated(store)
+    assert await check(store) == []
+    assert await store.delete_account("bob", gen="g1")
+    assert await check(store) == []
+
+
+async def test_expired_token_in_an_expiring_hash_is_prunable_not_a_violation(
+    store: Store
+) -> None:
+    await populated(store)
+    assert await check(store, now_ms=now() + 120_000) == []
+
+
+async def test_each_kind_of_inconsistency_is_reported(store: Store, redis: Redis) -> None:
+    await populated(store)
+    await redis.zrem(keys.USERS, "alice")
+    await redis.zadd(keys.USERS, {"ghost": 0})
+    await redis.hset(keys.tokens("gone"), "f" * 64, "1")
+    await redis.xadd(keys.inbox("bob"), {"msg_id": "m2", "from": "alice", "to": "eve",
+                                         "body": "x", "ts": "1"})
+    await redis.persist(keys.tokens("bob"))
+    await redis.hset(keys.seen("bob"), "x:y", "1 1-1")
+    await redis.persist(keys.login_failures_from("a"))
+    await redis.hset(keys.account("nopw"), "gen", "g")
+    await redis.zadd(keys.USERS, {"nopw": 0})
+    problems = "\n".join(await check(store))
+    for expected in ("'alice' is not in", "lists 'ghost'", "tokens key of 'gone'",
+                     "addressed to 'eve'", "tokens of 'bob' never expire",
+                     "1 in its index", "has no expiry", "'nopw' has no password hash"):
+        assert expected in problems, problems
