@@ -50,6 +50,9 @@ class Settings:
     request_burst: int = _opt(400, "per-connection burst above the rate")
     max_connections_per_ip: int = _opt(1000, "concurrent connections from one address")
     max_outbox_frames: int = _opt(1000, "frames queued to one slow client before it is cut off")
+    max_outbox_bytes: int = _opt(
+        8 * 1024 * 1024,
+        "bytes queued to one slow client before it is cut off (one frame always fits)")
 
     # Accounts
     token_ttl_s: int = _opt(7 * 24 * 3600, "lifetime of a session token")
@@ -90,7 +93,7 @@ class Settings:
             raise ValueError(f"--port {self.port} is not a port number")
         for name in ("ack_timeout_ms", "max_frame_bytes", "max_body_chars", "max_list_limit",
                      "max_inbox", "token_ttl_s", "login_window_s", "max_outbox_frames",
-                     "login_max_failures_per_address"):
+                     "login_max_failures_per_address", "max_outbox_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
 

@@ -55,6 +55,8 @@ class Connection:
         )
         self._outbox: asyncio.Queue[bytes | _Close] = asyncio.Queue()
         self._max_outbox = settings.max_outbox_frames
+        self._max_outbox_bytes = settings.max_outbox_bytes
+        self._outbox_bytes = 0
         self._closed = False
         self._busy = False
         self._draining = False
@@ -109,6 +111,7 @@ class Connection:
                 if isinstance(item, _Close):
                     await self.ws.close(item.code, item.reason)
                     return
+                self._outbox_bytes -= len(item)
                 await self.ws.send(item, text=True)
         except ConnectionClosed:
             return
@@ -116,9 +119,17 @@ class Connection:
     def _send(self, frame: bytes | _Close) -> None:
         if self._closed:
             return
-        if self._outbox.qsize() >= self._max_outbox:
+        size = 0 if isinstance(frame, _Close) else len(frame)
+        # Frames count (pushes) and so do bytes: a client that pipelines big
+        # fetches without reading must not make us hold gigabytes of replies.
+        # One frame of any size fits an empty outbox, so no reply is too big.
+        if not self._outbox.empty() and (
+            self._outbox.qsize() >= self._max_outbox
+            or self._outbox_bytes + size > self._max_outbox_bytes
+        ):
             self._cut_off()
             return
+        self._outbox_bytes += size
         self._outbox.put_nowait(frame)
         if isinstance(frame, _Close):
             self._closed = True  # nothing may follow the close frame
@@ -130,6 +141,7 @@ class Connection:
         log.warning("closing slow consumer conn=%s user=%s", self.conn_id, self.username)
         while not self._outbox.empty():
             self._outbox.get_nowait()
+        self._outbox_bytes = 0
         self.ws.transport.abort()
 
     # Requests ---------------------------------------------------------------------
