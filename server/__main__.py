@@ -23,11 +23,14 @@ def env_name(field_name: str) -> str:
     return "CHAT_" + field_name.upper()
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m server") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m server",
+        prog=prog,
         description="Chat server: WebSocket at /ws, GET /healthz, /readyz and /metrics on one "
         "port. Every flag also reads the environment variable named in brackets.",
+        epilog="`python -m server check [same flags]` checks the configuration and the Redis "
+        "set (reachable, password, Sentinel majority and agreement, replicas, AOF) without "
+        "serving; exit 0 when nothing failed.",
     )
     for f in fields():
         meta = f.metadata
@@ -43,9 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_settings(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
+def load_settings(
+    argv: Sequence[str], environ: Mapping[str, str], *, prog: str = "python -m server"
+) -> Settings:
     """Flags win over CHAT_* variables, which win over defaults."""
-    parser = build_parser()
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     values: dict[str, Any] = {}
     for f in fields():
@@ -71,9 +76,12 @@ def load_settings(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    settings = load_settings(sys.argv[1:] if argv is None else argv, os.environ)
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["check"]:
+        return check_main(args[1:])
+    settings = load_settings(args, os.environ)
     logs.setup(fmt=settings.log_format, level=settings.log_level,
-               instance_id=settings.instance_id or f"{settings.host}:{settings.port}")
+               instance_id=logs.instance_name(settings.instance_id, settings.host, settings.port))
     from server.app import run  # after logging is set up
 
     try:
@@ -81,6 +89,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"python -m server: {exc}", file=sys.stderr)
         return 1
+
+
+def check_main(argv: Sequence[str]) -> int:
+    """`python -m server check`: plain-words report on stdout, exit 0 or 1."""
+    settings = load_settings(argv, os.environ, prog="python -m server check")
+    logs.setup(fmt=settings.log_format, level="ERROR", instance_id="check")
+    from server import check
+
+    return asyncio.run(check.run(settings))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import contextlib
 import itertools
 import logging
 import os
+import secrets
 import signal
 import ssl
 from collections import Counter
@@ -22,10 +23,12 @@ import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
-from server import metrics, redis_conn
+from server import logs, metrics, redis_conn
 from server.auth import Passwords
 from server.commit import GroupCommitter
 from server.delivery import Delivery
+from server.health import Health
+from server.redis_probe import RedisProbe
 from server.services import Services
 from server.settings import Settings
 from server.store import Store
@@ -34,11 +37,14 @@ from server.ws_handler import Connection
 
 log = logging.getLogger(__name__)
 
+#: Beyond --shutdown-grace-ms: time for close frames and Redis to finish.
+HARD_STOP_EXTRA_S = 10.0
+
 
 class App:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.instance_id = settings.instance_id or f"{settings.host}:{settings.port}"
+        self.instance_id = logs.instance_name(settings.instance_id, settings.host, settings.port)
         self.handles = redis_conn.connect(settings)
         self.topology = Topology(
             self.handles, master_name=settings.sentinel_master,
@@ -49,8 +55,10 @@ class App:
             ack_timeout_ms=settings.ack_timeout_ms, fsync=settings.durability == "fsync",
         )
         store = Store(self.handles.primary, self.committer, max_inbox=settings.max_inbox)
+        # The ping channel must be this process's alone: an instance that heard
+        # another's pings (same --instance-id) would hide its own deaf listener.
         delivery = Delivery(
-            self.handles.primary, store, instance_id=self.instance_id,
+            self.handles.primary, store, instance_id=f"{self.instance_id}/{secrets.token_hex(4)}",
             sweep_interval_ms=settings.sweep_interval_ms,
             push_grace_ms=settings.ack_timeout_ms + 2000,
         )
@@ -66,7 +74,15 @@ class App:
         self._per_ip: Counter[str] = Counter()
         self._ids = itertools.count(1)
         self._server: Server | None = None
-        self._pinger: asyncio.Task[None] | None = None
+        self.health = Health(
+            topology=self.topology, delivery=delivery,
+            probe=RedisProbe(settings, self.handles), instance_id=self.instance_id,
+            interval_s=settings.topology_interval_ms / 1000,
+            sample_interval_s=settings.sweep_interval_ms / 1000,
+            sentinel_mode=bool(self.handles.sentinels),
+            users=lambda: (c.username for c in self.connections if c.username is not None),
+        )
+        metrics.INBOX_LIMIT.set(settings.max_inbox)
         self._stopping: asyncio.Task[None] | None = None
         self.stopped = asyncio.Event()
         self._idle = asyncio.Event()
@@ -82,7 +98,8 @@ class App:
                         self.topology.now.reason)
         self.committer.start()
         self.services.delivery.start()
-        self._pinger = asyncio.create_task(self._ping_forever(), name="pubsub-ping")
+        await self.health.probe_once()
+        self.health.start()
         tls = None
         if s.tls_cert and s.tls_key:
             tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -96,55 +113,33 @@ class App:
         log.info("listening on %s", url)
         return url
 
-    async def _ping_forever(self) -> None:
-        while True:
-            try:
-                await self.services.delivery.ping()
-            except Exception as exc:
-                log.debug("pub/sub ping failed: %s", exc)
-            await asyncio.sleep(self.settings.topology_interval_ms / 1000)
-
     def _on_failover(self, old: str | None, new: str) -> None:
         self.services.delivery.force_resync()
 
     # HTTP -------------------------------------------------------------------------
 
-    def health(self) -> tuple[HTTPStatus, dict[str, Any]]:
-        if self._stopping is not None:
-            return HTTPStatus.SERVICE_UNAVAILABLE, {"status": "draining", "reason": "stopping"}
-        snap = self.topology.now
-        if not snap.primary_ok:
-            return HTTPStatus.SERVICE_UNAVAILABLE, {
-                "status": "unavailable", "reason": f"no Redis primary: {snap.reason}"}
-        if not snap.sentinel_majority:
-            return HTTPStatus.SERVICE_UNAVAILABLE, {
-                "status": "unavailable", "reason": "no majority of Sentinels reachable"}
-        max_age = max(3.0, 6 * self.settings.topology_interval_ms / 1000)
-        if not self.services.delivery.listener_alive(max_age):
-            return HTTPStatus.SERVICE_UNAVAILABLE, {
-                "status": "unavailable", "reason": "pub/sub listener is not receiving"}
-        body: dict[str, Any] = {"status": "ok", "primary": snap.primary,
-                                "replicas_in_sync": snap.required_replicas}
-        if self.handles.sentinels and snap.required_replicas == 0:
-            body.update(status="degraded", reason="no replica in sync: writes rest on one node")
-        return HTTPStatus.OK, body
-
     def _http(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.partition("?")[0]
         if path == "/healthz":
-            status, body = self.health()
+            status, body = self.health.status()
             return _json(connection, status, body)
         if path == "/readyz":
-            ready = self._stopping is None
-            return _json(connection, HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE,
-                         {"ready": ready})
+            # Ready for new connections: healthy (ok or degraded) and not draining.
+            status, body = self.health.status()
+            ready = status == HTTPStatus.OK
+            return _json(connection, status, {"ready": ready, "status": body["status"],
+                                              **({} if ready else {"reason": body["reason"]})})
         if path == "/metrics":
             page, content_type = metrics.exposition()
             return _with_type(connection.respond(HTTPStatus.OK, page.decode()), content_type)
         if path != "/ws":
             return connection.respond(HTTPStatus.NOT_FOUND, "not found; the chat is at /ws\n")
         if self._stopping is not None:
-            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "draining\n")
+            # Still listening so /healthz and /readyz can say "draining"; a
+            # load balancer retries a refused upgrade on another instance.
+            response = connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "draining\n")
+            response.headers["Retry-After"] = str(max(1, self.settings.retry_after_ms // 1000))
+            return response
         address = _address(connection)
         if self._per_ip[address] >= self.settings.max_connections_per_ip:
             return connection.respond(HTTPStatus.TOO_MANY_REQUESTS,
@@ -173,16 +168,25 @@ class App:
 
     # Stop -------------------------------------------------------------------------
 
+    def begin_stop(self) -> bool:
+        """Start draining; False when a stop was already under way."""
+        if self._stopping is not None:
+            return False
+        self.health.draining = True
+        self._stopping = asyncio.create_task(self._stop())
+        return True
+
     async def stop(self) -> None:
         """Drain and stop; every call waits for the same single shutdown."""
-        if self._stopping is None:
-            self._stopping = asyncio.create_task(self._stop())
-        await asyncio.shield(self._stopping)
+        self.begin_stop()
+        if self._stopping is not None:
+            await asyncio.shield(self._stopping)
 
     async def _stop(self) -> None:
         log.info("draining %d connections", len(self.connections))
-        if self._server is not None:
-            self._server.close(close_connections=False)
+        # Whatever hangs (a Redis that stopped answering), the process ends.
+        limit = self.settings.shutdown_grace_ms / 1000 + HARD_STOP_EXTRA_S
+        watchdog = asyncio.get_running_loop().call_later(limit, _give_up, limit)
         for conn in list(self.connections):
             conn.drain()
         if self.connections:
@@ -192,14 +196,19 @@ class App:
         if self._server is not None:
             self._server.close()  # whatever is left after the grace period
             await self._server.wait_closed()
-        if self._pinger is not None:
-            self._pinger.cancel()
+        await self.health.close()
         await self.services.delivery.close()
         await self.committer.close()
         await self.topology.close()
         await self.handles.close()
+        watchdog.cancel()
         log.info("stopped")
         self.stopped.set()
+
+
+def _give_up(limit: float) -> None:
+    log.error("drain did not finish within %.0f s; exiting now", limit)
+    os._exit(1)
 
 
 def _address(connection: ServerConnection) -> str:
@@ -225,11 +234,10 @@ async def run(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
 
     def on_signal(sig: signal.Signals) -> None:
-        if app._stopping is not None:
-            log.warning("second %s: exiting now", sig.name)
+        if not app.begin_stop():
+            log.warning("second %s: exiting now without draining", sig.name)
             os._exit(1)
-        log.info("%s: draining", sig.name)
-        app._stopping = asyncio.create_task(app._stop())
+        log.info("%s: draining (send it again to exit at once)", sig.name)
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import sys
 import time
 from typing import Any
 
 import orjson
+
+
+def instance_name(configured: str, host: str, port: int) -> str:
+    """--instance-id, else host:port, else (port 0) hostname:pid."""
+    if configured:
+        return configured
+    if port:
+        return f"{host}:{port}"
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class _InstanceFilter(logging.Filter):
@@ -20,7 +31,21 @@ class _InstanceFilter(logging.Filter):
         return True
 
 
+#: Attributes every LogRecord has; anything else came from `extra=` and
+#: becomes a field of its own in JSON lines (op, user, result, latency_ms...).
+_STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message", "asctime", "instance", "taskName",
+}
+
+
+def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The `extra=` fields of a record."""
+    return {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
+
+
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, instance, logger, msg, extra fields."""
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
@@ -30,9 +55,11 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        for key, value in extra_fields(record).items():
+            entry.setdefault(key, value)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry).decode()
+        return orjson.dumps(entry, default=str).decode()
 
 
 def setup(*, fmt: str, level: str, instance_id: str) -> None:

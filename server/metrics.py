@@ -49,6 +49,43 @@ INBOX_SIZE = Histogram(
     "chat_inbox_size", "Sampled inbox lengths of connected users",
     buckets=(0, 1, 10, 100, 1000, 10000), registry=REGISTRY,
 )
+INBOX_MAX = Gauge(
+    "chat_inbox_sampled_max", "Longest inbox in the latest sample of connected users",
+    registry=REGISTRY,
+)
+INBOX_LIMIT = Gauge(
+    "chat_inbox_limit", "Configured --max-inbox; a full inbox answers too_large",
+    registry=REGISTRY,
+)
+USERS_ONLINE = Gauge(
+    "chat_users_online", "Distinct users logged in on this instance", registry=REGISTRY,
+)
+
+# Health (what /healthz answers, as numbers an alert can use) -------------------
+
+HEALTH = Gauge(
+    "chat_health", "1 for the state /healthz reports now, 0 for the others", ["status"],
+    registry=REGISTRY,
+)
+HEALTH_STATES = ("ok", "degraded", "unavailable", "draining")
+WRITE_AGE = Gauge(
+    "chat_primary_write_age_seconds",
+    "Seconds since the last successful probe write to the Redis primary",
+    registry=REGISTRY,
+)
+PUBSUB_PING_AGE = Gauge(
+    "chat_pubsub_ping_age_seconds",
+    "Seconds since this instance last received its own ping through pub/sub",
+    registry=REGISTRY,
+)
+SENTINELS_REACHABLE = Gauge(
+    "chat_sentinels_reachable", "Sentinels that answered the latest topology check",
+    registry=REGISTRY,
+)
+PROBE_FAILURES = Counter(
+    "chat_probe_write_failures_total", "Health probe writes the primary refused or missed",
+    registry=REGISTRY,
+)
 
 
 def exposition() -> tuple[bytes, str]:

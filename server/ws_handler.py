@@ -188,6 +188,8 @@ class Connection:
             logging.DEBUG if code == "ok" else logging.INFO,
             "op=%s user=%s conn=%s result=%s ms=%.1f",
             op, self.username, self.conn_id, code, elapsed * 1000,
+            extra={"op": op, "user": self.username, "conn": self.conn_id, "result": code,
+                   "latency_ms": round(elapsed * 1000, 1)},
         )
         self._send(reply)
 

@@ -1,0 +1,276 @@
+"""`python -m server check [flags]`: is this configuration ready to serve?
+
+Takes the server's own flags and CHAT_* variables, talks to the Redis set
+the way the server would, and prints one line per check, `OK`, `WARN` or
+`FAIL` with what is wrong in plain words. Exit 0 when nothing failed (WARN
+lines are risks, not faults), 1 otherwise. Redis commands live in
+server/redis_probe.py; this module decides what their answers mean.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from redis.asyncio import Redis
+from redis.exceptions import AuthenticationError, RedisError
+
+from server import redis_conn
+from server.redis_probe import RedisProbe
+from server.settings import Settings
+
+T = TypeVar("T")
+
+#: Longest any one Redis question may take.
+STEP_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class Result:
+    level: str  # OK, WARN or FAIL
+    name: str
+    detail: str
+
+    def line(self) -> str:
+        return f"{self.level:<4} {self.name}: {self.detail}"
+
+
+def why(exc: BaseException, *, password_given: bool = True) -> str:
+    """A Redis failure in words an operator can act on."""
+    text = str(exc)
+    auth_failed = isinstance(exc, AuthenticationError) or "WRONGPASS" in text
+    if "NOAUTH" in text or (auth_failed and not password_given):
+        return "the server requires a password: give --redis-password-file"
+    if auth_failed:
+        return "authentication failed: wrong password (see --redis-password-file)"
+    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+        return "no answer in time"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+async def _step(call: Awaitable[T]) -> T:
+    return await asyncio.wait_for(call, STEP_TIMEOUT_S)
+
+
+class Checker:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.results: list[Result] = []
+
+    def add(self, level: str, name: str, detail: str) -> None:
+        self.results.append(Result(level, name, detail))
+
+    @property
+    def failed(self) -> bool:
+        return any(r.level == "FAIL" for r in self.results)
+
+    async def run(self) -> list[Result]:
+        s = self.settings
+        mode = (f"Sentinel mode, master {s.sentinel_master!r}, {len(s.sentinels)} Sentinels"
+                if s.sentinel else "single Redis (no automatic failover)")
+        self.add("OK", "config", f"{mode}, durability {s.durability}")
+        self._tls_files()
+        try:
+            handles = redis_conn.connect(s)
+        except ValueError as exc:  # the password file
+            self.add("FAIL", "password file", str(exc))
+            return self.results
+        probe = RedisProbe(s, handles)
+        try:
+            if s.sentinel:
+                primary = await self._sentinels(probe)
+                client = probe.node(*primary) if primary else None
+            else:
+                client = handles.primary
+            if client is not None:
+                await self._primary(probe, client)
+                if client is not handles.primary:
+                    await probe.close(client)
+        finally:
+            await handles.close()
+        return self.results
+
+    def _tls_files(self) -> None:
+        s = self.settings
+        if s.tls_cert and s.tls_key:
+            try:
+                ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+                    s.tls_cert, s.tls_key)
+                self.add("OK", "tls", f"certificate {s.tls_cert} loads with its key")
+            except (OSError, ssl.SSLError) as exc:
+                self.add("FAIL", "tls", f"cannot load {s.tls_cert} / {s.tls_key}: {exc}")
+
+    # Sentinels ----------------------------------------------------------------
+
+    async def _sentinels(self, probe: RedisProbe) -> tuple[str, int] | None:
+        """Check every Sentinel; the primary they agree on, if they do."""
+        s = self.settings
+        named: dict[str, tuple[str, int] | None] = {}
+        reachable: list[Redis] = []
+        for (host, port), client in zip(s.sentinels, probe.handles.sentinels, strict=True):
+            where = f"{host}:{port}"
+            try:
+                await _step(probe.ping(client))
+                named[where] = await _step(probe.master_address(client, s.sentinel_master))
+            except (RedisError, OSError, TimeoutError) as exc:
+                given = bool(client.connection_pool.connection_kwargs.get("password"))
+                self.add("FAIL", f"sentinel {where}", why(exc, password_given=given))
+                continue
+            reachable.append(client)
+            if named[where] is None:
+                self.add("FAIL", f"sentinel {where}",
+                         f"does not monitor a master named {s.sentinel_master!r} "
+                         "(check --sentinel-master)")
+            else:
+                self.add("OK", f"sentinel {where}", "reachable")
+        total = len(s.sentinels)
+        if len(reachable) * 2 <= total:
+            self.add("FAIL", "sentinel majority",
+                     f"only {len(reachable)} of {total} Sentinels answer: the server will "
+                     "answer 'unavailable' (it may sit on the minority side of a partition)")
+        elif total < 3:
+            self.add("WARN", "sentinel majority",
+                     f"{len(reachable)} of {total} reachable, but fewer than 3 Sentinels "
+                     "cannot fail over after losing one")
+        else:
+            self.add("OK", "sentinel majority", f"{len(reachable)} of {total} reachable")
+        if not reachable:
+            return None
+        ok, text = await _step(probe.ckquorum(reachable[0], s.sentinel_master))
+        self.add("OK" if ok else "FAIL", "sentinel quorum", text)
+        return self._agreement(named)
+
+    def _agreement(self, named: dict[str, tuple[str, int] | None]) -> tuple[str, int] | None:
+        answers = {addr for addr in named.values() if addr is not None}
+        if not answers:
+            self.add("FAIL", "primary", "no Sentinel names a primary")
+            return None
+        if len(answers) > 1:
+            views = ", ".join(f"{s} says {a[0]}:{a[1]}" for s, a in named.items() if a)
+            self.add("FAIL", "sentinel agreement",
+                     f"Sentinels disagree on the primary ({views}); a failover may be under "
+                     "way, or they monitor different sets")
+            return None
+        primary = answers.pop()
+        self.add("OK", "sentinel agreement",
+                 f"{len(named)} Sentinels name {primary[0]}:{primary[1]} as primary")
+        return primary
+
+    # Data nodes ---------------------------------------------------------------
+
+    async def _primary(self, probe: RedisProbe, client: Redis) -> None:
+        where = _address(client)
+        try:
+            await _step(probe.ping(client))
+            info = await _step(probe.info(client, "replication"))
+        except (RedisError, OSError, TimeoutError) as exc:
+            given = bool(client.connection_pool.connection_kwargs.get("password"))
+            self.add("FAIL", "primary", f"{where}: {why(exc, password_given=given)}")
+            return
+        if info.get("role") != "master":
+            self.add("FAIL", "primary", f"{where} is a replica, not a primary: writes fail "
+                     "(point --redis-url at the primary, or use --sentinel)")
+            return
+        try:
+            await _step(probe.write_marker("check", 0))
+            self.add("OK", "primary", f"{where} answers and accepts writes")
+        except (RedisError, OSError, TimeoutError) as exc:
+            self.add("FAIL", "primary", f"{where} refuses writes: {why(exc)}")
+        replicas = _online_replicas(info)
+        await self._replicas(probe, replicas)
+        await self._persistence(probe, client, f"primary {where}")
+        for host, port in replicas:
+            node = probe.node(host, port)
+            await self._persistence(probe, node, f"replica {host}:{port}")
+            await probe.close(node)
+
+    async def _replicas(self, probe: RedisProbe, online: list[tuple[str, int]]) -> None:
+        listed = ", ".join(f"{h}:{p}" for h, p in online) or "none"
+        if not self.settings.sentinel:
+            level = "OK" if online else "WARN"
+            self.add(level, "replicas", f"{len(online)} connected ({listed}); a single "
+                     "Redis has no automatic failover")
+            return
+        known = 0
+        for client in probe.handles.sentinels:
+            try:
+                known = len(await _step(
+                    probe.sentinel_replicas(client, self.settings.sentinel_master)))
+                break
+            except (RedisError, OSError, TimeoutError):
+                continue
+        if not online:
+            self.add("WARN", "replicas", "no replica connected: writes rest on one node "
+                     "(/healthz says degraded) and a primary crash stops the service")
+        elif len(online) < max(known, 2):
+            self.add("WARN", "replicas", f"{len(online)} online ({listed}) of {max(known, 2)}"
+                     " expected: one more node loss leaves no copy")
+        else:
+            self.add("OK", "replicas", f"{len(online)} online ({listed})")
+
+    async def _persistence(self, probe: RedisProbe, client: Redis, label: str) -> None:
+        try:
+            persistence = await _step(probe.info(client, "persistence"))
+            memory = await _step(probe.info(client, "memory"))
+            fsync = await _step(probe.config_get(client, "appendfsync"))
+        except (RedisError, OSError, TimeoutError) as exc:
+            self.add("FAIL", f"aof {label}", f"cannot read its settings: {why(exc)}")
+            return
+        self._aof(label, persistence)
+        self._fsync(label, fsync)
+        policy, limit = memory.get("maxmemory_policy", "?"), int(memory.get("maxmemory", 0))
+        if policy == "noeviction" or not limit:
+            self.add("OK", f"eviction {label}", f"maxmemory {limit or 'unlimited'}, "
+                     f"policy {policy}: keys are never evicted")
+        else:
+            self.add("FAIL", f"eviction {label}", f"maxmemory-policy {policy} evicts keys: "
+                     "accounts and undelivered messages can vanish; set noeviction")
+
+    def _aof(self, label: str, persistence: dict[str, Any]) -> None:
+        if str(persistence.get("aof_enabled")) != "1":
+            self.add("FAIL", f"aof {label}", "appendonly is off: a crash of every node loses "
+                     "acknowledged messages; set appendonly yes")
+        elif persistence.get("aof_last_write_status", "ok") != "ok":
+            self.add("FAIL", f"aof {label}", "the last AOF write failed (disk full or "
+                     "read-only?): the node refuses writes until it can write again")
+        else:
+            self.add("OK", f"aof {label}", "appendonly yes")
+
+    def _fsync(self, label: str, fsync: str | None) -> None:
+        want_always = self.settings.durability == "fsync"
+        if fsync is None:
+            self.add("WARN", f"appendfsync {label}", "cannot read it (CONFIG is renamed or "
+                     "disabled); make sure the node's config says appendfsync "
+                     + ("always" if want_always else "everysec or always"))
+        elif fsync == "no" or (want_always and fsync != "always"):
+            need = "always (--durability fsync)" if want_always else "everysec or always"
+            self.add("FAIL", f"appendfsync {label}", f"is {fsync}; needs {need}")
+        else:
+            self.add("OK", f"appendfsync {label}", fsync)
+
+
+def _online_replicas(info: dict[str, Any]) -> list[tuple[str, int]]:
+    return [
+        (str(value["ip"]), int(value["port"]))
+        for key, value in info.items()
+        if key.startswith(("slave", "replica")) and isinstance(value, dict)
+        and value.get("state") == "online"
+    ]
+
+
+def _address(client: Redis) -> str:
+    kwargs = client.connection_pool.connection_kwargs
+    return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
+
+
+async def run(settings: Settings) -> int:
+    """Print one line per check; 0 when nothing failed."""
+    checker = Checker(settings)
+    for result in await checker.run():
+        print(result.line(), flush=True)
+    print("FAIL: fix the lines marked FAIL" if checker.failed else "all checks passed"
+          + (" (see WARN lines)" if any(r.level == "WARN" for r in checker.results) else ""))
+    return 1 if checker.failed else 0

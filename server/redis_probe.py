@@ -1,0 +1,120 @@
+"""Operability questions to Redis: the health write probe, inbox sampling, `check`.
+
+Every command that /healthz, /metrics sampling and `python -m server check`
+send is here, next to store.py (the chat's data) and topology.py (what
+durable writes wait for), so check.py and health.py hold logic, not Redis
+calls. Nothing here writes chat data: the one write is a marker key with a
+short TTL that proves the primary accepts writes.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterable
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+
+from server import keys
+from server.redis_conn import RedisHandles, read_password
+from server.settings import Settings
+
+#: How long a probe marker lives; long enough to see in `redis-cli`, short
+#: enough that stopped instances leave nothing behind.
+MARKER_TTL_MS = 60_000
+
+
+def marker_key(instance_id: str) -> str:
+    """String: the time (ms) of this instance's latest health probe write."""
+    return f"{keys.PREFIX}:health:{instance_id}"
+
+
+class RedisProbe:
+    """Read-mostly access to the nodes of the configured Redis set."""
+
+    def __init__(self, settings: Settings, handles: RedisHandles) -> None:
+        self._settings = settings
+        self.handles = handles
+        self._password = read_password(settings.redis_password_file)
+
+    # Used by the running server -------------------------------------------------
+
+    async def write_marker(self, instance_id: str, now_ms: int) -> None:
+        """One cheap replicated write: raises unless the primary accepted it."""
+        await self.handles.primary.set(marker_key(instance_id), now_ms, px=MARKER_TTL_MS)
+
+    async def inbox_lengths(self, names: Iterable[str]) -> dict[str, int]:
+        """XLEN of each user's inbox, in one round trip."""
+        names = list(names)
+        pipe = self.handles.primary.pipeline(transaction=False)
+        for name in names:
+            pipe.xlen(keys.inbox(name))
+        return dict(zip(names, await pipe.execute(), strict=True))
+
+    # Used by `check` ----------------------------------------------------------
+
+    def node(self, host: str, port: int) -> Redis:
+        """A client for one node, with the server's password and TLS settings."""
+        primary = self.handles.primary.connection_pool.connection_kwargs
+        kwargs: dict[str, Any] = {
+            "host": host, "port": port, "password": self._password or primary.get("password"),
+            "username": primary.get("username"),
+            "decode_responses": True, "socket_timeout": 2.0, "socket_connect_timeout": 1.0,
+        }
+        if self._settings.redis_tls_ca:
+            kwargs.update(ssl=True, ssl_ca_certs=self._settings.redis_tls_ca,
+                          ssl_cert_reqs=ssl.CERT_REQUIRED)
+        return Redis(**kwargs)
+
+    @staticmethod
+    async def ping(client: Redis) -> None:
+        await client.ping()
+
+    @staticmethod
+    async def info(client: Redis, section: str) -> dict[str, Any]:
+        info: dict[str, Any] = await client.info(section)
+        return info
+
+    @staticmethod
+    async def config_get(client: Redis, name: str) -> str | None:
+        """A config value, or None when CONFIG is renamed, disabled or not allowed."""
+        try:
+            values = await client.config_get(name)
+        except ResponseError:
+            return None
+        value = values.get(name)
+        return None if value is None else str(value)
+
+    @staticmethod
+    async def master_address(client: Redis, master: str) -> tuple[str, int] | None:
+        """What one Sentinel names as the primary (None: it does not monitor `master`)."""
+        reply = await _command(client, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", master)
+        if not reply:
+            return None
+        return str(reply[0]), int(reply[1])
+
+    @staticmethod
+    async def ckquorum(client: Redis, master: str) -> tuple[bool, str]:
+        """SENTINEL CKQUORUM: can the Sentinels authorize a failover?"""
+        try:
+            reply = await _command(client, "SENTINEL", "CKQUORUM", master)
+        except ResponseError as exc:
+            return False, str(exc)
+        return True, str(reply)
+
+    @staticmethod
+    async def sentinel_replicas(client: Redis, master: str) -> list[dict[str, Any]]:
+        replicas: list[dict[str, Any]] = await client.sentinel_slaves(master)
+        return replicas
+
+    async def close(self, *clients: Redis) -> None:
+        for client in clients:
+            try:
+                await client.aclose()
+            except (RedisError, OSError):
+                continue
+
+
+async def _command(client: Redis, *args: str) -> Any:
+    return await client.execute_command(*args)  # type: ignore[no-untyped-call]
