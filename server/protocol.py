@@ -196,9 +196,24 @@ _VALIDATORS = {
 
 
 def glob_to_regex(pattern: str) -> re.Pattern[str]:
-    """`*` is any run, `?` any one character, everything else is literal."""
-    parts = [".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern]
-    return re.compile("".join(parts), re.DOTALL)
+    """`*` is any run, `?` any one character, everything else is literal (use fullmatch).
+
+    A naive translation (`*` -> `.*`) backtracks exponentially: `*a*a*...*b`
+    against `aaaa...` took seconds per name, so one list_users request could
+    stall the server. Between stars every segment has a fixed length, so its
+    leftmost place is always a right choice; an atomic group commits to it
+    and matching stays O(len(name) * len(pattern)).
+    """
+    segments = [_segment(part) for part in pattern.split("*")]
+    if len(segments) == 1:
+        return re.compile(segments[0], re.DOTALL)
+    first, *middle, last = segments
+    body = "".join(f"(?>.*?{segment})" for segment in middle if segment)
+    return re.compile(f"{first}{body}.*{last}", re.DOTALL)
+
+
+def _segment(part: str) -> str:
+    return "".join("." if c == "?" else re.escape(c) for c in part)
 
 
 def literal_prefix(pattern: str) -> str:

@@ -92,6 +92,22 @@ async def test_list_and_fetch_take_the_maximum_limit_and_reject_more(
         assert (await peer.request(op, limit=1001))["error"] == "bad_request"
 
 
+async def test_pathological_list_users_pattern_is_answered_at_once(
+    redis_url: str, start_server: StartServer
+) -> None:
+    server = start_server(redis_url=redis_url)
+    peer = await Peer.connect(server.url)
+    await peer.register_login("a" * 32)
+    for name in ("a" * 31 + "c", "a" * 20):
+        await peer.ok("register", username=name, password="correct horse")
+    started = time.perf_counter()
+    for _ in range(20):  # a backtracking matcher needed minutes for one of these
+        reply = await peer.ok("list_users", pattern="*a" * 127 + "b")
+        assert reply["users"] == [] and reply["cursor"] is None
+    assert time.perf_counter() - started < 5.0
+    assert (await peer.ok("list_users", pattern="*a*a*?c"))["users"] == ["a" * 31 + "c"]
+
+
 # A client that stops reading ----------------------------------------------------
 
 def _masked_text_frame(text: str) -> bytes:
