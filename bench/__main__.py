@@ -1,0 +1,53 @@
+"""`python -m bench`: the whole benchmark; `--smoke` is a tiny run for CI."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bench.suite import Config, run
+
+
+def parse(argv: list[str]) -> Config:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--smoke", action="store_true", help="tiny counts, ~20 s: proves it runs")
+    p.add_argument("--out", type=Path, default=Path("bench/out"), help="results folder")
+    p.add_argument("--clients", type=int, help="senders (= receivers) per side [50]")
+    p.add_argument("--body-bytes", type=int, default=256, help="message body size")
+    p.add_argument("--step-seconds", type=float, help="length of each load step [8]")
+    p.add_argument("--max-count", type=int, help="most messages per step [100000]")
+    p.add_argument("--fractions", default="0.1,0.25,0.5,0.75,0.9,1.1",
+                   help="open-loop steps as fractions of our closed-loop max")
+    p.add_argument("--memory-conns", help="idle connection counts [1000,5000]")
+    p.add_argument("--profile", type=float, default=0.0,
+                   help="seconds of py-spy on instance A during the max step (0: off)")
+    p.add_argument("--uvloop", action="store_true", help="uvloop in servers, peer and load")
+    for part in ("peer", "limit", "memory", "failover"):
+        p.add_argument(f"--no-{part}", action="store_true", help=f"skip the {part} measurement")
+    a = p.parse_args(argv)
+    smoke = a.smoke
+    return Config(
+        out=a.out, smoke=smoke, clients=a.clients or (4 if smoke else 50),
+        body_bytes=a.body_bytes, step_s=a.step_seconds or (1.5 if smoke else 8.0),
+        max_count=a.max_count or (300 if smoke else 100_000),
+        fractions=[0.5] if smoke else [float(x) for x in a.fractions.split(",")],
+        memory_conns=[int(x) for x in (a.memory_conns or ("50" if smoke else "1000,5000"))
+                      .split(",")],
+        profile_s=a.profile, uvloop=a.uvloop,
+        peer=not a.no_peer, limit=not a.no_limit, memory=not a.no_memory,
+        failover=not a.no_failover,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = parse(sys.argv[1:] if argv is None else argv)
+    report = run(config)
+    print(report.read_text())
+    print(f"results: {config.out}/results.json, {config.out}/report.md, "
+          f"{config.out}/latency.png", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

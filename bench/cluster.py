@@ -1,0 +1,113 @@
+"""The processes a bench run owns: the local HA set, our servers, the peer's.
+
+Everything is started on free ports under one temporary folder and stopped
+in reverse order by `Cluster.stop`, whatever happened in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO
+
+from tests.procs import ROOT, ServerProc
+
+# isort: split
+from sentinelset import LocalSet  # deploy/redis-sentinel, put on sys.path by tests.procs
+from websockets.asyncio.client import connect
+
+from bench.drivers import chat_request
+
+#: Our servers' limits that would otherwise measure the limiter, not the server:
+#: the per-connection request rate and the per-address connection cap.
+SERVER_FLAGS = ["--requests-per-second", "10000000", "--request-burst", "10000000",
+                "--max-connections-per-ip", "20000"]
+_PEER_LISTENING = re.compile(r"listening on (http://\S+)")
+
+
+class Cluster:
+    def __init__(self, root: Path, *, uvloop: bool) -> None:
+        self.root = root
+        self.uvloop = uvloop
+        self.local = LocalSet(root=root / "redis")
+        self.servers: dict[str, ServerProc] = {}
+        self.peers: list[subprocess.Popen[str]] = []
+        self._peer_logs: list[IO[str]] = []
+
+    def start(self) -> None:
+        self.local.start()
+
+    def primary_url(self) -> str:
+        host, port = self.local.primary_address()
+        return f"redis://{host}:{port}/0"
+
+    def start_server(self, name: str) -> ServerProc:
+        args = ["--host", "127.0.0.1", "--port", "0", "--instance-id", name,
+                "--sentinel", self.local.sentinel_arg, "--sentinel-master", "chat", *SERVER_FLAGS]
+        env = {"CHAT_EVENT_LOOP": "uvloop" if self.uvloop else "asyncio"}
+        proc = ServerProc(args=args, logdir=self.root, name=name, env=env)
+        self.servers[name] = proc
+        return proc.start()
+
+    def start_peer(self, name: str, timeout: float = 30.0) -> str:
+        """A socket.io instance over the set's primary; its http:// URL."""
+        log = (self.root / f"{name}.log").open("w")
+        self._peer_logs.append(log)
+        cmd = [sys.executable, "-m", "bench.peer", "--redis-url", self.primary_url()]
+        if self.uvloop:
+            cmd.append("--uvloop")
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
+        self.peers.append(proc)
+        deadline = time.monotonic() + timeout
+        assert proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            match = _PEER_LISTENING.search(line)
+            if match:
+                return match[1]
+            if proc.poll() is not None:
+                break
+        raise RuntimeError(f"peer {name} did not start; see {log.name}")
+
+    def stop_peers(self) -> None:
+        for proc in self.peers:
+            proc.terminate()
+        for proc in self.peers:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self.peers.clear()
+
+    def stop(self) -> None:
+        self.stop_peers()
+        for server in self.servers.values():
+            server.stop()
+        self.local.stop()
+        for log in self._peer_logs:
+            log.close()
+
+
+async def make_users(url: str, names: list[str], password: str = "bench-password") -> list[str]:
+    """Register and log in each name; their tokens, in order."""
+    tokens: list[str] = [""] * len(names)
+    queue = list(enumerate(names))
+
+    async def worker() -> None:
+        async with connect(url, open_timeout=30) as ws:
+            while queue:
+                index, name = queue.pop()
+                reply = await chat_request(ws, "register", username=name, password=password)
+                if not reply["ok"] and reply.get("error") != "username_taken":
+                    raise RuntimeError(f"register {name}: {reply}")
+                reply = await chat_request(ws, "login", username=name, password=password)
+                if not reply["ok"]:
+                    raise RuntimeError(f"login {name}: {reply}")
+                tokens[index] = reply["token"]
+
+    await asyncio.gather(*(worker() for _ in range(min(8, len(names)))))
+    return tokens

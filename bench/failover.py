@@ -1,0 +1,65 @@
+"""SIGKILL the primary under load: the gap in oks, and no acked message lost.
+
+Receivers do not ack during this step, so every message the server
+acknowledged must still be in its recipient's inbox afterwards: each inbox
+is read with fetch (paging with ack), and every acked msg_id is looked up.
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from typing import Any
+
+from websockets.asyncio.client import connect
+
+from bench.cluster import Cluster
+from bench.drivers import chat_request
+from bench.loadgen import Plan
+from bench.runner import run_step
+
+
+def run(cluster: Cluster, plan: Plan, *, kill_after_s: float) -> dict[str, Any]:
+    killed: dict[str, Any] = {}
+
+    def on_tick(elapsed: float) -> None:
+        if not killed and elapsed >= kill_after_s:
+            primary = cluster.local.primary_address()
+            killed["at"] = time.monotonic()
+            killed["node"] = f"{primary[0]}:{primary[1]}"
+            cluster.local.kill_node(cluster.local.node_index(primary))
+
+    step = run_step(plan, "failover", on_tick=on_tick)
+    raw = step.pop("raw")
+    out: dict[str, Any] = {"step": step, "killed": killed.get("node"),
+                           "down_after_ms": cluster.local.down_after_ms, "acked": raw["acked"]}
+    if not killed:
+        out["gap_s"] = None
+        return out
+    times = sorted(raw["ok_times"])
+    at = bisect.bisect_left(times, killed["at"])
+    before = times[at - 1] if at > 0 else None
+    after = times[at] if at < len(times) else None
+    out["gap_s"] = round(after - before, 3) if before and after else None
+    out["kill_to_first_ok_s"] = round(after - killed["at"], 3) if after else None
+    return out
+
+
+async def verify(url: str, plan: Plan, acked: list[str]) -> dict[str, Any]:
+    """Read every receiver's inbox (fetch + ack to page); which acked ids are missing."""
+    stored: set[str] = set()
+    for token, _name in plan.receivers:
+        async with connect(url, open_timeout=30, max_size=None) as ws:
+            reply = await chat_request(ws, "resume", token=token)
+            if not reply["ok"]:
+                raise RuntimeError(f"resume for verification failed: {reply}")
+            while True:
+                page = await chat_request(ws, "fetch", limit=1000)
+                messages = page["messages"]
+                stored.update(m["msg_id"] for m in messages)
+                if not messages:
+                    break
+                await chat_request(ws, "ack", seq=messages[-1]["seq"])
+    missing = [msg_id for msg_id in acked if msg_id not in stored]
+    return {"acked": len(acked), "stored": len(stored), "lost": len(missing),
+            "lost_examples": missing[:5]}

