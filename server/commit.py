@@ -136,20 +136,28 @@ class GroupCommitter:
             log.warning("durable write failed: %s: %s", type(exc).__name__, exc)
             for item in batch:
                 _resolve(item.future, errors.Unavailable("storage unreachable; retry"))
+        except Exception:
+            # Never leave a send waiting forever, whatever the client library
+            # raised; the write was not confirmed, so the client retries.
+            log.exception("durable write failed unexpectedly")
+            for item in batch:
+                _resolve(item.future, errors.Unavailable("storage error; retry"))
         finally:
             self._slots.release()
 
     async def _execute(self, batch: list[_Item], required: int) -> list[Any]:
-        pipe = self._redis.pipeline(transaction=False)
-        for item in batch:
-            await item.script(keys=item.keys, args=item.args, client=pipe)
-        if self._fsync:
-            pipe.incr(keys.COMMIT)
-            pipe.execute_command("WAITAOF", 1, required, self._timeout_ms)
-        elif required:
-            pipe.incr(keys.COMMIT)
-            pipe.execute_command("WAIT", required, self._timeout_ms)
-        results: list[Any] = await pipe.execute(raise_on_error=False)
+        # `async with` gives the connection back to the pool whatever happens,
+        # also when loading the scripts fails before the pipeline runs.
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for item in batch:
+                await item.script(keys=item.keys, args=item.args, client=pipe)
+            if self._fsync:
+                pipe.incr(keys.COMMIT)
+                pipe.execute_command("WAITAOF", 1, required, self._timeout_ms)
+            elif required:
+                pipe.incr(keys.COMMIT)
+                pipe.execute_command("WAIT", required, self._timeout_ms)
+            results: list[Any] = await pipe.execute(raise_on_error=False)
         for result in results[len(batch):]:
             if isinstance(result, Exception):
                 raise result

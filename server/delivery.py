@@ -27,6 +27,10 @@ from server.store import Store
 
 log = logging.getLogger(__name__)
 
+#: Longest wait for a pub/sub message before the listener re-checks whether
+#: it must reconnect (a failover).
+LISTEN_POLL_S = 0.25
+
 
 class Subscriber(Protocol):
     """A logged-in connection as delivery sees it."""
@@ -58,6 +62,7 @@ class Delivery:
         self._pubsub: PubSub | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.last_ping = 0.0  # monotonic time our own ping came back through pub/sub
+        self._reconnect = False  # set by force_resync; the listener reconnects
 
     # Lifecycle ----------------------------------------------------------------
 
@@ -81,11 +86,15 @@ class Delivery:
         await self._store.publish_raw(self._control, b'{"k":"ping"}')
 
     def force_resync(self) -> None:
-        """After a failover the subscriber may sit on a dead or demoted node."""
-        if self._pubsub is not None:
-            # Closing makes the listener reconnect, resubscribe and resync.
-            task = asyncio.create_task(self._pubsub.aclose())  # type: ignore[no-untyped-call]
-            self._tasks.append(task)
+        """After a failover the subscriber may sit on a dead or demoted node.
+
+        The listener itself closes its connection and reconnects, resubscribes
+        and resyncs: closing it from here, while the listener waits on it,
+        hands the connection back to the pool with a read still pending, and
+        the next command on it fails with "readuntil() called while another
+        coroutine is already waiting".
+        """
+        self._reconnect = True
 
     # Sessions ----------------------------------------------------------------
 
@@ -130,6 +139,7 @@ class Delivery:
         reconnect = False
         while True:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            self._reconnect = False  # this connection is made after any failover seen so far
             try:
                 await pubsub.subscribe(self._control, *(keys.channel(u) for u in self._local))
                 self._pubsub = pubsub
@@ -137,12 +147,16 @@ class Delivery:
                     log.info("pub/sub listener reconnected; resyncing %d users", len(self._local))
                     await self._catch_up_all()
                 backoff = 0.05
-                while True:
-                    msg = await pubsub.get_message(timeout=1.0)
+                while not self._reconnect:
+                    msg = await pubsub.get_message(timeout=LISTEN_POLL_S)
                     if msg is not None:
                         await self._dispatch(msg)
+                log.info("pub/sub listener: primary changed; reconnecting")
             except (RedisError, OSError, errors.Unavailable) as exc:
                 log.warning("pub/sub listener lost: %s: %s", type(exc).__name__, exc)
+            except Exception:
+                # A dead listener means silently lost pushes: log and go on.
+                log.exception("pub/sub listener failed; reconnecting")
             finally:
                 self._pubsub = None
                 with contextlib.suppress(RedisError, OSError):

@@ -3,20 +3,28 @@
 Both kinds retry connection errors, timeouts and READONLY (a demoted
 primary) with a short exponential backoff, then give up so the caller can
 answer `unavailable` and the client can retry elsewhere.
+
+The primary is the one a majority of the configured Sentinels names, not the
+first Sentinel's answer (redis-py's default): a Sentinel on the minority
+side of a partition, or one that has not heard of a failover yet, still
+names the old primary, and a write acked there is discarded when that node
+rejoins as a replica.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ssl
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError, ReadOnlyError, TimeoutError
+from redis.asyncio.sentinel import MasterNotFoundError, Sentinel
+from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.exceptions import ConnectionError, ReadOnlyError, RedisError, TimeoutError
 
 from server.settings import Settings
 
@@ -33,6 +41,36 @@ def read_password(path: str | None) -> str | None:
         raise ValueError(f"cannot read the Redis password from {path}: {exc}") from exc
 
 
+Address = tuple[str, int]
+
+
+class MajoritySentinel(Sentinel):
+    """A Sentinel manager whose primary is the one a majority names."""
+
+    async def discover_master(self, service_name: str) -> Address:
+        answers = await asyncio.gather(
+            *(self._named_primary(client, service_name) for client in self.sentinels)
+        )
+        votes = Counter(answer for answer in answers if answer is not None)
+        for address, count in votes.items():
+            if count * 2 > len(self.sentinels):
+                return address
+        raise MasterNotFoundError(
+            f"no majority of {len(self.sentinels)} Sentinels names a primary for "
+            f"{service_name!r} (answers: {answers})"
+        )
+
+    async def _named_primary(self, client: Redis, service_name: str) -> Address | None:
+        try:
+            state: dict[str, Any] = await client.sentinel_master(service_name)  # type: ignore[assignment]
+        except (RedisError, OSError):
+            return None
+        # Not a primary it believes up (s_down, o_down, failover underway): no vote.
+        if not self.check_master_state(state, service_name):
+            return None
+        return str(state["ip"]), int(state["port"])
+
+
 @dataclass
 class RedisHandles:
     """The clients one server instance uses."""
@@ -41,10 +79,21 @@ class RedisHandles:
     #: One client per Sentinel, to count which of them answer.
     sentinels: list[Redis] = field(default_factory=list)
     sentinel: Sentinel | None = None
+    #: Connection options for a client of one node (topology reads its INFO).
+    node_options: dict[str, Any] = field(default_factory=dict)
+    _nodes: dict[Address, Redis] = field(default_factory=dict)
+
+    def node(self, address: Address) -> Redis:
+        """A client of the node at `address` (kept for reuse)."""
+        client = self._nodes.get(address)
+        if client is None:
+            client = Redis(host=address[0], port=address[1], **self.node_options)
+            self._nodes[address] = client
+        return client
 
     async def close(self) -> None:
         await self.primary.aclose()
-        for client in self.sentinels:
+        for client in (*self.sentinels, *self._nodes.values()):
             await client.aclose()
 
 
@@ -80,9 +129,13 @@ def connect(settings: Settings) -> RedisHandles:
     }
     if settings.redis_tls_ca:
         sentinel_kwargs.update(ssl=True, ssl_ca_certs=settings.redis_tls_ca)
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+    sentinel = MajoritySentinel(  # type: ignore[no-untyped-call]
         settings.sentinels, sentinel_kwargs=sentinel_kwargs, **common
     )
     primary = sentinel.master_for(settings.sentinel_master, **common)
     probes = [Redis(host=host, port=port, **sentinel_kwargs) for host, port in settings.sentinels]
-    return RedisHandles(primary=primary, sentinels=probes, sentinel=sentinel)
+    # INFO is quick: no retries, so a dead node costs one poll, not several.
+    node_options = {**common, "retry": Retry(NoBackoff(), retries=0), "retry_on_error": [],
+                    "socket_timeout": 1.0}
+    return RedisHandles(primary=primary, sentinels=probes, sentinel=sentinel,
+                        node_options=node_options)

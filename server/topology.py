@@ -1,16 +1,36 @@
 """What the Redis set looks like now, re-read a few times a second.
 
-Durable writes wait for every replica that is online at the primary and
-not reported down by Sentinel: whichever replica Sentinel promotes then
-holds every acknowledged write. Without a majority of Sentinels in reach
-this instance may sit on the wrong side of a partition, so it refuses
-writes instead of acking what the other side's failover would discard.
+A durable write must reach every replica that Sentinel could promote next,
+so whichever one it promotes holds every acknowledged write. Each poll asks
+every Sentinel which node is primary (a majority must agree) and how it sees
+the replicas, and asks that primary for its INFO. A replica is required
+(the write WAITs for it) when:
+
+- a Sentinel we reach could promote it: it is up and connected there, not
+  s_down/o_down, not priority 0, and its replication link has not been down
+  longer than Sentinel's own limit for promotion (10 x down-after). This
+  also holds while it still resyncs or is still being repointed after a
+  failover; the write answers `unavailable` until it catches up, because
+  acking without it would let Sentinel promote a replica without the write.
+- or it is online at the primary and no Sentinel we reach lists it yet (a
+  replica just added).
+
+A replica that every Sentinel we reach reports down or disconnected cannot
+be promoted, so it is left out: a crashed replica at once (its Sentinel
+links close), a frozen or cut-off one after down-after-milliseconds; until
+then its WAIT times out and sends answer `unavailable`. With no replica
+left the primary acks alone (/healthz `degraded`).
+
+Without a majority of Sentinels in reach this instance may sit on the wrong
+side of a partition, so it refuses writes instead of acking what the other
+side's failover would discard.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +41,10 @@ from server import errors, metrics
 from server.redis_conn import RedisHandles
 
 log = logging.getLogger(__name__)
+
+#: Sentinel skips a replica whose link to the primary has been down longer
+#: than this many down-after periods (sentinelSelectSlave).
+PROMOTABLE_LINK_DOWN_FACTOR = 10
 
 
 @dataclass
@@ -33,14 +57,37 @@ class Snapshot:
     sentinels_total: int = 0
     reason: str = "not checked yet"
     down_replicas: set[str] = field(default_factory=set)
+    #: The replicas a durable write waits for ("ip:port").
+    required: set[str] = field(default_factory=set)
 
     @property
     def sentinel_majority(self) -> bool:
         return self.sentinels_total == 0 or self.sentinels_reachable * 2 > self.sentinels_total
 
 
+@dataclass
+class SentinelView:
+    """One Sentinel's answer: the primary it names and its replicas' state."""
+
+    primary: str | None
+    down_after_ms: int
+    #: Every replica it lists -> whether it could promote that replica now.
+    replicas: dict[str, bool]
+
+
+def _addr(host: Any, port: Any) -> str:
+    return f"{host}:{port}"
+
+
+def required_replicas(online: set[str], views: list[SentinelView]) -> set[str]:
+    """The replicas a durable write must reach (see the module docstring)."""
+    listed = {addr for view in views for addr in view.replicas}
+    promotable = {addr for view in views for addr, ok in view.replicas.items() if ok}
+    return promotable | (online - listed)
+
+
 class Topology:
-    """Polls the primary's INFO and each Sentinel; answers health and wait counts."""
+    """Polls the Sentinels and the primary's INFO; answers health and wait counts."""
 
     def __init__(
         self, handles: RedisHandles, *, master_name: str, interval_ms: int,
@@ -78,72 +125,137 @@ class Topology:
             await self.refresh()
 
     async def refresh(self) -> None:
-        snap = Snapshot(sentinels_total=len(self._handles.sentinels))
-        down: set[str] = set()
         if self._handles.sentinels:
-            views = await asyncio.gather(
-                *(self._sentinel_view(client) for client in self._handles.sentinels)
-            )
-            for view in views:
-                if view is not None:
-                    snap.sentinels_reachable += 1
-                    down |= view
-        try:
-            info: dict[str, Any] = await self._handles.primary.info("replication")
-        except (RedisError, OSError) as exc:
-            snap.reason = f"{type(exc).__name__}: {exc}"
-            self._publish(snap)
-            return
-        if info.get("role") != "master":
-            snap.reason = "the node we reached is a replica (failover in progress)"
-            self._publish(snap)
-            return
-        online = [
-            f"{value['ip']}:{value['port']}"
-            for key, value in info.items()
-            if key.startswith(("slave", "replica")) and isinstance(value, dict)
-            and value.get("state") == "online"
-        ]
+            snap = await self._refresh_sentinel()
+        else:
+            snap = await self._refresh_single()
+        await self._publish(snap)
+
+    async def _refresh_single(self) -> Snapshot:
+        """One Redis by URL: wait for the replicas its INFO shows online."""
+        snap = Snapshot()
+        info = await self._info(self._handles.primary, snap)
+        if info is None:
+            return snap
         conn = self._handles.primary.connection_pool.connection_kwargs
-        snap.primary = f"{conn.get('host', '?')}:{conn.get('port', '?')}"
-        if self._handles.sentinel is not None:
-            try:
-                host, port = await self._handles.sentinel.discover_master(self._master)
-                snap.primary = f"{host}:{port}"
-            except (RedisError, OSError) as exc:
-                log.debug("discover_master failed: %s", exc)
+        snap.primary = _addr(conn.get("host", "?"), conn.get("port", "?"))
+        online = _online_replicas(info)
         snap.primary_ok = True
         snap.replicas_online = len(online)
-        snap.down_replicas = down
-        snap.required_replicas = sum(1 for addr in online if addr not in down)
-        snap.reason = "" if snap.required_replicas else "no replica in sync"
-        self._publish(snap)
+        snap.required = online
+        snap.required_replicas = len(online)
+        snap.reason = "" if online else "no replica in sync"
+        return snap
 
-    async def _sentinel_view(self, client: Any) -> set[str] | None:
-        """Replicas this Sentinel reports down, or None if it does not answer."""
+    async def _refresh_sentinel(self) -> Snapshot:
+        snap = Snapshot(sentinels_total=len(self._handles.sentinels))
+        answers = await asyncio.gather(
+            *(self._sentinel_view(client) for client in self._handles.sentinels)
+        )
+        views = [view for view in answers if view is not None]
+        snap.sentinels_reachable = len(views)
+        votes = Counter(view.primary for view in views if view.primary is not None)
+        primary = next(
+            (addr for addr, count in votes.items() if count * 2 > snap.sentinels_total), None
+        )
+        if primary is None:
+            snap.reason = (
+                f"no majority of {snap.sentinels_total} Sentinels names a primary "
+                f"({snap.sentinels_reachable} reachable, votes {dict(votes)})"
+            )
+            return snap
+        # Only Sentinels that name the same primary speak about its replicas:
+        # one that has not heard of a failover yet lists the new primary
+        # among the replicas of the old one.
+        views = [view for view in views if view.primary == primary]
+        host, _, port = primary.rpartition(":")
+        # INFO of the node the majority names, not of whichever node a pooled
+        # connection happens to point at.
+        info = await self._info(self._handles.node((host, int(port))), snap)
+        if info is None:
+            return snap
+        snap.primary = primary
+        online = _online_replicas(info)
+        snap.required = required_replicas(online, views) - {primary}
+        snap.down_replicas = {
+            addr for view in views for addr, ok in view.replicas.items() if not ok
+        } - snap.required
+        snap.primary_ok = True
+        snap.replicas_online = len(online)
+        snap.required_replicas = len(snap.required)
+        snap.reason = "" if snap.required else "no replica in sync"
+        return snap
+
+    async def _info(self, client: Any, snap: Snapshot) -> dict[str, Any] | None:
+        """INFO replication of a node that acts as primary, else None (reason set)."""
         try:
+            info: dict[str, Any] = await client.info("replication")
+        except (RedisError, OSError) as exc:
+            snap.reason = f"{type(exc).__name__}: {exc}"
+            return None
+        if info.get("role") != "master":
+            snap.reason = "the node we reached is a replica (failover in progress)"
+            return None
+        return info
+
+    async def _sentinel_view(self, client: Any) -> SentinelView | None:
+        """What one Sentinel says, or None if it does not answer."""
+        try:
+            master = await client.sentinel_master(self._master)
             replicas = await client.sentinel_slaves(self._master)
         except (RedisError, OSError):
             return None
-        return {
-            f"{r['ip']}:{r['port']}" for r in replicas
-            if r.get("is_sdown") or r.get("is_odown") or r.get("is_disconnected")
-        }
+        down_after = int(master.get("down-after-milliseconds", 30_000))
+        usable = master.get("is_master") and not (master.get("is_sdown") or master.get("is_odown"))
+        limit = PROMOTABLE_LINK_DOWN_FACTOR * down_after
+        return SentinelView(
+            primary=_addr(master["ip"], master["port"]) if usable else None,
+            down_after_ms=down_after,
+            replicas={
+                _addr(r["ip"], r["port"]): not (
+                    r.get("is_sdown") or r.get("is_odown") or r.get("is_disconnected")
+                    or int(r.get("slave-priority", 100)) == 0
+                    or int(r.get("master-link-down-time", 0)) > limit
+                )
+                for r in replicas
+            },
+        )
 
-    def _publish(self, snap: Snapshot) -> None:
+    async def _publish(self, snap: Snapshot) -> None:
         old = self.now
         if snap.primary is None:
             snap.primary = old.primary  # unknown now: keep the last one we saw
         if snap.primary and old.primary and snap.primary != old.primary:
-            log.warning("failover: primary %s -> %s", old.primary, snap.primary)
+            log.warning("failover: primary %s -> %s", old.primary, snap.primary,
+                        extra={"old_primary": old.primary, "new_primary": snap.primary})
             metrics.FAILOVERS.inc()
+            # Idle pooled connections may still point at the old primary, which
+            # could take a write if it comes back before Sentinel demotes it.
+            pool = self._handles.primary.connection_pool
+            try:
+                await pool.disconnect(inuse_connections=False)
+            except (RedisError, OSError) as exc:
+                log.debug("dropping idle connections failed: %s", exc)
             if self._on_failover is not None:
                 self._on_failover(old.primary, snap.primary)
-        if old.primary_ok != snap.primary_ok or old.required_replicas != snap.required_replicas:
+        if (old.primary_ok, old.required, old.sentinels_reachable) != (
+            snap.primary_ok, snap.required, snap.sentinels_reachable
+        ):
             log.info(
-                "redis topology: primary_ok=%s primary=%s replicas in sync=%d sentinels=%d/%d %s",
-                snap.primary_ok, snap.primary, snap.required_replicas,
+                "redis topology: primary_ok=%s primary=%s replicas required=%d %s "
+                "sentinels=%d/%d %s",
+                snap.primary_ok, snap.primary, snap.required_replicas, sorted(snap.required),
                 snap.sentinels_reachable, snap.sentinels_total, snap.reason,
             )
         metrics.REQUIRED_REPLICAS.set(snap.required_replicas)
         self.now = snap
+
+
+def _online_replicas(info: dict[str, Any]) -> set[str]:
+    """Replicas the primary's INFO shows connected and past their initial sync."""
+    return {
+        _addr(value["ip"], value["port"])
+        for key, value in info.items()
+        if key.startswith(("slave", "replica")) and isinstance(value, dict)
+        and value.get("state") == "online"
+    }
