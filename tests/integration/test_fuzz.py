@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import random
 import socket
 import statistics
@@ -32,6 +33,11 @@ from tests.procs import ROOT, ServerProc
 from tests.wsclient import Peer
 
 CODES = {cls.code for cls in errors.ALL_CODES} - {"internal"}
+#: Longer runs: FUZZ_EXAMPLES=20000 FUZZ_FRAMES=100000 FUZZ_SECONDS=600 FUZZ_SEED=N.
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "400"))
+FRAMES = int(os.environ.get("FUZZ_FRAMES", "1500"))
+FRAME_SECONDS = float(os.environ.get("FUZZ_SECONDS", "6"))
+SEED = int(os.environ.get("FUZZ_SEED", "7"))
 PASSWORD = "fuzz password"
 NO_THROTTLE = ("--requests-per-second", "1000000", "--request-burst", "1000000",
                "--login-max-failures", "1000000", "--login-max-failures-per-address", "1000000")
@@ -139,7 +145,7 @@ async def test_random_requests_get_documented_replies_and_data_stays_consistent(
 
     def run(sessions: list[Session]) -> None:
 
-        @settings(max_examples=400, deadline=None, database=None,
+        @settings(max_examples=EXAMPLES, deadline=None, database=None,
                   suppress_health_check=list(HealthCheck))
         @given(body=REQUEST, which=st.integers(0, 1))
         def one_request(body: dict[str, Any], which: int) -> None:
@@ -180,9 +186,9 @@ async def test_random_frames_and_raw_bytes_never_crash_the_server(
     server = start_server(*NO_THROTTLE, redis_url=redis_url)
 
     def fuzz_frames() -> int:
-        rng, sent, end = random.Random(7), 0, time.monotonic() + 6
+        rng, sent, end = random.Random(SEED), 0, time.monotonic() + FRAME_SECONDS
         with connect(server.url, max_size=None) as ws:
-            while sent < 1500 and time.monotonic() < end:
+            while sent < FRAMES and time.monotonic() < end:
                 frame = random_frame(rng)
                 text = frame if isinstance(frame, str) else None
                 reply = request(ws, frame)
@@ -192,7 +198,7 @@ async def test_random_frames_and_raw_bytes_never_crash_the_server(
         return sent
 
     def fuzz_bytes() -> None:
-        rng = random.Random(11)
+        rng = random.Random(SEED + 1)
         for i in range(40):
             with socket.create_connection((server.host, server.port), timeout=5) as sock:
                 if i % 2:  # garbage after a real handshake: random frame headers and payloads
