@@ -110,11 +110,23 @@ class Checker:
         s = self.settings
         named: dict[str, tuple[str, int] | None] = {}
         reachable: list[Redis] = []
-        for (host, port), client in zip(s.sentinels, probe.handles.sentinels, strict=True):
-            where = f"{host}:{port}"
+        clients = [probe.node(host, port) for host, port in s.sentinels]
+        try:
+            await self._each_sentinel(probe, clients, named, reachable)
+            return await self._majority(probe, named, reachable)
+        finally:
+            await probe.close(*clients)
+
+    async def _each_sentinel(
+        self, probe: RedisProbe, clients: list[Redis],
+        named: dict[str, tuple[str, int] | None], reachable: list[Redis],
+    ) -> None:
+        master = self.settings.sentinel_master
+        for client in clients:
+            where = _address(client)
             try:
                 await _step(probe.ping(client))
-                named[where] = await _step(probe.master_address(client, s.sentinel_master))
+                named[where] = await _step(probe.master_address(client, master))
             except (RedisError, OSError, TimeoutError) as exc:
                 given = bool(client.connection_pool.connection_kwargs.get("password"))
                 self.add("FAIL", f"sentinel {where}", why(exc, password_given=given))
@@ -122,10 +134,16 @@ class Checker:
             reachable.append(client)
             if named[where] is None:
                 self.add("FAIL", f"sentinel {where}",
-                         f"does not monitor a master named {s.sentinel_master!r} "
+                         f"does not monitor a master named {master!r} "
                          "(check --sentinel-master)")
             else:
                 self.add("OK", f"sentinel {where}", "reachable")
+
+    async def _majority(
+        self, probe: RedisProbe, named: dict[str, tuple[str, int] | None],
+        reachable: list[Redis],
+    ) -> tuple[str, int] | None:
+        s = self.settings
         total = len(s.sentinels)
         if len(reachable) * 2 <= total:
             self.add("FAIL", "sentinel majority",
@@ -175,7 +193,7 @@ class Checker:
                      "(point --redis-url at the primary, or use --sentinel)")
             return
         try:
-            await _step(probe.write_marker("check", 0))
+            await _step(probe.write_marker("check", 0, client))
             self.add("OK", "primary", f"{where} answers and accepts writes")
         except (RedisError, OSError, TimeoutError) as exc:
             self.add("FAIL", "primary", f"{where} refuses writes: {why(exc)}")
@@ -195,13 +213,16 @@ class Checker:
                      "Redis has no automatic failover")
             return
         known = 0
-        for client in probe.handles.sentinels:
+        for host, port in self.settings.sentinels:
+            client = probe.node(host, port)
             try:
                 known = len(await _step(
                     probe.sentinel_replicas(client, self.settings.sentinel_master)))
                 break
             except (RedisError, OSError, TimeoutError):
                 continue
+            finally:
+                await probe.close(client)
         if not online:
             self.add("WARN", "replicas", "no replica connected: writes rest on one node "
                      "(/healthz says degraded) and a primary crash stops the service")

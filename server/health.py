@@ -137,6 +137,7 @@ class Health:
             await asyncio.wait_for(self._delivery.ping(), self.max_age)
         except (RedisError, OSError, TimeoutError, errors.Unavailable) as exc:
             log.debug("pub/sub ping failed: %s", exc)
+        metrics.SENTINELS_CONFIGURED.set(self._topology.now.sentinels_total)
         metrics.SENTINELS_REACHABLE.set(self._topology.now.sentinels_reachable)
         self.status()
 

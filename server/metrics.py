@@ -78,6 +78,10 @@ PUBSUB_PING_AGE = Gauge(
     "Seconds since this instance last received its own ping through pub/sub",
     registry=REGISTRY,
 )
+SENTINELS_CONFIGURED = Gauge(
+    "chat_sentinels_configured", "Sentinels given with --sentinel (0: single Redis)",
+    registry=REGISTRY,
+)
 SENTINELS_REACHABLE = Gauge(
     "chat_sentinels_reachable", "Sentinels that answered the latest topology check",
     registry=REGISTRY,

@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 
 from server import keys
@@ -40,9 +42,12 @@ class RedisProbe:
 
     # Used by the running server -------------------------------------------------
 
-    async def write_marker(self, instance_id: str, now_ms: int) -> None:
+    async def write_marker(
+        self, instance_id: str, now_ms: int, client: Redis | None = None
+    ) -> None:
         """One cheap replicated write: raises unless the primary accepted it."""
-        await self.handles.primary.set(marker_key(instance_id), now_ms, px=MARKER_TTL_MS)
+        target = self.handles.primary if client is None else client
+        await target.set(marker_key(instance_id), now_ms, px=MARKER_TTL_MS)
 
     async def inbox_lengths(self, names: Iterable[str]) -> dict[str, int]:
         """XLEN of each user's inbox, in one round trip."""
@@ -55,12 +60,14 @@ class RedisProbe:
     # Used by `check` ----------------------------------------------------------
 
     def node(self, host: str, port: int) -> Redis:
-        """A client for one node, with the server's password and TLS settings."""
+        """A client for one node or Sentinel, with the server's password and TLS."""
         primary = self.handles.primary.connection_pool.connection_kwargs
         kwargs: dict[str, Any] = {
             "host": host, "port": port, "password": self._password or primary.get("password"),
             "username": primary.get("username"),
             "decode_responses": True, "socket_timeout": 2.0, "socket_connect_timeout": 1.0,
+            # One try: `check` reports what is down instead of waiting it out.
+            "retry": Retry(NoBackoff(), retries=0),
         }
         if self._settings.redis_tls_ca:
             kwargs.update(ssl=True, ssl_ca_certs=self._settings.redis_tls_ca,
