@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 import ssl
 import subprocess
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from client import ChatClient
 from tests.conftest import StartServer
@@ -145,3 +148,31 @@ async def test_no_password_token_or_body_reaches_the_log(
     for secret in (SECRET_PASSWORD, WRONG_PASSWORD, SECRET_BODY, token, token.split(".")[1],
                    "$argon2id$"):
         assert secret not in log, f"{secret!r} leaked into the {log_format} log"
+
+
+async def test_tokens_expire_and_redis_holds_no_usable_token_or_password(
+    redis_url: str, start_server: StartServer
+) -> None:
+    server = start_server("--token-ttl-s", "1", redis_url=redis_url)
+    peer = await Peer.connect(server.url)
+    token = (await peer.register_login("ann", SECRET_PASSWORD))["token"]
+    assert len(token.split(".")[1]) >= 43  # 256 random bits, url-safe base64
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        dump = []
+        for key in client.scan_iter("*"):
+            kind = client.type(key)
+            if kind == "hash":
+                fields: dict[str, str] = client.hgetall(key)  # type: ignore[assignment]
+                dump += [f"{f}={v}" for f, v in fields.items()]
+            elif kind == "string":
+                dump.append(str(client.get(key)))
+        stored = "\n".join(dump)
+    finally:
+        client.close()
+    assert token.split(".")[1] not in stored and SECRET_PASSWORD not in stored
+    assert "$argon2id$" in stored and hashlib.sha256(token.encode()).hexdigest() in stored
+    other = await Peer.connect(server.url)
+    await other.ok("resume", token=token)
+    await asyncio.sleep(1.2)
+    assert (await other.request("resume", token=token))["error"] == "bad_token"
