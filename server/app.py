@@ -98,8 +98,7 @@ class App:
                         self.topology.now.reason)
         self.committer.start()
         self.services.delivery.start()
-        await self.health.probe_once()
-        self.health.start()
+        self.health.start()  # probes at once, then every topology interval
         tls = None
         if s.tls_cert and s.tls_key:
             tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
