@@ -22,7 +22,9 @@ def parse(argv: list[str]) -> Config:
     p.add_argument("--memory-conns", help="idle connection counts [1000,5000]")
     p.add_argument("--profile", type=float, default=0.0,
                    help="seconds of py-spy on instance A during the max step (0: off)")
-    p.add_argument("--uvloop", action="store_true", help="uvloop in servers, peer and load")
+    p.add_argument("--asyncio", action="store_true",
+                   help="standard asyncio loop in servers, peer and load (default: uvloop, "
+                   "as the server picks when it is installed)")
     for part in ("peer", "limit", "memory", "failover"):
         p.add_argument(f"--no-{part}", action="store_true", help=f"skip the {part} measurement")
     a = p.parse_args(argv)
@@ -34,7 +36,7 @@ def parse(argv: list[str]) -> Config:
         fractions=[0.5] if smoke else [float(x) for x in a.fractions.split(",")],
         memory_conns=[int(x) for x in (a.memory_conns or ("50" if smoke else "1000,5000"))
                       .split(",")],
-        profile_s=a.profile, uvloop=a.uvloop,
+        profile_s=a.profile, uvloop=not a.asyncio,
         peer=not a.no_peer, limit=not a.no_limit, memory=not a.no_memory,
         failover=not a.no_failover,
     )
