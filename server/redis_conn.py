@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import MasterNotFoundError, Sentinel
+from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError, ReadOnlyError, RedisError, TimeoutError
 
@@ -69,6 +70,46 @@ class MajoritySentinel(Sentinel):
         if not self.check_master_state(state, service_name):
             return None
         return str(state["ip"]), int(state["port"])
+
+
+class PrimaryPool(SentinelConnectionPool):
+    """A Sentinel pool that hands out only connections to the current primary.
+
+    redis-py resolves the primary when a connection connects and drops idle
+    connections when it sees a new address, but a connection that was busy
+    at that moment goes back to the pool still connected to the old node.
+    If that node is alive (a partition, not a crash) it keeps taking writes
+    there: its WAITs fail for ever, or, if the new primary has no replica
+    to wait for, acks writes that Sentinel discards when the old node
+    rejoins. So every connection is checked against the primary the
+    Sentinel majority named last (set by the topology poll) as it leaves
+    the pool, and reconnected if it points elsewhere.
+    """
+
+    async def get_connection(
+        self, command_name: str | None = None, *keys: Any, **options: Any
+    ) -> AbstractConnection:
+        connection: AbstractConnection = await super().get_connection(  # type: ignore[no-untyped-call]
+            command_name, *keys, **options
+        )
+        expected = self.master_address
+        if (
+            self.is_master and expected is not None and connection.is_connected
+            and (getattr(connection, "host", None), getattr(connection, "port", None))
+            != tuple(expected)
+        ):
+            try:
+                await connection.disconnect()
+                await connection.connect()  # type: ignore[no-untyped-call]  # asks the Sentinels
+            except BaseException:
+                await self.release(connection)
+                raise
+        return connection
+
+    async def primary_moved(self, address: Address) -> None:
+        """The topology saw the Sentinel majority name `address`."""
+        self.master_address = address
+        await self.disconnect(inuse_connections=False)
 
 
 @dataclass
@@ -126,13 +167,20 @@ def connect(settings: Settings) -> RedisHandles:
         "socket_timeout": 0.5,
         "socket_connect_timeout": 0.5,
         "decode_responses": True,
+        # No retries: redis-py's default (3, backoff up to 10 s) made one
+        # unreachable Sentinel stall the topology poll and every primary
+        # lookup for seconds; an unanswered Sentinel is simply not counted.
+        "retry": Retry(NoBackoff(), retries=0),
+        "retry_on_error": [],
     }
     if settings.redis_tls_ca:
         sentinel_kwargs.update(ssl=True, ssl_ca_certs=settings.redis_tls_ca)
     sentinel = MajoritySentinel(  # type: ignore[no-untyped-call]
         settings.sentinels, sentinel_kwargs=sentinel_kwargs, **common
     )
-    primary = sentinel.master_for(settings.sentinel_master, **common)
+    primary = sentinel.master_for(
+        settings.sentinel_master, connection_pool_class=PrimaryPool, **common
+    )
     probes = [Redis(host=host, port=port, **sentinel_kwargs) for host, port in settings.sentinels]
     # INFO is quick: no retries, so a dead node costs one poll, not several.
     node_options = {**common, "retry": Retry(NoBackoff(), retries=0), "retry_on_error": [],

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,13 +39,16 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from server import errors, metrics
-from server.redis_conn import RedisHandles
+from server.redis_conn import PrimaryPool, RedisHandles
 
 log = logging.getLogger(__name__)
 
 #: Sentinel skips a replica whose link to the primary has been down longer
 #: than this many down-after periods (sentinelSelectSlave).
 PROMOTABLE_LINK_DOWN_FACTOR = 10
+
+#: Longest one poll may take (Sentinel and INFO timeouts are below this).
+POLL_TIMEOUT_S = 3.0
 
 
 @dataclass
@@ -56,6 +60,7 @@ class Snapshot:
     sentinels_reachable: int = 0
     sentinels_total: int = 0
     reason: str = "not checked yet"
+    taken: float = field(default_factory=time.monotonic)
     down_replicas: set[str] = field(default_factory=set)
     #: The replicas a durable write waits for ("ip:port").
     required: set[str] = field(default_factory=set)
@@ -99,10 +104,16 @@ class Topology:
         self._on_failover = on_failover
         self.now = Snapshot(sentinels_total=len(handles.sentinels))
         self._task: asyncio.Task[None] | None = None
+        #: A view older than this is not trusted for a write (a stuck poll
+        #: must not keep a majority that is gone).
+        self.max_age_s = 2 * POLL_TIMEOUT_S + self._interval
 
     def required_replicas(self) -> int:
         """Replicas a durable write must reach; raises when it cannot be made."""
         snap = self.now
+        age = time.monotonic() - snap.taken
+        if age > self.max_age_s:
+            raise errors.Unavailable(f"Redis topology not confirmed for {age:.1f} s")
         if not snap.primary_ok:
             raise errors.Unavailable(f"no Redis primary: {snap.reason}")
         if not snap.sentinel_majority:
@@ -125,10 +136,12 @@ class Topology:
             await self.refresh()
 
     async def refresh(self) -> None:
-        if self._handles.sentinels:
-            snap = await self._refresh_sentinel()
-        else:
-            snap = await self._refresh_single()
+        poll = self._refresh_sentinel() if self._handles.sentinels else self._refresh_single()
+        try:
+            snap = await asyncio.wait_for(poll, POLL_TIMEOUT_S)
+        except TimeoutError:
+            snap = Snapshot(sentinels_total=len(self._handles.sentinels),
+                            reason=f"topology poll took over {POLL_TIMEOUT_S:g} s")
         await self._publish(snap)
 
     async def _refresh_single(self) -> Snapshot:
@@ -229,13 +242,17 @@ class Topology:
             log.warning("failover: primary %s -> %s", old.primary, snap.primary,
                         extra={"old_primary": old.primary, "new_primary": snap.primary})
             metrics.FAILOVERS.inc()
-            # Idle pooled connections may still point at the old primary, which
-            # could take a write if it comes back before Sentinel demotes it.
+            # Pooled connections may still point at the old primary, which
+            # takes writes if it is alive on the other side of a partition.
             pool = self._handles.primary.connection_pool
             try:
-                await pool.disconnect(inuse_connections=False)
+                if isinstance(pool, PrimaryPool):
+                    host, _, port = snap.primary.rpartition(":")
+                    await pool.primary_moved((host, int(port)))
+                else:
+                    await pool.disconnect(inuse_connections=False)
             except (RedisError, OSError) as exc:
-                log.debug("dropping idle connections failed: %s", exc)
+                log.debug("dropping connections to the old primary failed: %s", exc)
             if self._on_failover is not None:
                 self._on_failover(old.primary, snap.primary)
         if (old.primary_ok, old.required, old.sentinels_reachable) != (

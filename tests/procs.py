@@ -35,8 +35,13 @@ TEST_ENV = {
 class ServerProc:
     """One `python -m server --port 0` process; `url` is its WebSocket URL."""
 
-    def __init__(self, *, args: list[str], logdir: Path, name: str, env: dict[str, str]) -> None:
+    def __init__(
+        self, *, args: list[str], logdir: Path, name: str, env: dict[str, str],
+        prefix: tuple[str, ...] = (),
+    ) -> None:
+        """prefix: argv words before python, e.g. ("ip", "netns", "exec", NS)."""
         self.args = args
+        self.prefix = prefix
         self.name = name
         self.log_path = logdir / f"{name}.log"
         self.env = env
@@ -58,7 +63,7 @@ class ServerProc:
         env = {**os.environ, **TEST_ENV, **self.env}
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "server", *self.args],
+                [*self.prefix, sys.executable, "-m", "server", *self.args],
                 cwd=ROOT,
                 env=env,
                 stdout=log,
