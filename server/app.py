@@ -23,7 +23,7 @@ import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
-from server import logs, metrics, redis_conn
+from server import errors, logs, metrics, redis_conn
 from server.auth import Passwords
 from server.commit import GroupCommitter
 from server.delivery import Delivery
@@ -96,6 +96,9 @@ class App:
         if not self.topology.now.primary_ok:
             log.warning("Redis not reachable yet (%s); serving 'unavailable' until it is",
                         self.topology.now.reason)
+        else:
+            with contextlib.suppress(errors.Unavailable):
+                await self.services.store.load_scripts()
         self.committer.start()
         self.services.delivery.start()
         self.health.start()  # probes at once, then every topology interval

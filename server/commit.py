@@ -20,7 +20,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from server import errors, keys, metrics
 
@@ -111,9 +111,8 @@ class GroupCommitter:
             return
         try:
             started = time.perf_counter()
-            results = await self._execute(batch, required)
-            if required or self._fsync:
-                acked = results[-1]
+            results, acked = await self._execute(batch, required)
+            if acked is not None:
                 # WAITAOF answers [local fsyncs, replica fsyncs].
                 replicas = acked[1] if isinstance(acked, list) else acked
                 local_ok = acked[0] >= 1 if isinstance(acked, list) else True
@@ -145,12 +144,30 @@ class GroupCommitter:
         finally:
             self._slots.release()
 
-    async def _execute(self, batch: list[_Item], required: int) -> list[Any]:
-        # `async with` gives the connection back to the pool whatever happens,
-        # also when loading the scripts fails before the pipeline runs.
+    async def _execute(self, batch: list[_Item], required: int) -> tuple[list[Any], Any]:
+        """The scripts' results and the WAIT answer (None when nothing waits)."""
+        results, acked = await self._pipeline(batch, required)
+        missing = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
+        if missing:
+            # A node that restarted or was promoted may lack our scripts. Only
+            # the scripts that did not run are run again (a register must not
+            # run twice), and both WAITs must have reached the replicas.
+            for script in {id(batch[i].script): batch[i].script for i in missing}.values():
+                await self._redis.script_load(script.script)
+            retried, acked_again = await self._pipeline([batch[i] for i in missing], required)
+            for i, result in zip(missing, retried, strict=True):
+                results[i] = result
+            acked = _weakest(acked, acked_again)
+        return results, acked
+
+    async def _pipeline(self, batch: list[_Item], required: int) -> tuple[list[Any], Any]:
+        # EVALSHA directly: redis-py's script objects in a pipeline cost a
+        # SCRIPT EXISTS round trip per batch; NOSCRIPT is handled above.
+        # `async with` gives the connection back to the pool whatever happens.
+        waits = bool(self._fsync or required)
         async with self._redis.pipeline(transaction=False) as pipe:
             for item in batch:
-                await item.script(keys=item.keys, args=item.args, client=pipe)
+                pipe.evalsha(item.script.sha, len(item.keys), *item.keys, *item.args)
             if self._fsync:
                 pipe.incr(keys.COMMIT)
                 pipe.execute_command("WAITAOF", 1, required, self._timeout_ms)
@@ -161,7 +178,16 @@ class GroupCommitter:
         for result in results[len(batch):]:
             if isinstance(result, Exception):
                 raise result
-        return results
+        return results[:len(batch)], (results[-1] if waits else None)
+
+
+def _weakest(first: Any, second: Any) -> Any:
+    """The smaller of two WAIT (int) or WAITAOF ([local, replicas]) answers."""
+    if first is None or second is None:
+        return None
+    if isinstance(first, list) and isinstance(second, list):
+        return [min(first[0], second[0]), min(first[1], second[1])]
+    return min(first, second)
 
 
 def _resolve(future: asyncio.Future[Any], outcome: Any) -> None:

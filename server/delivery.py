@@ -23,6 +23,7 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from server import errors, keys, metrics, protocol
+from server.publisher import Publisher
 from server.store import Store
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class Delivery:
         self._local: dict[str, set[Subscriber]] = defaultdict(set)
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._pubsub: PubSub | None = None
+        self._publisher = Publisher(store)
         self._tasks: list[asyncio.Task[None]] = []
         self.last_ping = 0.0  # monotonic time our own ping came back through pub/sub
         self._reconnect = False  # set by force_resync; the listener reconnects
@@ -67,12 +69,14 @@ class Delivery:
     # Lifecycle ----------------------------------------------------------------
 
     def start(self) -> None:
+        self._publisher.start()
         self._tasks = [
             asyncio.create_task(self._listen(), name="pubsub-listener"),
             asyncio.create_task(self._sweep_forever(), name="inbox-sweep"),
         ]
 
     async def close(self) -> None:
+        await self._publisher.close()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -123,11 +127,12 @@ class Delivery:
                 with contextlib.suppress(RedisError, OSError):
                     await self._pubsub.unsubscribe(keys.channel(name))
 
-    async def notify_message(
+    def notify_message(
         self, to: str, seq: str, message: dict[str, Any] | None, prev: str | None
     ) -> None:
+        """Tell every instance about a durable message (batched, not awaited)."""
         payload = {"k": "msg", "seq": seq, "prev": prev, "m": message}
-        await self._store.publish(to, orjson.dumps(payload))
+        self._publisher.post(to, orjson.dumps(payload))
 
     async def notify_deleted(self, name: str, origin: str) -> None:
         await self._store.publish(name, orjson.dumps({"k": "del", "origin": origin}))

@@ -136,12 +136,8 @@ async def send(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
         message = protocol.message(
             msg_id=msg_id, sender=sender, to=to, body=args["body"], ts=result.ts, seq=result.seq
         )
-    try:
-        # A retry republishes without the body: pushers re-read the inbox.
-        await svc.delivery.notify_message(to, result.seq, message, result.prev)
-    except errors.Unavailable as exc:
-        # Stored durably already; the sweep pushes it when pub/sub is back.
-        log.warning("publish after send failed (sweep will push): %s", exc.detail)
+    # A retry republishes without the body: pushers re-read the inbox.
+    svc.delivery.notify_message(to, result.seq, message, result.prev)
     return {"msg_id": msg_id, "ts": result.ts}
 
 

@@ -86,6 +86,12 @@ class Store:
             for path in SCRIPTS.glob("*.lua")
         }
 
+    @_unavailable_on_redis_error
+    async def load_scripts(self) -> None:
+        """SCRIPT LOAD every script, so the first batches need no NOSCRIPT retry."""
+        for script in self._scripts.values():
+            await self.redis.script_load(script.script)
+
     # Accounts -------------------------------------------------------------
 
     @_unavailable_on_redis_error
@@ -307,6 +313,14 @@ class Store:
     @_unavailable_on_redis_error
     async def publish(self, name: str, payload: bytes) -> None:
         await self.redis.publish(keys.channel(name), payload)
+
+    @_unavailable_on_redis_error
+    async def publish_many(self, items: list[tuple[str, bytes]]) -> None:
+        """PUBLISH each payload on its user's channel, in order, in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for name, payload in items:
+            pipe.publish(keys.channel(name), payload)
+        await pipe.execute()
 
     @_unavailable_on_redis_error
     async def publish_raw(self, channel: str, payload: bytes) -> None:

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,61 +54,82 @@ class Connection:
         self._limits = protocol.Limits(
             max_body_chars=settings.max_body_chars, max_list_limit=settings.max_list_limit
         )
-        self._outbox: asyncio.Queue[bytes | _Close] = asyncio.Queue()
+        self._outbox: deque[bytes | _Close] = deque()
+        self._writer: asyncio.Task[None] | None = None
         self._max_outbox = settings.max_outbox_frames
         self._max_outbox_bytes = settings.max_outbox_bytes
         self._outbox_bytes = 0
         self._closed = False
         self._busy = False
         self._draining = False
-        self._reader: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._drain_cancelled = False
+        self._reading = False
         self._tokens = float(settings.request_burst)
         self._refilled = time.monotonic()
 
     # Lifecycle ------------------------------------------------------------------
+    # An idle connection owns no task of its own: requests are read in the
+    # handler task websockets gives us, and a writer task exists only while
+    # frames wait in the outbox. That keeps an idle connection small.
 
     async def serve(self) -> None:
         metrics.CONNECTIONS.inc()
-        writer = asyncio.create_task(self._write_loop())
-        self._reader = asyncio.create_task(self._read_loop())
+        self._task = asyncio.current_task()
         try:
-            await asyncio.wait({self._reader})
+            try:
+                await self._read_loop()
+            except asyncio.CancelledError:
+                if not self._drain_cancelled or self._uncancel() > 0:
+                    raise  # someone else cancelled us too: honour it
             if self._draining and not self._closed:
                 self._send(protocol.shutdown_event(self.services.settings.retry_after_ms))
                 self._send(_Close(CLOSE_GOING_AWAY, "server shutting down"))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(writer), timeout=5)
+                if self._writer is not None:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(asyncio.shield(self._writer), timeout=5)
         finally:
-            self._reader.cancel()
-            writer.cancel()
-            await asyncio.gather(self._reader, writer, return_exceptions=True)
+            if self._writer is not None:
+                self._writer.cancel()
+                await asyncio.gather(self._writer, return_exceptions=True)
             await self.end_session()
             metrics.CONNECTIONS.dec()
+
+    def _uncancel(self) -> int:
+        """Take back our own drain cancel; how many cancels are still pending."""
+        self._drain_cancelled = False
+        return self._task.uncancel() if self._task is not None else 0
 
     def drain(self) -> None:
         """Graceful stop: finish the request in hand, read nothing more."""
         self._draining = True
-        if not self._busy and self._reader is not None:
-            self._reader.cancel()
+        # Cancel only a read in progress: never the request in hand, nor the
+        # cleanup after the loop, which must detach the session.
+        if self._reading and not self._busy and self._task is not None \
+                and not self._drain_cancelled:
+            self._drain_cancelled = True
+            self._task.cancel()
 
     async def _read_loop(self) -> None:
-        while True:
-            try:
-                frame = await self.ws.recv()
-            except ConnectionClosed:
-                return
-            self._busy = True
-            try:
-                await self._handle(frame)
-            finally:
-                self._busy = False
-            if self._draining:
-                return
+        self._reading = True
+        try:
+            while not self._draining:
+                try:
+                    frame = await self.ws.recv()
+                except ConnectionClosed:
+                    return
+                self._busy = True
+                try:
+                    await self._handle(frame)
+                finally:
+                    self._busy = False
+        finally:
+            self._reading = False
 
     async def _write_loop(self) -> None:
         try:
-            while True:
-                item = await self._outbox.get()
+            while self._outbox:
+                item = self._outbox.popleft()
                 if isinstance(item, _Close):
                     await self.ws.close(item.code, item.reason)
                     return
@@ -115,6 +137,8 @@ class Connection:
                 await self.ws.send(item, text=True)
         except ConnectionClosed:
             return
+        finally:
+            self._writer = None
 
     def _send(self, frame: bytes | _Close) -> None:
         if self._closed:
@@ -123,24 +147,25 @@ class Connection:
         # Frames count (pushes) and so do bytes: a client that pipelines big
         # fetches without reading must not make us hold gigabytes of replies.
         # One frame of any size fits an empty outbox, so no reply is too big.
-        if not self._outbox.empty() and (
-            self._outbox.qsize() >= self._max_outbox
+        if self._outbox and (
+            len(self._outbox) >= self._max_outbox
             or self._outbox_bytes + size > self._max_outbox_bytes
         ):
             self._cut_off()
             return
         self._outbox_bytes += size
-        self._outbox.put_nowait(frame)
+        self._outbox.append(frame)
         if isinstance(frame, _Close):
             self._closed = True  # nothing may follow the close frame
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_loop())
 
     def _cut_off(self) -> None:
         """A client that does not read loses its connection, not our memory."""
         self._closed = True
         metrics.SLOW_CONSUMERS.inc()
         log.warning("closing slow consumer conn=%s user=%s", self.conn_id, self.username)
-        while not self._outbox.empty():
-            self._outbox.get_nowait()
+        self._outbox.clear()
         self._outbox_bytes = 0
         self.ws.transport.abort()
 
