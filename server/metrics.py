@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -90,6 +92,12 @@ PROBE_FAILURES = Counter(
     "chat_probe_write_failures_total", "Health probe writes the primary refused or missed",
     registry=REGISTRY,
 )
+
+
+@functools.cache
+def op_counter(op: str, result: str) -> Counter:
+    """The OPS child for (op, result), looked up once: labels() is slow per request."""
+    return OPS.labels(op, result)
 
 
 def exposition() -> tuple[bytes, str]:

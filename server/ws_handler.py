@@ -188,7 +188,7 @@ class Connection:
             request = protocol.parse_frame(frame, binary=isinstance(frame, bytes),
                                            limits=self._limits)
         except protocol.Rejected as rejected:
-            metrics.OPS.labels("invalid", rejected.error.code).inc()
+            metrics.op_counter("invalid", rejected.error.code).inc()
             self._send(protocol.error(rejected.request_id, rejected.error))
             return
         op = request.op
@@ -206,16 +206,17 @@ class Connection:
             log.exception("op %s failed conn=%s user=%s", op, self.conn_id, self.username)
             reply, code = protocol.error(request.id, errors.Internal("internal error")), "internal"
         elapsed = time.perf_counter() - started
-        metrics.OPS.labels(op, code).inc()
+        metrics.op_counter(op, code).inc()
         if op == "send" and code == "ok":
             metrics.SEND_SECONDS.observe(elapsed)
-        log.log(
-            logging.DEBUG if code == "ok" else logging.INFO,
-            "op=%s user=%s conn=%s result=%s ms=%.1f",
-            op, self.username, self.conn_id, code, elapsed * 1000,
-            extra={"op": op, "user": self.username, "conn": self.conn_id, "result": code,
-                   "latency_ms": round(elapsed * 1000, 1)},
-        )
+        level = logging.DEBUG if code == "ok" else logging.INFO
+        if log.isEnabledFor(level):  # the hot path skips building the record
+            log.log(
+                level, "op=%s user=%s conn=%s result=%s ms=%.1f",
+                op, self.username, self.conn_id, code, elapsed * 1000,
+                extra={"op": op, "user": self.username, "conn": self.conn_id, "result": code,
+                       "latency_ms": round(elapsed * 1000, 1)},
+            )
         self._send(reply)
 
     # Session (what ops and delivery call) -------------------------------------
