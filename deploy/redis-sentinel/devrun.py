@@ -1,5 +1,6 @@
 """`make run`: the local HA set plus chat servers in the foreground.
 
+A server that dies (kill one to watch clients move) is restarted.
 Ctrl-C or SIGTERM stops the servers first (they drain and tell clients to
 reconnect), then the set, Sentinels before nodes.
 """
@@ -83,6 +84,33 @@ def _client_python() -> str:
         return str(exe)
 
 
+def _supervise(local: LocalSet, procs: list[subprocess.Popen[bytes]], ports: list[int],
+               root: Path) -> int:
+    """Restart a server that dies, so killing one to watch clients move is safe.
+
+    A server that dies again within 10 s of its restart is crash-looping
+    (bad config, Redis gone): then everything stops with its log's last line.
+    """
+    started = [time.monotonic()] * len(procs)
+    while True:
+        time.sleep(0.5)
+        for i, proc in enumerate(procs):
+            code = proc.poll()
+            if code is None:
+                continue
+            log = root / f"server-{i}.log"
+            if time.monotonic() - started[i] < 10:
+                tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["?"]
+                print(f"chat server on port {ports[i]} keeps exiting ({tail[0]}); "
+                      f"stopping everything (see {log})", file=sys.stderr, flush=True)
+                return 1
+            print(f"chat server on port {ports[i]} exited ({code}); restarting it",
+                  flush=True)
+            procs[i] = _start_server(local, i, ports[i], root)
+            started[i] = time.monotonic()
+            _wait_listening(procs[i], ports[i], log)
+
+
 def run_dev(root: Path, *, server_port: int, redis_port: int, servers: int = 2) -> int:
     root = root.resolve()
     ports = [server_port + i for i in range(servers)]
@@ -106,16 +134,14 @@ def run_dev(root: Path, *, server_port: int, redis_port: int, servers: int = 2) 
             f"  Redis primary {primary[0]}:{primary[1]} (per Sentinel), data in {root}\n"
             f"  Sentinels     {local.sentinel_arg} (master name {local.master_name!r})\n"
             f"  servers       {urls}   logs in {root}/server-N.log\n"
-            f"  connect:      {_client_python()} -m client --url ws://{HOST}:{server_port}/ws\n"
+            f"  connect:      {_client_python()} -m client"
+            + "".join(f" --url ws://{HOST}:{p}/ws" for p in ports) + "\n"
             f"  status:       {_client_python()} deploy/redis-sentinel/redisset.py status"
             f" --dir {root}\n"
             "Ctrl-C stops everything.",
             flush=True,
         )
-        while all(proc.poll() is None for proc in procs):
-            time.sleep(0.5)
-        print("a chat server exited; stopping everything", file=sys.stderr)
-        return 1
+        return _supervise(local, procs, ports, root)
     except KeyboardInterrupt:
         print("\nstopping...", flush=True)
         return 0
