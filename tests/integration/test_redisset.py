@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.procs import ROOT  # also puts deploy/redis-sentinel on sys.path
+# tests.procs also puts deploy/redis-sentinel on sys.path.
+from tests.procs import ROOT, free_port, wait_for_port
 
 # isort: split
 from sentinelset import LocalSet
@@ -261,3 +262,42 @@ def test_dev_runs_the_set_until_sigterm_then_stops_everything(tmp_path: Path) ->
             proc.wait()
             LocalSet.load(root).stop()
     assert dead(pids)
+
+
+@pytest.mark.slow
+def test_dev_restarts_a_chat_server_that_was_killed(tmp_path: Path) -> None:
+    root = tmp_path / "run"
+    server_port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(REDISSET), "dev", "--dir", str(root), "--servers", "1",
+         "--port", str(server_port), "--redis-port", str(free_base_port())],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+    )
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "Ctrl-C stops everything" in line:
+                break
+        server = subprocess.run(
+            ["pgrep", "-f", "--", f"-m server --host 127.0.0.1 --port {server_port} "],
+            capture_output=True, text=True, check=True,
+        ).stdout.split()
+        assert len(server) == 1, server
+        time.sleep(10)  # past the crash-loop guard
+        os.kill(int(server[0]), signal.SIGKILL)
+        for line in proc.stdout:
+            lines.append(line)
+            if "restarting it" in line:
+                break
+        assert any(f"port {server_port} exited" in line for line in lines), "".join(lines)
+        wait_for_port("127.0.0.1", server_port, timeout=30)
+        assert proc.poll() is None, "dev must keep running after restarting the server"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+            LocalSet.load(root).stop()
