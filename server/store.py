@@ -66,7 +66,9 @@ def entry_to_message(entry_id: str, fields: dict[str, str]) -> dict[str, Any]:
 def next_seq(seq: str) -> str | None:
     """The smallest stream id after `seq`, or None if there is none."""
     parsed = protocol.parse_seq(seq)
-    if parsed is None:
+    # Twenty digits fit the shape but may exceed a stream id's 64-bit parts;
+    # Redis would reject such an id with an error that reads as `unavailable`.
+    if parsed is None or max(parsed) > MAX_STREAM_INT:
         raise errors.BadRequest("`seq` must be the seq of a message")
     ms, n = parsed
     if n < MAX_STREAM_INT:

@@ -3,32 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 
-import fakeredis
-import pytest
-from fakeredis.aioredis import FakeRedis
 from redis.asyncio import Redis
 
 from server import keys
-from server.commit import GroupCommitter
 from server.invariants import check
 from server.store import Store
-
-
-@pytest.fixture
-async def redis() -> AsyncIterator[Redis]:
-    client: Redis = FakeRedis(server=fakeredis.FakeServer(), decode_responses=True)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def store(redis: Redis) -> AsyncIterator[Store]:
-    committer = GroupCommitter(redis, required_replicas=lambda: 0, ack_timeout_ms=1000)
-    committer.start()
-    yield Store(redis, committer, max_inbox=5)
-    await committer.close()
 
 
 def now() -> int:

@@ -4,44 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import fakeredis
 import pytest
-from fakeredis.aioredis import FakeRedis
 from redis.asyncio import Redis
 
 from server import errors, keys
 from server.commit import GroupCommitter
 from server.store import DEDUPE_MS, MAX_STREAM_INT, Store, next_seq
+from tests.unit.conftest import MAX_INBOX
 
-MAX_INBOX = 5
 BIG = str(MAX_STREAM_INT)
-
-
-@pytest.fixture
-def server() -> fakeredis.FakeServer:
-    return fakeredis.FakeServer()
-
-
-@pytest.fixture
-async def redis(server: fakeredis.FakeServer) -> AsyncIterator[Redis]:
-    client: Redis = FakeRedis(server=server, decode_responses=True)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def committer(redis: Redis) -> AsyncIterator[GroupCommitter]:
-    committer = GroupCommitter(redis, required_replicas=lambda: 0, ack_timeout_ms=1000)
-    committer.start()
-    yield committer
-    await committer.close()
-
-
-@pytest.fixture
-def store(redis: Redis, committer: GroupCommitter) -> Store:
-    return Store(redis, committer, max_inbox=MAX_INBOX)
 
 
 def now() -> int:
@@ -413,6 +386,20 @@ async def test_ack_of_a_malformed_seq_is_bad_request(store: Store) -> None:
         await store.ack("bob", "not-a-seq")
 
 
+@pytest.mark.parametrize("seq", [f"{MAX_STREAM_INT + 1}-0", f"0-{MAX_STREAM_INT + 1}",
+                                 "99999999999999999999-99999999999999999999"])
+async def test_ack_of_a_seq_beyond_the_largest_stream_id_is_bad_request(
+    store: Store, seq: str
+) -> None:
+    # Twenty digits pass the shape check but no stream id is that large:
+    # Redis rejects it, and that must not read as `unavailable` (retry).
+    await register(store, "bob")
+    await send(store)
+    with pytest.raises(errors.BadRequest):
+        await store.ack("bob", seq)
+    assert await store.unread("bob") == 1
+
+
 def test_next_seq_increments_the_counter() -> None:
     assert next_seq("0-0") == "0-1"
     assert next_seq("1700000000000-41") == "1700000000000-42"
@@ -551,16 +538,16 @@ async def test_committer_close_is_idempotent_and_later_writes_are_unavailable(
 
 
 async def test_unreachable_redis_is_unavailable(store: Store,
-                                                server: fakeredis.FakeServer) -> None:
+                                                fake_server: fakeredis.FakeServer) -> None:
     await register(store, "bob")
-    server.connected = False
+    fake_server.connected = False
     with pytest.raises(errors.Unavailable):
         await store.unread("bob")
     with pytest.raises(errors.Unavailable):
         await send(store)
     with pytest.raises(errors.Unavailable):
         await store.fetch("bob", limit=1)
-    server.connected = True
+    fake_server.connected = True
     assert await store.unread("bob") == 0
 
 
@@ -600,8 +587,9 @@ async def test_publish_reaches_subscribers_of_the_users_channel(store: Store,
 
 
 async def test_ping_succeeds_when_reachable_and_is_unavailable_when_not(
-        store: Store, server: fakeredis.FakeServer) -> None:
+        store: Store, fake_server: fakeredis.FakeServer) -> None:
     await store.ping()
-    server.connected = False
+    fake_server.connected = False
     with pytest.raises(errors.Unavailable):
         await store.ping()
+
