@@ -64,6 +64,11 @@ def instance_channel(instance_id: str) -> str:
     return f"{PREFIX}:instance:{instance_id}"
 
 
+def health_marker(instance_id: str) -> str:
+    """String: the time (ms) of an instance's latest health probe write (short TTL)."""
+    return f"{PREFIX}:health:{instance_id}"
+
+
 #: The kinds of per-user key, by the suffix after `chat:{name}:`.
 USER_KINDS = ("account", "inbox", "seen", "seen-exp", "tokens", "login-fail")
 

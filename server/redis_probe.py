@@ -27,11 +27,6 @@ from server.settings import Settings
 MARKER_TTL_MS = 60_000
 
 
-def marker_key(instance_id: str) -> str:
-    """String: the time (ms) of this instance's latest health probe write."""
-    return f"{keys.PREFIX}:health:{instance_id}"
-
-
 class RedisProbe:
     """Read-mostly access to the nodes of the configured Redis set."""
 
@@ -47,7 +42,7 @@ class RedisProbe:
     ) -> None:
         """One cheap replicated write: raises unless the primary accepted it."""
         target = self.handles.primary if client is None else client
-        await target.set(marker_key(instance_id), now_ms, px=MARKER_TTL_MS)
+        await target.set(keys.health_marker(instance_id), now_ms, px=MARKER_TTL_MS)
 
     async def inbox_lengths(self, names: Iterable[str]) -> dict[str, int]:
         """XLEN of each user's inbox, in one round trip."""

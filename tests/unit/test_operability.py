@@ -9,13 +9,15 @@ import time
 from http import HTTPStatus
 from typing import Any, cast
 
+from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, ConnectionError
 
-from server import logs, metrics
+from server import keys, logs, metrics
 from server.check import Checker, why
 from server.delivery import Delivery
 from server.health import Health
-from server.redis_probe import RedisProbe
+from server.redis_conn import RedisHandles
+from server.redis_probe import MARKER_TTL_MS, RedisProbe
 from server.settings import Settings
 from server.topology import Snapshot, Topology
 from tests.procs import ROOT
@@ -143,3 +145,11 @@ def test_alert_rules_and_dashboard_use_only_metrics_the_server_exports() -> None
     used = {name for e in exprs for name in re.findall(r"\b(chat_[a-z_]+|up)\b(?=[{\s)]|$)", e)}
     assert used - exported == set()
     assert {"chat_send_seconds_bucket", "chat_health", "chat_pubsub_ping_age_seconds"} <= used
+
+
+async def test_health_probe_writes_its_marker_under_the_key_keys_py_names(redis: Redis) -> None:
+    probe = RedisProbe(Settings(redis_url="redis://unused"), RedisHandles(primary=redis))
+    await probe.write_marker("i-1", 1234)
+    assert await redis.get(keys.health_marker("i-1")) == "1234"
+    assert keys.health_marker("i-1") == f"{keys.PREFIX}:health:i-1"
+    assert 0 < await redis.pttl(keys.health_marker("i-1")) <= MARKER_TTL_MS
