@@ -1,49 +1,23 @@
 """Account and session ops of `ChatClient` (register, login, resume, logout, ...).
 
-Kept apart from connection.py, which owns connections and message flow; the
-base class names what these ops need from it.
+Kept apart from connection.py (connections, reconnects) and messaging.py
+(message flow); the request path they all use is client/core.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator
 from typing import Any
 
 from client.errors import Unauthenticated
-from client.inbox import Inbox
+from client.messaging import MessageOps
 from client.models import LoginResult
 
 __all__ = ["SessionOps"]
 
 
-class SessionOps:
-    """Mixin: the session-level half of the public API."""
-
-    _inbox: Inbox
-    _token: str | None
-    _ending_session: bool
-
-    async def _call(
-        self,
-        op: str,
-        args: dict[str, Any] | None = None,
-        *,
-        retry_connection_loss: bool = True,
-        deadline: float | None = None,
-    ) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        raise NotImplementedError
-
-    async def _fetch_page(self, catch_up: int) -> None:
-        raise NotImplementedError
-
-    def _session_started(self, username: str, token: str | None) -> None:
-        raise NotImplementedError
-
-    def _session_ended(self) -> None:
-        raise NotImplementedError
+class SessionOps(MessageOps):
+    """The session-level half of the public API."""
 
     async def register(self, username: str, password: str) -> str:
         """Create an account; returns the username. Does not log in.
