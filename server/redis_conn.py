@@ -14,11 +14,13 @@ rejoins as a replica.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
@@ -27,7 +29,11 @@ from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnec
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError, ReadOnlyError, RedisError, TimeoutError
 
+from server import errors
 from server.settings import Settings
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 RETRY_ERRORS: list[type[Exception]] = [ConnectionError, TimeoutError, ReadOnlyError]
 
@@ -40,6 +46,19 @@ def read_password(path: str | None) -> str | None:
         return Path(path).read_text().splitlines()[0].strip() or None
     except (OSError, IndexError) as exc:
         raise ValueError(f"cannot read the Redis password from {path}: {exc}") from exc
+
+
+def unavailable_on_redis_error(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """Redis failures (after redis-py's own retries) answer `unavailable`."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await fn(*args, **kwargs)
+        except (RedisError, OSError) as exc:
+            raise errors.Unavailable(f"storage unreachable ({type(exc).__name__}); retry") from exc
+
+    return wrapper
 
 
 Address = tuple[str, int]

@@ -2,43 +2,29 @@
 
 Multi-key writes are Lua scripts in server/scripts (loaded once, run by
 EVALSHA); writes that must survive failover go through the group committer.
-Redis failures surface as errors.Unavailable, never as ok.
+Redis failures surface as errors.Unavailable, never as ok. The read-only
+audit reads of server.invariants are in store_audit.py (inherited here);
+health probes and `check` ask Redis through redis_probe.py.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
-from redis.exceptions import RedisError
 
 from server import errors, keys, protocol
 from server.commit import GroupCommitter
+from server.redis_conn import unavailable_on_redis_error
+from server.store_audit import AuditReads
 
 SCRIPTS = Path(__file__).parent / "scripts"
 DEDUPE_MS = 24 * 3600 * 1000
 MAX_STREAM_INT = 2**64 - 1
-
-P = ParamSpec("P")
-T = TypeVar("T")
-
-
-def _unavailable_on_redis_error(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
-    """Redis failures (after redis-py's own retries) answer `unavailable`."""
-
-    @functools.wraps(fn)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            return await fn(*args, **kwargs)
-        except (RedisError, OSError) as exc:
-            raise errors.Unavailable(f"storage unreachable ({type(exc).__name__}); retry") from exc
-
-    return wrapper
 
 
 @dataclass(frozen=True)
@@ -76,8 +62,12 @@ def next_seq(seq: str) -> str | None:
     return f"{ms + 1}-0" if ms < MAX_STREAM_INT else None
 
 
-class Store:
-    """The chat's data in Redis: accounts, tokens, inboxes, dedupe records."""
+class Store(AuditReads):
+    """The chat's data in Redis: accounts, tokens, inboxes, dedupe records.
+
+    The read-only inspection reads of server.invariants come from AuditReads
+    (server/store_audit.py).
+    """
 
     def __init__(self, redis: Redis, committer: GroupCommitter, *, max_inbox: int) -> None:
         self.redis = redis
@@ -88,7 +78,7 @@ class Store:
             for path in SCRIPTS.glob("*.lua")
         }
 
-    @_unavailable_on_redis_error
+    @unavailable_on_redis_error
     async def load_scripts(self) -> None:
         """SCRIPT LOAD every script, so the first batches need no NOSCRIPT retry."""
         for script in self._scripts.values():
@@ -96,7 +86,7 @@ class Store:
 
     # Accounts -------------------------------------------------------------
 
-    @_unavailable_on_redis_error
+    @unavailable_on_redis_error
     async def register(self, name: str, password_hash: str, *, gen: str, now_ms: int) -> bool:
         created = await self._committer.run(
             self._scripts["register"],
@@ -105,14 +95,14 @@ class Store:
         )
         return bool(created)
 
-    @_unavailable_on_redis_error
+    @unavailable_on_redis_error
     async def account(self, name: str) -> Account | None:
         data: dict[str, str] = await self.redis.hgetall(keys.account(name))  # type: ignore[assignment]
         if not data or "pw" not in data:
             return None
         return Account(name=name, password_hash=data["pw"], gen=data.get("gen", ""))
 
-    @_unavailable_on_redis_error
+    @unavailable_on_redis_error
     async def account_gens(self, names: Iterable[str]) -> dict[str, str | None]:
         """The generation id of each name (None: no account)."""
         names = list(names)
@@ -121,7 +111,7 @@ class Store:
             pipe.hget(keys.account(name), "gen")
         return dict(zip(names, await pipe.execute(), strict=True))
 
-    @_unavailable_on_redis_error
+    @unavailable_on_redis_error
     async def delete_account(self, name: str, *, gen: str) -> bool:
         deleted = await self._committer.run(
             self._scripts["delete_account"],
@@ -131,7 +121,7 @@ class Store:
         )
         return bool(deleted)
 
-    @_unavailable_on_redis_error
+    @unavailable_on_redis_error
     async def list_users(self, *, start_after: str | None, prefix: str, count: int) -> list[str]:
         """Up to `count` names after `start_after` (exclusive) that start with `prefix`."""
         low = f"({start_after}" if start_after and start_after >= prefix else f"[{prefix}"
@@ -144,7 +134,7 @@ class Store:
 
     # Sessions ---------------------------------------------------------------
 
-    @_unavailable_on_redis_error
+    @unavailable_on_redis_error
     async def issue_token(
         self, name: str, token_hash: str, *, gen: str, expires_ms: int, now_ms: int
     ) -> bool:
@@ -155,7 +145,7 @@ class Store:
         )
         return bool(issued)
 
-    @_unavailable_on_redis_error
+    @unavailable_on_redis_error
     async def token_session(self, name: str, token_hash: str, *, now_ms: int) -> str | None:
         """The account generation a live token belongs to, or None."""
         pipe = self.redis.pipeline(transaction=False)
@@ -166,23 +156,23 @@ class Store:
             return None
         return str(gen)
 
-    @_unavailable_on_redis_error
+    @unavailable_on_redis_error
     async def revoke_token(self, name: str, token_hash: str) -> None:
         await self.redis.hdel(keys.tokens(name), token_hash)
 
-    @_unavailable_on_redis_error
+    @unavailable_on_redis_error
     async def login_failures(self, name: str, address: str) -> int:
         value = await self.redis.get(keys.login_failures(name, address))
         return int(value or 0)
 
-    @_unavailable_on_redis_error
+    @unavailable_on_redis_error
     async def record_login_failure(self, name: str, address: str, *, window_ms: int) -> int:
         count = await self._scripts["login_failed"](
             keys=[keys.login_failures(name, address)], args=[window_ms]
         )
         return int(count)
 
-    @_unavailable_on_redis_error
+    @unavailable_on_redis_error
     async def login_attempt(self, name: str | None, address: str, *, window_ms: int
                             ) -> tuple[int, int]:
         """Count an attempt before checking it: (count for name+address, for address).
@@ -200,7 +190,7 @@ class Store:
         counts = [int(n) for n in await pipe.execute()]
         return (counts[1] if name is not None else 0), counts[0]
 
-    @_unavailable_on_redis_error
+    @unavailable_on_redis_error
     async def login_refund(self, name: str, address: str) -> None:
         script = self._scripts["login_refund"]
         pipe = self.redis.pipeline(transaction=False)
@@ -210,7 +200,7 @@ class Store:
 
     # Messages ---------------------------------------------------------------
 
-    @_unavailable_on_redis_error
+    @unavailable_on_redis_error
     async def send(
         self, *, sender: str, to: str, body: str, msg_id: str, now_ms: int
     ) -> SendResult:
@@ -232,12 +222,12 @@ class Store:
             raise errors.TooLarge(f"{to}'s inbox is full ({self._max_inbox} undelivered messages)")
         raise errors.Internal(f"unexpected send result {status!r}")
 
-    @_unavailable_on_redis_error
+    @unavailable_on_redis_error
     async def unread(self, name: str) -> int:
         count: int = await self.redis.xlen(keys.inbox(name))
         return count
 
-    @_unavailable_on_redis_error
+    @unavailable_on_redis_error
     async def fetch(self, name: str, *, limit: int) -> tuple[list[dict[str, Any]], int]:
         """The oldest `limit` messages and how many are left after them."""
         pipe = self.redis.pipeline(transaction=False)
@@ -247,7 +237,7 @@ class Store:
         messages = [entry_to_message(eid, fields) for eid, fields in entries]
         return messages, max(0, total - len(messages))
 
-    @_unavailable_on_redis_error
+    @unavailable_on_redis_error
     async def read_range(
         self, name: str, *, after: str, upto: str = "+", count: int = 1000
     ) -> list[dict[str, Any]]:
@@ -257,7 +247,7 @@ class Store:
         )
         return [entry_to_message(eid, fields) for eid, fields in entries]
 
-    @_unavailable_on_redis_error
+    @unavailable_on_redis_error
     async def ack(self, name: str, seq: str) -> int:
         """Remove every message up to and including `seq`; how many went."""
         threshold = next_seq(seq)
@@ -267,7 +257,7 @@ class Store:
             removed = await self.redis.xtrim(keys.inbox(name), minid=threshold, approximate=False)
         return removed
 
-    @_unavailable_on_redis_error
+    @unavailable_on_redis_error
     async def inbox_tails(self, names: Iterable[str]) -> dict[str, str]:
         """The newest seq of each inbox ('0-0' when empty)."""
         names = list(names)
@@ -279,44 +269,13 @@ class Store:
             name: (tail[0][0] if tail else "0-0") for name, tail in zip(names, tails, strict=True)
         }
 
-    # Audit reads (server.invariants) -------------------------------------
+    # Notifications and liveness ----------------------------------------------
 
-    @_unavailable_on_redis_error
-    async def scan_keys(self, match: str) -> list[str]:
-        return [key async for key in self.redis.scan_iter(match=match, count=1000)]
-
-    @_unavailable_on_redis_error
-    async def listed_users(self) -> set[str]:
-        return {name async for name, _ in self.redis.zscan_iter(keys.USERS)}
-
-    @_unavailable_on_redis_error
-    async def ttls_ms(self, names: list[str]) -> dict[str, int]:
-        """PTTL of each key: -1 has no expiry, -2 is gone."""
-        pipe = self.redis.pipeline(transaction=False)
-        for key in names:
-            pipe.pttl(key)
-        return dict(zip(names, await pipe.execute(), strict=True))
-
-    @_unavailable_on_redis_error
-    async def token_expiries(self, name: str) -> dict[str, str]:
-        """sha256(token) -> expiry ms (as stored) of a user's sessions."""
-        tokens: dict[str, str] = await self.redis.hgetall(keys.tokens(name))  # type: ignore[assignment]
-        return tokens
-
-    @_unavailable_on_redis_error
-    async def dedupe_sizes(self, name: str) -> tuple[int, int]:
-        """Entries in a user's seen hash and in its expiry index (always equal)."""
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hlen(keys.seen(name))
-        pipe.zcard(keys.seen_expiry(name))
-        seen, index = await pipe.execute()
-        return int(seen), int(index)
-
-    @_unavailable_on_redis_error
+    @unavailable_on_redis_error
     async def publish(self, name: str, payload: bytes) -> None:
         await self.redis.publish(keys.channel(name), payload)
 
-    @_unavailable_on_redis_error
+    @unavailable_on_redis_error
     async def publish_many(self, items: list[tuple[str, bytes]]) -> None:
         """PUBLISH each payload on its user's channel, in order, in one round trip."""
         pipe = self.redis.pipeline(transaction=False)
@@ -324,10 +283,10 @@ class Store:
             pipe.publish(keys.channel(name), payload)
         await pipe.execute()
 
-    @_unavailable_on_redis_error
+    @unavailable_on_redis_error
     async def publish_raw(self, channel: str, payload: bytes) -> None:
         await self.redis.publish(channel, payload)
 
-    @_unavailable_on_redis_error
+    @unavailable_on_redis_error
     async def ping(self) -> None:
         await self.redis.ping()
