@@ -22,6 +22,17 @@ def get(url: str, timeout: float = 5.0) -> tuple[int, str]:
         return int(exc.code), exc.read().decode()
 
 
+def healthz(base: str, timeout: float = 5.0) -> tuple[int, dict[str, Any]]:
+    """Status and JSON body of /healthz; (0, "unreachable") when nothing answers."""
+    try:
+        with urllib.request.urlopen(f"{base}/healthz", timeout=timeout) as reply:
+            return int(reply.status), dict(json.loads(reply.read()))
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), dict(json.loads(exc.read()))
+    except OSError as exc:
+        return 0, {"status": "unreachable", "reason": str(exc)}
+
+
 async def aget(url: str, timeout: float = 5.0) -> tuple[int, str]:
     return await asyncio.to_thread(get, url, timeout)
 

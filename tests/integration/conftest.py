@@ -8,18 +8,20 @@ Each set is stopped at teardown, whatever the test did to it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import tests.procs  # noqa: F401  (puts deploy/redis-sentinel on sys.path)
+from client import ChatClient
 
 # isort: split
 from sentinelset import LocalSet
 
 MakeSentinelSet = Callable[..., LocalSet]
+MakeClient = Callable[..., ChatClient]
 
 
 @pytest.fixture(scope="session")
@@ -55,3 +57,19 @@ def make_sentinel_set(tmp_path: Path) -> Iterator[MakeSentinelSet]:
 def fresh_sentinel_set(make_sentinel_set: MakeSentinelSet) -> LocalSet:
     """A started set of this test's own (free ports), stopped at teardown."""
     return make_sentinel_set()
+
+
+@pytest.fixture
+async def chat_clients() -> AsyncIterator[MakeClient]:
+    """chat_clients(*urls) -> a ChatClient that retries fast (closed at teardown)."""
+    made: list[ChatClient] = []
+
+    def make(*urls: str) -> ChatClient:
+        client = ChatClient(urls=list(urls), backoff_base=0.05, backoff_cap=0.5,
+                            retry_deadline=60.0)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        await client.close()

@@ -16,10 +16,7 @@ the test here adds the Sentinel set and receivers that move too.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-import urllib.error
-import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,11 +24,11 @@ from typing import Any
 import pytest
 
 import tests.procs  # noqa: F401  (puts deploy/redis-sentinel on sys.path)
-from client import ChatClient
 from tests.chaosload import Load, Outage, Probe, Receiver, Sender, eventually, logged_in
 from tests.conftest import StartServer
-from tests.integration.conftest import MakeSentinelSet
+from tests.integration.conftest import MakeClient, MakeSentinelSet
 from tests.procs import ServerProc
+from tests.scrape import healthz
 
 # isort: split
 from sentinelset import LocalSet
@@ -42,14 +39,6 @@ pytestmark = pytest.mark.slow
 DOWN_AFTER_MS = 1000
 #: Generous bound for one failover, on a machine shared with other test runs.
 FAILOVER_WITHIN = 30.0
-
-
-def healthz(server: ServerProc) -> tuple[int, dict[str, Any]]:
-    try:
-        with urllib.request.urlopen(f"{server.http_url}/healthz", timeout=5) as reply:
-            return reply.status, json.loads(reply.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
 
 
 def report(what: str, outage: Outage | None) -> None:
@@ -67,23 +56,16 @@ class Rig:
     async def healthz_all(self, predicate: Callable[[int, dict[str, Any]], bool],
                           within: float, what: str) -> None:
         def check() -> bool:
-            return all(predicate(*healthz(s)) for s in self.servers)
+            return all(predicate(*healthz(s.http_url)) for s in self.servers)
         await eventually(check, within, what)
 
 
 @pytest.fixture
 async def rig(
-    make_sentinel_set: MakeSentinelSet, start_server: StartServer
+    make_sentinel_set: MakeSentinelSet, start_server: StartServer, chat_clients: MakeClient
 ) -> AsyncIterator[Callable[[], Awaitable[Rig]]]:
     """rig() -> a started Rig; every client, server and node is stopped at teardown."""
-    clients: list[ChatClient] = []
     rigs: list[Rig] = []
-
-    def client(*urls: str) -> ChatClient:
-        made = ChatClient(urls=list(urls), backoff_base=0.05, backoff_cap=0.5,
-                          retry_deadline=60.0)
-        clients.append(made)
-        return made
 
     async def make() -> Rig:
         local = await asyncio.to_thread(
@@ -92,12 +74,12 @@ async def rig(
         a = await asyncio.to_thread(start_server, *args)
         b = await asyncio.to_thread(start_server, *args)
         senders = [
-            Sender(await logged_in(client(a.url, b.url), "s0"), "s0", "r0"),
-            Sender(await logged_in(client(b.url, a.url), "s1"), "s1", "r1"),
+            Sender(await logged_in(chat_clients(a.url, b.url), "s0"), "s0", "r0"),
+            Sender(await logged_in(chat_clients(b.url, a.url), "s1"), "s1", "r1"),
         ]
         receivers = [
-            Receiver(await logged_in(client(b.url, a.url), "r0"), "r0"),
-            Receiver(await logged_in(client(a.url, b.url), "r1"), "r1"),
+            Receiver(await logged_in(chat_clients(b.url, a.url), "r0"), "r0"),
+            Receiver(await logged_in(chat_clients(a.url, b.url), "r1"), "r1"),
         ]
         probe = Probe(a.url, "probe")
         await probe.start()
@@ -111,8 +93,6 @@ async def rig(
     for made in rigs:
         await made.load.close()
         await made.probe.close()
-    for made_client in clients:
-        await made_client.close()
 
 
 def primary_index(local: LocalSet) -> int:

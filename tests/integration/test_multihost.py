@@ -25,14 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import shutil
 import subprocess
 import time
-import urllib.error
-import urllib.request
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +37,11 @@ import pytest
 import redis
 
 import tests.procs  # noqa: F401  (puts deploy/redis-sentinel on sys.path)
-from client import ChatClient
 from tests.chaosload import Load, Probe, Receiver, Sender, eventually, logged_in
 from tests.conftest import StartServer
+from tests.integration.conftest import MakeClient
 from tests.procs import ServerProc, find_server_binary
+from tests.scrape import healthz
 
 # isort: split
 from nodes import RedisNode, SentinelNode
@@ -244,33 +242,8 @@ class Hosts:
         return True
 
 
-def healthz(server: ServerProc) -> tuple[int, dict[str, Any]]:
-    try:
-        with urllib.request.urlopen(f"{server.http_url}/healthz", timeout=5) as reply:
-            return reply.status, json.loads(reply.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-    except OSError as exc:
-        return 0, {"status": "unreachable", "reason": str(exc)}
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[Callable[..., ChatClient]]:
-    made: list[ChatClient] = []
-
-    def make(*urls: str) -> ChatClient:
-        client = ChatClient(urls=list(urls), backoff_base=0.05, backoff_cap=0.5,
-                            retry_deadline=60.0)
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        await client.close()
-
-
 async def test_cutting_off_the_primarys_host_loses_no_message_acked_on_either_side(
-    net: Net, tmp_path: Path, start_server: StartServer, clients: Callable[..., ChatClient],
+    net: Net, tmp_path: Path, start_server: StartServer, chat_clients: MakeClient,
 ) -> None:
     hosts = Hosts(net, tmp_path / "hosts")
     cut_off: ServerProc | None = None
@@ -290,10 +263,10 @@ async def test_cutting_off_the_primarys_host_loses_no_message_acked_on_either_si
 
         # Both senders start on the instance of the host that will be cut off.
         load = Load(
-            [Sender(await logged_in(clients(c.url, a.url), "s0"), "s0", "r0"),
-             Sender(await logged_in(clients(c.url, b.url), "s1"), "s1", "r1")],
-            [Receiver(await logged_in(clients(b.url, a.url), "r0"), "r0"),
-             Receiver(await logged_in(clients(a.url, b.url), "r1"), "r1")],
+            [Sender(await logged_in(chat_clients(c.url, a.url), "s0"), "s0", "r0"),
+             Sender(await logged_in(chat_clients(c.url, b.url), "s1"), "s1", "r1")],
+            [Receiver(await logged_in(chat_clients(b.url, a.url), "r0"), "r0"),
+             Receiver(await logged_in(chat_clients(a.url, b.url), "r1"), "r1")],
         )
         probe = Probe(a.url, "probe")
         await probe.start()
@@ -310,9 +283,11 @@ async def test_cutting_off_the_primarys_host_loses_no_message_acked_on_either_si
             return views[0] == views[1] and views[0] not in (None, old)
 
         await eventually(failed_over, WITHIN, "hosts 1 and 2 fail over")
-        await eventually(lambda: healthz(c)[0] == 503, WITHIN, "the cut-off instance says 503")
-        assert "Sentinel" in healthz(c)[1]["reason"]
-        await eventually(lambda: all(healthz(s)[1].get("replicas_in_sync") == 1 for s in (a, b)),
+        await eventually(lambda: healthz(c.http_url)[0] == 503, WITHIN,
+                         "the cut-off instance says 503")
+        assert "Sentinel" in healthz(c.http_url)[1]["reason"]
+        await eventually(lambda: all(healthz(s.http_url)[1].get("replicas_in_sync") == 1
+                                     for s in (a, b)),
                          WITHIN, "root instances write to the new primary and its replica")
         await load.wait_progress(30, WITHIN, "sends during the cut")
         assert all(s.client.url != c.url for s in load.senders)
@@ -323,7 +298,7 @@ async def test_cutting_off_the_primarys_host_loses_no_message_acked_on_either_si
 
         await asyncio.to_thread(net.heal)
         await eventually(hosts.healthy, WITHIN, "the old primary rejoins as a replica")
-        await eventually(lambda: all(healthz(s)[0] == 200 for s in (a, b, c)), WITHIN,
+        await eventually(lambda: all(healthz(s.http_url)[0] == 200 for s in (a, b, c)), WITHIN,
                          "every instance healthy after the heal")
         await load.wait_progress(20, WITHIN, "sends after the heal")
         result = await load.finish()
