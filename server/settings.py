@@ -93,9 +93,13 @@ class Settings:
             raise ValueError(f"--port {self.port} is not a port number")
         for name in ("ack_timeout_ms", "max_frame_bytes", "max_body_chars", "max_list_limit",
                      "max_inbox", "token_ttl_s", "login_window_s", "max_outbox_frames",
-                     "login_max_failures_per_address", "max_outbox_bytes"):
+                     "login_max_failures_per_address", "max_outbox_bytes",
+                     "topology_interval_ms", "sweep_interval_ms", "request_burst",
+                     "max_connections_per_ip", "argon2_time_cost", "argon2_parallelism"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+        if not self.requests_per_second > 0:
+            raise ValueError("--requests-per-second must be more than 0")
 
 
 def fields() -> tuple[dataclasses.Field[Any], ...]:

@@ -175,6 +175,24 @@ def test_limit_below_one_exits_with_a_clear_error(
     assert fails([*URL, f"{flag}=0"], {}, capsys) == f"{flag} must be at least 1"
 
 
+@pytest.mark.parametrize("name", ["topology_interval_ms", "sweep_interval_ms", "request_burst",
+                                  "max_connections_per_ip", "argon2_time_cost",
+                                  "argon2_parallelism"])
+def test_interval_burst_or_cap_below_one_exits_with_a_clear_error(
+        name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # 0 ms intervals spin the topology poll or the sweep in a busy loop; a
+    # burst or connection cap of 0 refuses every request: bad configuration.
+    flag = "--" + name.replace("_", "-")
+    assert fails([*URL, f"{flag}=0"], {}, capsys) == f"{flag} must be at least 1"
+
+
+@pytest.mark.parametrize("value", ["0", "-5"])
+def test_request_rate_of_zero_or_less_exits_with_a_clear_error(
+        value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert fails([*URL, f"--requests-per-second={value}"], {}, capsys) == (
+        "--requests-per-second must be more than 0")
+
+
 def test_non_integer_flag_exits_with_argparse_error(capsys: pytest.CaptureFixture[str]) -> None:
     msg = fails([*URL, "--port", "eighty"], {}, capsys)
     assert "--port" in msg and "eighty" in msg
