@@ -61,8 +61,9 @@ def markdown(result: dict[str, Any]) -> str:
     fo = result.get("failover") or {}
     if fo:
         v = fo.get("verify", {})
-        lines += [f"Failover: killed primary {fo.get('killed')}; gap last ok → first ok "
-                  f"{fo.get('gap_s')} s (down-after-milliseconds {fo.get('down_after_ms')}); "
+        lines += [f"Failover: killed primary {fo.get('killed')}; longest gap between oks "
+                  f"{fo.get('gap_s')} s, starting {fo.get('gap_starts_after_kill_s')} s "
+                  f"after the kill (down-after-milliseconds {fo.get('down_after_ms')}); "
                   f"acked {v.get('acked')}, found by fetch {v.get('stored')}, lost "
                   f"{v.get('lost')}.", ""]
     if result.get("memory"):

@@ -15,7 +15,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
@@ -29,14 +28,12 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 256
 
 
-@dataclass
 class _Item:
-    script: AsyncScript
-    keys: list[str]
-    args: list[Any]
-    future: asyncio.Future[Any] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
+    __slots__ = ("args", "future", "keys", "script")
+
+    def __init__(self, script: AsyncScript, keys: list[str], args: list[Any],
+                 future: asyncio.Future[Any]) -> None:
+        self.script, self.keys, self.args, self.future = script, keys, args, future
 
 
 class GroupCommitter:
@@ -82,7 +79,7 @@ class GroupCommitter:
         """Run `script` durably; its result, or Unavailable if not confirmed."""
         if self._task is None:
             raise errors.Unavailable("server is not running")
-        item = _Item(script, keys, args)
+        item = _Item(script, keys, args, asyncio.get_running_loop().create_future())
         self._queue.append(item)
         self._wakeup.set()
         return await item.future

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import defaultdict
@@ -41,10 +42,13 @@ class Subscriber(Protocol):
     last_seq: str
 
     def deliver(self, message: dict[str, Any]) -> None: ...
+    def push(self, frame: bytes) -> None: ...
     def kick_deleted(self) -> None: ...
 
 
+@functools.lru_cache(maxsize=4096)
 def seq_key(seq: str) -> tuple[int, int]:
+    """(ms, n) of a seq, for comparing; each seq is compared several times."""
     return protocol.parse_seq(seq) or (0, 0)
 
 
@@ -191,13 +195,18 @@ class Delivery:
     async def _on_message(
         self, user: str, seq: str, prev: str | None, message: dict[str, Any] | None
     ) -> None:
+        key = seq_key(seq)
+        prev_key = seq_key(prev) if message is not None and prev is not None else None
+        frame = None  # encoded once for every session of the user
         async with self._locks[user]:
             for sub in list(self._local.get(user, ())):
-                if seq_key(seq) <= seq_key(sub.last_seq):
+                last = seq_key(sub.last_seq)
+                if key <= last:
                     continue
-                if message is not None and prev is not None and \
-                        seq_key(prev) <= seq_key(sub.last_seq):
-                    sub.deliver(message)
+                if message is not None and prev_key is not None and prev_key <= last:
+                    if frame is None:
+                        frame = protocol.message_event(message)
+                    sub.push(frame)
                     sub.last_seq = seq
                     metrics.PUSHES.inc()
                 else:

@@ -6,6 +6,7 @@ bytes out. Everything here is pure and unit-tested in tests/unit.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,12 @@ class Limits:
 
     max_body_chars: int = 4096
     max_list_limit: int = 1000
+
+
+@functools.cache
+def limits(*, max_body_chars: int, max_list_limit: int) -> Limits:
+    """One shared Limits per configuration (not one per connection)."""
+    return Limits(max_body_chars=max_body_chars, max_list_limit=max_list_limit)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,8 +1,9 @@
 """One WebSocket connection: frames in -> protocol -> ops -> replies and events out.
 
 Requests of a connection are handled one at a time, so replies come in
-request order. Everything sent goes through one bounded outbox drained by
-a writer task: a client that stops reading is cut off instead of growing
+request order. A frame is written at once when nothing waits before it and
+the socket takes it; otherwise it goes to one bounded outbox drained by a
+writer task: a client that stops reading is cut off instead of growing
 server memory.
 """
 
@@ -17,7 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
+from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from server import errors, metrics, protocol
 from server.ops import OPS
@@ -29,6 +33,10 @@ CLOSE_ACCOUNT_DELETED = 4001
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 
+_HANDSHAKE_REQUEST = Request(path="/ws", headers=Headers())
+_HANDSHAKE_RESPONSE = Response(status_code=101, reason_phrase="Switching Protocols",
+                               headers=Headers())
+
 
 @dataclass(frozen=True)
 class _Close:
@@ -38,6 +46,30 @@ class _Close:
 
 class Connection:
     """A client connection and, once logged in, its session."""
+
+    # Slots: thousands of idle connections each pay for an instance dict otherwise.
+    __slots__ = (
+        "_busy",
+        "_closed",
+        "_drain_cancelled",
+        "_draining",
+        "_limits",
+        "_outbox",
+        "_outbox_bytes",
+        "_reading",
+        "_refilled",
+        "_task",
+        "_tokens",
+        "_writer",
+        "address",
+        "conn_id",
+        "gen",
+        "last_seq",
+        "services",
+        "token_hash",
+        "username",
+        "ws",
+    )
 
     def __init__(
         self, ws: ServerConnection, services: Services, *, conn_id: str, address: str
@@ -51,13 +83,12 @@ class Connection:
         self.token_hash: str | None = None
         self.last_seq = "0-0"
         settings = services.settings
-        self._limits = protocol.Limits(
+        self._limits = protocol.limits(
             max_body_chars=settings.max_body_chars, max_list_limit=settings.max_list_limit
         )
-        self._outbox: deque[bytes | _Close] = deque()
+        # Created when a frame first has to wait (a client slower than us).
+        self._outbox: deque[bytes | _Close] | None = None
         self._writer: asyncio.Task[None] | None = None
-        self._max_outbox = settings.max_outbox_frames
-        self._max_outbox_bytes = settings.max_outbox_bytes
         self._outbox_bytes = 0
         self._closed = False
         self._busy = False
@@ -76,6 +107,10 @@ class Connection:
     async def serve(self) -> None:
         metrics.CONNECTIONS.inc()
         self._task = asyncio.current_task()
+        # The handshake is done and nothing reads its headers again: one
+        # shared stand-in (websockets only checks that a request was seen)
+        # saves ~2 KiB per idle connection.
+        self.ws.request, self.ws.response = _HANDSHAKE_REQUEST, _HANDSHAKE_RESPONSE
         try:
             try:
                 await self._read_loop()
@@ -127,9 +162,10 @@ class Connection:
             self._reading = False
 
     async def _write_loop(self) -> None:
+        outbox = self._outbox
         try:
-            while self._outbox:
-                item = self._outbox.popleft()
+            while outbox:
+                item = outbox.popleft()
                 if isinstance(item, _Close):
                     await self.ws.close(item.code, item.reason)
                     return
@@ -143,29 +179,57 @@ class Connection:
     def _send(self, frame: bytes | _Close) -> None:
         if self._closed:
             return
+        if self._writer is None and type(frame) is bytes and self._write_now(frame):
+            return
+        outbox = self._outbox
+        if outbox is None:
+            outbox = self._outbox = deque()
         size = 0 if isinstance(frame, _Close) else len(frame)
         # Frames count (pushes) and so do bytes: a client that pipelines big
         # fetches without reading must not make us hold gigabytes of replies.
         # One frame of any size fits an empty outbox, so no reply is too big.
-        if self._outbox and (
-            len(self._outbox) >= self._max_outbox
-            or self._outbox_bytes + size > self._max_outbox_bytes
+        settings = self.services.settings
+        if outbox and (
+            len(outbox) >= settings.max_outbox_frames
+            or self._outbox_bytes + size > settings.max_outbox_bytes
         ):
             self._cut_off()
             return
         self._outbox_bytes += size
-        self._outbox.append(frame)
+        outbox.append(frame)
         if isinstance(frame, _Close):
             self._closed = True  # nothing may follow the close frame
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_loop())
+
+    def _write_now(self, frame: bytes) -> bool:
+        """Write `frame` without a task when nothing waits before it; False: queue it.
+
+        Only while no frame waits in the outbox (order) and the socket's
+        buffer is below its high-water mark (websockets' `paused`): a client
+        that does not read still fills the outbox and is cut off. This is
+        what `ws.send` does minus its task switch and context manager, which
+        cost more than the write itself on the hot path.
+        """
+        ws = self.ws
+        if ws.paused or ws.protocol.state is not State.OPEN:
+            return False
+        ws.protocol.send_text(frame)
+        try:
+            ws.send_data()
+        except Exception as exc:  # the socket is gone: as ws.send would, drop it
+            log.debug("write failed conn=%s: %s", self.conn_id, exc)
+            self._closed = True
+            ws.transport.abort()
+        return True
 
     def _cut_off(self) -> None:
         """A client that does not read loses its connection, not our memory."""
         self._closed = True
         metrics.SLOW_CONSUMERS.inc()
         log.warning("closing slow consumer conn=%s user=%s", self.conn_id, self.username)
-        self._outbox.clear()
+        if self._outbox is not None:
+            self._outbox.clear()
         self._outbox_bytes = 0
         self.ws.transport.abort()
 
@@ -239,6 +303,10 @@ class Connection:
 
     def deliver(self, message: dict[str, Any]) -> None:
         self._send(protocol.message_event(message))
+
+    def push(self, frame: bytes) -> None:
+        """Push an already encoded message event (shared by a user's sessions)."""
+        self._send(frame)
 
     def kick_deleted(self) -> None:
         """The account is gone (deleted elsewhere): tell the client and close."""
