@@ -21,7 +21,8 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
-from server import errors, keys, metrics
+from server import errors, metrics
+from server.store import load_script, script_batch
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +151,7 @@ class GroupCommitter:
             # the scripts that did not run are run again (a register must not
             # run twice), and both WAITs must have reached the replicas.
             for script in {id(batch[i].script): batch[i].script for i in missing}.values():
-                await self._redis.script_load(script.script)
+                await load_script(self._redis, script)
             retried, acked_again = await self._pipeline([batch[i] for i in missing], required)
             for i, result in zip(missing, retried, strict=True):
                 results[i] = result
@@ -158,24 +159,13 @@ class GroupCommitter:
         return results, acked
 
     async def _pipeline(self, batch: list[_Item], required: int) -> tuple[list[Any], Any]:
-        # EVALSHA directly: redis-py's script objects in a pipeline cost a
-        # SCRIPT EXISTS round trip per batch; NOSCRIPT is handled above.
-        # `async with` gives the connection back to the pool whatever happens.
-        waits = bool(self._fsync or required)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for item in batch:
-                pipe.evalsha(item.script.sha, len(item.keys), *item.keys, *item.args)
-            if self._fsync:
-                pipe.incr(keys.COMMIT)
-                pipe.execute_command("WAITAOF", 1, required, self._timeout_ms)
-            elif required:
-                pipe.incr(keys.COMMIT)
-                pipe.execute_command("WAIT", required, self._timeout_ms)
-            results: list[Any] = await pipe.execute(raise_on_error=False)
-        for result in results[len(batch):]:
-            if isinstance(result, Exception):
-                raise result
-        return results[:len(batch)], (results[-1] if waits else None)
+        if self._fsync:
+            wait: tuple[Any, ...] | None = ("WAITAOF", 1, required, self._timeout_ms)
+        else:
+            wait = ("WAIT", required, self._timeout_ms) if required else None
+        return await script_batch(
+            self._redis, [(item.script, item.keys, item.args) for item in batch], wait=wait
+        )
 
 
 def _weakest(first: Any, second: Any) -> Any:

@@ -112,8 +112,12 @@ class Delivery:
         self._local[name].add(sub)
         metrics.SESSIONS.inc()
         if first and self._pubsub is not None:
-            with contextlib.suppress(RedisError, OSError):
+            try:
                 await self._pubsub.subscribe(keys.channel(name))
+            except (RedisError, OSError) as exc:
+                # The listener fails on the same connection, reconnects and
+                # subscribes every local user again; the sweep covers the gap.
+                log.warning("subscribe for user=%s failed: %s", name, exc)
         # Subscribed first, tail second: nothing falls between the two.
         tails = await self._store.inbox_tails([name])
         sub.last_seq = tails[name]
@@ -128,8 +132,11 @@ class Delivery:
             del self._local[name]
             self._locks.pop(name, None)
             if self._pubsub is not None:
-                with contextlib.suppress(RedisError, OSError):
+                try:
                     await self._pubsub.unsubscribe(keys.channel(name))
+                except (RedisError, OSError) as exc:
+                    # Harmless: notifications for users not here are ignored.
+                    log.info("unsubscribe for user=%s failed: %s", name, exc)
 
     def notify_message(
         self, to: str, seq: str, message: dict[str, Any] | None, prev: str | None

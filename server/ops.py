@@ -77,7 +77,7 @@ async def login(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
     if not await svc.store.issue_token(name, token_hash, gen=gen, expires_ms=expires, now_ms=now):
         raise errors.BadCredentials("wrong username or password")
     await conn.start_session(name, gen, token_hash)
-    return {"username": name, "token": token, "unread": await svc.store.unread(name)}
+    return {"username": name, "token": token, "unread": await _unread_or_end(conn, name)}
 
 
 async def resume(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
@@ -91,7 +91,16 @@ async def resume(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
     if gen is None:
         raise errors.BadToken("unknown or expired token; log in again")
     await conn.start_session(name, gen, token_hash)
-    return {"username": name, "unread": await svc.store.unread(name)}
+    return {"username": name, "unread": await _unread_or_end(conn, name)}
+
+
+async def _unread_or_end(conn: Connection, name: str) -> int:
+    """The unread count; if it cannot be read the login fails as a whole."""
+    try:
+        return await conn.services.store.unread(name)
+    except errors.ChatError:
+        await conn.end_session()
+        raise
 
 
 async def logout(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:

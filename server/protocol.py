@@ -7,6 +7,7 @@ bytes out. Everything here is pure and unit-tested in tests/unit.
 from __future__ import annotations
 
 import functools
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -77,10 +78,7 @@ def parse_frame(frame: str | bytes, *, binary: bool, limits: Limits) -> Request:
     """Parse and validate one frame; raise Rejected with the reply to send."""
     if binary:
         raise Rejected(None, errors.BadRequest("binary frames are not accepted; send JSON text"))
-    try:
-        data = orjson.loads(frame)
-    except orjson.JSONDecodeError as exc:
-        raise Rejected(None, errors.BadRequest(f"frame is not valid JSON: {exc}")) from None
+    data = _loads(frame)
     if not isinstance(data, dict):
         raise Rejected(None, errors.BadRequest("frame must be a JSON object"))
     request_id = data.get("id")
@@ -96,6 +94,43 @@ def parse_frame(frame: str | bytes, *, binary: bool, limits: Limits) -> Request:
     except errors.ChatError as exc:
         raise Rejected(request_id, exc) from None
     return Request(op=op, id=request_id, args=args)
+
+
+def _loads(frame: str | bytes) -> Any:
+    """orjson, or the standard parser for valid JSON orjson refuses.
+
+    orjson reads integers beyond 64 bits as floats, but an `id` may be any
+    JSON integer.
+    What the standard parser accepts beyond JSON (NaN, Infinity) and text
+    that is not UTF-8 (lone surrogates) stay `bad_request`.
+    """
+    try:
+        data = orjson.loads(frame)
+        # orjson reads an integer beyond 64 bits as a float; re-read exactly.
+        if not (isinstance(data, dict) and isinstance(data.get("id"), float)):
+            return data
+        first_error: Exception = ValueError("inexact number")
+    except orjson.JSONDecodeError as exc:
+        first_error = exc
+    try:
+        data = json.loads(frame, parse_constant=_no_constant)
+        json.dumps(data, ensure_ascii=False).encode()  # rejects lone surrogates
+        return data
+    except (ValueError, RecursionError):
+        raise Rejected(
+            None, errors.BadRequest(f"frame is not valid JSON: {first_error}")
+        ) from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _dumps(obj: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(obj)
+    except TypeError:  # an integer id beyond 64 bits, echoed back as given
+        return json.dumps(obj, ensure_ascii=False).encode()
 
 
 def _string(data: dict[str, Any], name: str, default: str | None = None) -> str:
@@ -234,11 +269,11 @@ def literal_prefix(pattern: str) -> str:
 # Replies and events --------------------------------------------------------
 
 def ok(request_id: RequestId, **result: Any) -> bytes:
-    return orjson.dumps({"id": request_id, "ok": True, **result})
+    return _dumps({"id": request_id, "ok": True, **result})
 
 
 def error(request_id: RequestId, exc: errors.ChatError) -> bytes:
-    return orjson.dumps({"id": request_id, "ok": False, "error": exc.code, "detail": exc.detail})
+    return _dumps({"id": request_id, "ok": False, "error": exc.code, "detail": exc.detail})
 
 
 def message(*, msg_id: str, sender: str, to: str, body: str, ts: int, seq: str) -> dict[str, Any]:

@@ -12,15 +12,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from server import errors, keys, protocol
-from server.commit import GroupCommitter
 from server.redis_conn import unavailable_on_redis_error
 from server.store_audit import AuditReads
+
+if TYPE_CHECKING:
+    from server.commit import GroupCommitter
 
 SCRIPTS = Path(__file__).parent / "scripts"
 DEDUPE_MS = 24 * 3600 * 1000
@@ -60,6 +62,35 @@ def next_seq(seq: str) -> str | None:
     if n < MAX_STREAM_INT:
         return f"{ms}-{n + 1}"
     return f"{ms + 1}-0" if ms < MAX_STREAM_INT else None
+
+
+async def script_batch(
+    redis: Redis, calls: list[tuple[AsyncScript, list[str], list[Any]]], *,
+    wait: tuple[Any, ...] | None,
+) -> tuple[list[Any], Any]:
+    """Run scripts and then INCR + `wait` (WAIT/WAITAOF) as ONE pipeline.
+
+    The results of the scripts (errors as values) and the wait's answer
+    (None without a wait). EVALSHA directly: redis-py's script objects in a
+    pipeline cost a SCRIPT EXISTS round trip each time; the committer
+    handles NOSCRIPT. The INCR makes WAIT, which counts its own connection's
+    writes, cover every script of the batch, also one that only read.
+    """
+    async with redis.pipeline(transaction=False) as pipe:
+        for script, call_keys, args in calls:
+            pipe.evalsha(script.sha, len(call_keys), *call_keys, *args)
+        if wait is not None:
+            pipe.incr(keys.COMMIT)
+            pipe.execute_command(*wait)
+        results: list[Any] = await pipe.execute(raise_on_error=False)
+    for result in results[len(calls):]:
+        if isinstance(result, Exception):
+            raise result
+    return results[:len(calls)], (results[-1] if wait is not None else None)
+
+
+async def load_script(redis: Redis, script: AsyncScript) -> None:
+    await redis.script_load(script.script)
 
 
 class Store(AuditReads):

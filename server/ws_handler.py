@@ -293,7 +293,12 @@ class Connection:
     async def start_session(self, name: str, gen: str, token_hash: str) -> None:
         await self.end_session()
         self.username, self.gen, self.token_hash = name, gen, token_hash
-        await self.services.delivery.attach(name, self)
+        try:
+            await self.services.delivery.attach(name, self)
+        except errors.ChatError:
+            # No half-open session: the client was told the login failed.
+            await self.end_session()
+            raise
 
     async def end_session(self) -> None:
         name = self.username

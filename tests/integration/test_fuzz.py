@@ -21,7 +21,6 @@ import sys
 import time
 from typing import Any
 
-import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
@@ -65,16 +64,25 @@ REQUEST = st.fixed_dictionaries(
 
 
 def expected_id(frame: str) -> Any:
-    """The id a reply must carry: the request's, if the frame parses with a usable one."""
+    """The id a reply must carry: the request's, if the frame parses with a usable one.
+
+    Parsed with the standard library, exactly: any JSON integer is an id,
+    and NaN/Infinity or lone surrogates make a frame that is not JSON text.
+    """
     try:
-        data = orjson.loads(frame)
-    except orjson.JSONDecodeError:
+        data = json.loads(frame, parse_constant=_not_json)
+        json.dumps(data, ensure_ascii=False).encode()
+    except (ValueError, RecursionError):
         return None
     if not isinstance(data, dict):
         return None
     request_id = data.get("id")
     ok = isinstance(request_id, str | int) and not isinstance(request_id, bool)
     return request_id if ok else None
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(name)
 
 
 def check_reply(reply: dict[str, Any], request_id: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import string
 import time
@@ -12,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server import errors
+from server import errors, protocol
 from server.protocol import (
     OPS,
     PRE_AUTH_OPS,
@@ -735,3 +736,39 @@ def test_replies_are_single_line_utf8_json_text() -> None:
     assert b"\n" not in frame
     assert re.fullmatch(rb"\{.*\}", frame)
     frame.decode("utf-8")
+
+
+def test_integer_id_beyond_64_bits_is_kept_and_echoed() -> None:
+    big = 2**70
+    request = protocol.parse_frame(
+        f'{{"op": "fetch", "id": {big}}}', binary=False, limits=protocol.Limits()
+    )
+    assert request.id == big
+    assert json.loads(protocol.ok(request.id, messages=[]))["id"] == big
+    rejected = protocol.error(big, errors.BadRequest("x"))
+    assert json.loads(rejected)["id"] == big
+
+
+def test_nan_and_infinity_are_not_json() -> None:
+    for frame in ('{"op": "fetch", "id": 1, "limit": NaN}', '{"op": "fetch", "id": Infinity}'):
+        with pytest.raises(protocol.Rejected) as caught:
+            protocol.parse_frame(frame, binary=False, limits=protocol.Limits())
+        assert caught.value.request_id is None
+        assert caught.value.error.code == "bad_request"
+
+
+def test_lone_surrogate_escape_stays_bad_request() -> None:
+    frame = '{"op": "send", "id": 1, "to": "bob", "body": "\\ud800", "msg_id": "m"}'
+    with pytest.raises(protocol.Rejected) as caught:
+        protocol.parse_frame(frame, binary=False, limits=protocol.Limits())
+    assert caught.value.error.code == "bad_request"
+
+
+def test_out_of_range_big_limit_is_bad_request_with_the_id() -> None:
+    with pytest.raises(protocol.Rejected) as caught:
+        protocol.parse_frame(
+            f'{{"op": "fetch", "id": 7, "limit": {2**80}}}', binary=False,
+            limits=protocol.Limits(),
+        )
+    assert caught.value.request_id == 7
+    assert caught.value.error.code == "bad_request"
