@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -101,7 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with asyncio.Runner(loop_factory=loop_factory(os.environ)) as runner:
             return runner.run(run(settings))
     except (OSError, ValueError) as exc:
-        print(f"python -m server: {exc}", file=sys.stderr)
+        # One line through the log set up above (a taken port, a bad cert...).
+        logging.getLogger("server").error("cannot start: %s", exc)
         return 1
 
 
