@@ -64,7 +64,10 @@ def replica_seen_by_all(local: LocalSet, address: Address) -> bool:
         for rep in replicas:
             info = rep if isinstance(rep, dict) else dict(zip(rep[::2], rep[1::2], strict=True))
             flags = str(info.get("flags", ""))
-            if (info.get("ip"), int(info.get("port", 0))) == address and "down" not in flags:
+            # A replica Sentinel only just found is "disconnected" until its
+            # link is up; status counts that as down, and so must we.
+            usable = "down" not in flags and "disconnected" not in flags
+            if (info.get("ip"), int(info.get("port", 0))) == address and usable:
                 seen += 1
     return seen == running and seen > len(local.sentinels) // 2
 
