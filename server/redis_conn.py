@@ -169,10 +169,17 @@ def _common(settings: Settings, password: str | None) -> dict[str, Any]:
         "health_check_interval": 5,
     }
     if settings.redis_tls_ca:
-        kwargs["ssl"] = True
         kwargs["ssl_ca_certs"] = settings.redis_tls_ca
         kwargs["ssl_cert_reqs"] = ssl.CERT_REQUIRED
     return kwargs
+
+
+def tls_url(url: str, tls: bool) -> str:
+    """With --redis-tls-ca a redis:// URL means rediss://: the scheme picks the
+    connection class, and a plain connection cannot take the TLS options."""
+    if tls and url.startswith("redis://"):
+        return "rediss://" + url.removeprefix("redis://")
+    return url
 
 
 def connect(settings: Settings) -> RedisHandles:
@@ -180,7 +187,8 @@ def connect(settings: Settings) -> RedisHandles:
     password = read_password(settings.redis_password_file)
     common = _common(settings, password)
     if settings.redis_url:
-        return RedisHandles(primary=Redis.from_url(settings.redis_url, **common))
+        url = tls_url(settings.redis_url, bool(settings.redis_tls_ca))
+        return RedisHandles(primary=Redis.from_url(url, **common))
     sentinel_kwargs: dict[str, Any] = {
         "password": password,
         "socket_timeout": 0.5,
@@ -194,6 +202,7 @@ def connect(settings: Settings) -> RedisHandles:
     }
     if settings.redis_tls_ca:
         sentinel_kwargs.update(ssl=True, ssl_ca_certs=settings.redis_tls_ca)
+        common = {**common, "ssl": True}  # host/port clients choose TLS by this flag
     sentinel = MajoritySentinel(  # type: ignore[no-untyped-call]
         settings.sentinels, sentinel_kwargs=sentinel_kwargs, **common
     )
