@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+# 0.0.4 is the text format every Prometheus version scrapes.
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -102,4 +104,4 @@ def op_counter(op: str, result: str) -> Counter:
 
 def exposition() -> tuple[bytes, str]:
     """The metrics page and its content type."""
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_PLAIN_0_0_4

@@ -74,8 +74,15 @@ def parse_seq(seq: str) -> tuple[int, int] | None:
     return int(match[1]), int(match[2])
 
 
-def parse_frame(frame: str | bytes, *, binary: bool, limits: Limits) -> Request:
-    """Parse and validate one frame; raise Rejected with the reply to send."""
+def parse_frame(
+    frame: str | bytes, *, binary: bool, limits: Limits, authenticated: bool = True
+) -> Request:
+    """Parse and validate one frame; raise Rejected with the reply to send.
+
+    Without a session, an op other than register/login/resume is
+    `unauthenticated` whatever its arguments (PROTOCOL.md: "every other op
+    before that gets unauthenticated").
+    """
     if binary:
         raise Rejected(None, errors.BadRequest("binary frames are not accepted; send JSON text"))
     data = _loads(frame)
@@ -89,6 +96,8 @@ def parse_frame(frame: str | bytes, *, binary: bool, limits: Limits) -> Request:
         raise Rejected(request_id, errors.BadRequest("`op` must be a string"))
     if op not in OPS:
         raise Rejected(request_id, errors.BadRequest(f"unknown op {op[:40]!r}"))
+    if not authenticated and op not in PRE_AUTH_OPS:
+        raise Rejected(request_id, errors.Unauthenticated("log in or resume first"))
     try:
         args = _VALIDATORS[op](data, limits)
     except errors.ChatError as exc:

@@ -250,10 +250,16 @@ class Connection:
         started = time.perf_counter()
         try:
             request = protocol.parse_frame(frame, binary=isinstance(frame, bytes),
-                                           limits=self._limits)
+                                           limits=self._limits,
+                                           authenticated=self.username is not None)
         except protocol.Rejected as rejected:
-            metrics.op_counter("invalid", rejected.error.code).inc()
-            self._send(protocol.error(rejected.request_id, rejected.error))
+            # Rejected frames spend the request budget too: a flood of
+            # garbage or of ops without a session is throttled like any other.
+            error = rejected.error
+            if not self._rate_ok():
+                error = errors.RateLimited("too many requests; slow down")
+            metrics.op_counter("invalid", error.code).inc()
+            self._send(protocol.error(rejected.request_id, error))
             return
         op = request.op
         try:

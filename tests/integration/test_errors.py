@@ -52,6 +52,8 @@ async def test_malformed_frames_are_bad_request_and_the_connection_stays_usable(
     server: ServerProc, frame: str | bytes, expected_id: Any
 ) -> None:
     peer = await Peer.connect(server.url)
+    # Logged in: without a session these ops are `unauthenticated` (tested below).
+    await peer.register_login("frames")
     await peer.send_raw(frame)
     reply = await peer.recv()
     assert reply["ok"] is False and reply["error"] == "bad_request", reply
@@ -63,6 +65,9 @@ async def test_malformed_frames_are_bad_request_and_the_connection_stays_usable(
     ("logout", {}), ("list_users", {}), ("fetch", {}), ("ack", {"seq": "1-0"}),
     ("send", {"to": "bob", "body": "hi", "msg_id": "m1"}),
     ("delete_account", {"password": PASSWORD}),
+    # Arguments a session would reject as bad_request: the session comes first.
+    ("ack", {"seq": "1"}), ("fetch", {"limit": 0}), ("list_users", {"limit": 0}),
+    ("send", {"to": "x", "body": "", "msg_id": "m"}), ("ack", {}), ("delete_account", {}),
 ])
 async def test_ops_before_login_are_unauthenticated(
     server: ServerProc, op: str, args: dict[str, Any]

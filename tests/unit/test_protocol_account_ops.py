@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.protocol import Request, is_valid_username
+from server.protocol import Limits, Rejected, Request, is_valid_username, parse_frame
 from tests.unit.protocol_helpers import _DROP, code_of, parse, register_frame
 
 # register ----------------------------------------------------------------------
@@ -149,3 +149,28 @@ def test_a_name_with_any_other_character_is_invalid_username(name: str, bad: str
     broken = name[:where] + bad + name[where:]
     assert not is_valid_username(broken)
     assert code_of(register_frame(username=broken)) == "invalid_username"
+
+
+@pytest.mark.parametrize("frame", [
+    '{"op": "ack", "id": "r5", "seq": "1"}',
+    '{"op": "fetch", "id": "r5", "limit": 0}',
+    '{"op": "list_users", "id": "r5", "limit": 0}',
+    '{"op": "send", "id": "r5", "to": "x", "body": "", "msg_id": "m"}',
+    '{"op": "ack", "id": "r5"}',
+    '{"op": "delete_account", "id": "r5"}',
+    '{"op": "logout", "id": "r5"}',
+])
+def test_ops_needing_a_session_are_unauthenticated_before_their_arguments_are_checked(
+    frame: str,
+) -> None:
+    with pytest.raises(Rejected) as caught:
+        parse_frame(frame, binary=False, limits=Limits(), authenticated=False)
+    assert caught.value.request_id == "r5"
+    assert caught.value.error.code == "unauthenticated"
+
+
+def test_pre_auth_ops_are_validated_without_a_session() -> None:
+    with pytest.raises(Rejected) as caught:
+        parse_frame('{"op": "register", "id": 1, "username": "A", "password": "password1"}',
+                    binary=False, limits=Limits(), authenticated=False)
+    assert caught.value.error.code == "invalid_username"
