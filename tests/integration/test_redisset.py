@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -9,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -237,40 +239,12 @@ def port_free(port: int) -> bool:
         return True
 
 
-def test_dev_runs_the_set_until_sigterm_then_stops_everything(tmp_path: Path) -> None:
-    root = tmp_path / "run"
+@contextlib.contextmanager
+def dev_running(root: Path, *extra: str) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
+    """`redisset.py dev` started and read up to its ready line; killed if still up."""
     proc = subprocess.Popen(
-        [sys.executable, str(REDISSET), "dev", "--dir", str(root), "--servers", "0",
-         "--redis-port", str(free_base_port())],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        lines: list[str] = []
-        for line in proc.stdout:
-            lines.append(line)
-            if "Ctrl-C stops everything" in line:
-                break
-        assert any("chat is up" in line for line in lines), "".join(lines)
-        pids = LocalSet.load(root).pids()
-        assert len(pids) == 6
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-            LocalSet.load(root).stop()
-    assert dead(pids)
-
-
-@pytest.mark.slow
-def test_dev_restarts_a_chat_server_that_was_killed(tmp_path: Path) -> None:
-    root = tmp_path / "run"
-    server_port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, str(REDISSET), "dev", "--dir", str(root), "--servers", "1",
-         "--port", str(server_port), "--redis-port", str(free_base_port())],
+        [sys.executable, str(REDISSET), "dev", "--dir", str(root),
+         "--redis-port", str(free_base_port()), *extra],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
     )
     try:
@@ -280,6 +254,32 @@ def test_dev_restarts_a_chat_server_that_was_killed(tmp_path: Path) -> None:
             lines.append(line)
             if "Ctrl-C stops everything" in line:
                 break
+        yield proc, lines
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+            LocalSet.load(root).stop()
+
+
+def test_dev_runs_the_set_until_sigterm_then_stops_everything(tmp_path: Path) -> None:
+    root = tmp_path / "run"
+    with dev_running(root, "--servers", "0") as (proc, lines):
+        assert any("chat is up" in line for line in lines), "".join(lines)
+        pids = LocalSet.load(root).pids()
+        assert len(pids) == 6
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    assert dead(pids)
+
+
+@pytest.mark.slow
+def test_dev_restarts_a_chat_server_that_was_killed(tmp_path: Path) -> None:
+    server_port = free_port()
+    with dev_running(tmp_path / "run", "--servers", "1", "--port", str(server_port)) as (
+        proc, lines,
+    ):
+        assert proc.stdout is not None
         server = subprocess.run(
             ["pgrep", "-f", "--", f"-m server --host 127.0.0.1 --port {server_port} "],
             capture_output=True, text=True, check=True,
@@ -296,8 +296,3 @@ def test_dev_restarts_a_chat_server_that_was_killed(tmp_path: Path) -> None:
         assert proc.poll() is None, "dev must keep running after restarting the server"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-            LocalSet.load(root).stop()
