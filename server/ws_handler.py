@@ -265,8 +265,6 @@ class Connection:
         try:
             if not self._rate_ok():
                 raise errors.RateLimited("too many requests; slow down")
-            if self.username is None and op not in protocol.PRE_AUTH_OPS:
-                raise errors.Unauthenticated("log in or resume first")
             result = await OPS[op](self, request.args)
             reply = protocol.ok(request.id, **result)
             code = "ok"
