@@ -30,11 +30,12 @@ MAX_BATCH = 256
 
 
 class _Item:
-    __slots__ = ("args", "future", "keys", "script")
+    __slots__ = ("args", "future", "keys", "merge", "script")
 
-    def __init__(self, script: AsyncScript, keys: list[str], args: list[Any],
+    def __init__(self, script: AsyncScript, keys: list[str], args: list[Any], merge: bool,
                  future: asyncio.Future[Any]) -> None:
-        self.script, self.keys, self.args, self.future = script, keys, args, future
+        self.script, self.keys, self.args, self.merge = script, keys, args, merge
+        self.future = future
 
 
 class GroupCommitter:
@@ -76,11 +77,17 @@ class GroupCommitter:
                 item.future.set_exception(errors.Unavailable("server is shutting down"))
         self._queue.clear()
 
-    async def run(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
-        """Run `script` durably; its result, or Unavailable if not confirmed."""
+    async def run(
+        self, script: AsyncScript, keys: list[str], args: list[Any], *, merge: bool = False
+    ) -> Any:
+        """Run `script` durably; its result, or Unavailable if not confirmed.
+
+        `merge`: the script takes several calls at once (see
+        store.script_batch); neighbouring calls of it in a batch are merged.
+        """
         if self._task is None:
             raise errors.Unavailable("server is not running")
-        item = _Item(script, keys, args, asyncio.get_running_loop().create_future())
+        item = _Item(script, keys, args, merge, asyncio.get_running_loop().create_future())
         self._queue.append(item)
         self._wakeup.set()
         return await item.future
@@ -163,9 +170,8 @@ class GroupCommitter:
             wait: tuple[Any, ...] | None = ("WAITAOF", 1, required, self._timeout_ms)
         else:
             wait = ("WAIT", required, self._timeout_ms) if required else None
-        return await script_batch(
-            self._redis, [(item.script, item.keys, item.args) for item in batch], wait=wait
-        )
+        calls = [(item.script, item.keys, item.args, item.merge) for item in batch]
+        return await script_batch(self._redis, calls, wait=wait)
 
 
 def _weakest(first: Any, second: Any) -> Any:

@@ -9,6 +9,7 @@ health probes and `check` ask Redis through redis_probe.py.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,8 @@ from server.store_audit import AuditReads
 
 if TYPE_CHECKING:
     from server.commit import GroupCommitter
+
+log = logging.getLogger(__name__)
 
 SCRIPTS = Path(__file__).parent / "scripts"
 DEDUPE_MS = 24 * 3600 * 1000
@@ -64,29 +67,55 @@ def next_seq(seq: str) -> str | None:
     return f"{ms + 1}-0" if ms < MAX_STREAM_INT else None
 
 
+#: One script call: the script, its KEYS, its ARGV, and whether it may be
+#: merged with the calls of the same script next to it (see script_batch).
+ScriptCall = tuple[AsyncScript, list[str], list[Any], bool]
+
+
 async def script_batch(
-    redis: Redis, calls: list[tuple[AsyncScript, list[str], list[Any]]], *,
-    wait: tuple[Any, ...] | None,
+    redis: Redis, calls: list[ScriptCall], *, wait: tuple[Any, ...] | None,
 ) -> tuple[list[Any], Any]:
     """Run scripts and then INCR + `wait` (WAIT/WAITAOF) as ONE pipeline.
 
-    The results of the scripts (errors as values) and the wait's answer
+    The results of the calls (errors as values) and the wait's answer
     (None without a wait). EVALSHA directly: redis-py's script objects in a
     pipeline cost a SCRIPT EXISTS round trip each time; the committer
     handles NOSCRIPT. The INCR makes WAIT, which counts its own connection's
     writes, cover every script of the batch, also one that only read.
+
+    Neighbouring mergeable calls of one script go as ONE EVALSHA with their
+    KEYS and ARGV concatenated; such a script (send.lua) answers a list with
+    one reply per call. Per message that saves a command for redis-py to
+    build and parse and for Redis to dispatch.
     """
+    groups: list[tuple[AsyncScript, list[str], list[Any], int]] = []  # count 0: not merged
+    for script, call_keys, args, merge in calls:
+        last = groups[-1] if groups else None
+        if merge and last is not None and last[3] and last[0] is script:
+            last[1].extend(call_keys)
+            last[2].extend(args)
+            groups[-1] = (script, last[1], last[2], last[3] + 1)
+        else:
+            groups.append((script, list(call_keys), list(args), 1 if merge else 0))
     async with redis.pipeline(transaction=False) as pipe:
-        for script, call_keys, args in calls:
+        for script, call_keys, args, _ in groups:
             pipe.evalsha(script.sha, len(call_keys), *call_keys, *args)
         if wait is not None:
             pipe.incr(keys.COMMIT)
             pipe.execute_command(*wait)
         results: list[Any] = await pipe.execute(raise_on_error=False)
-    for result in results[len(calls):]:
+    for result in results[len(groups):]:
         if isinstance(result, Exception):
             raise result
-    return results[:len(calls)], (results[-1] if wait is not None else None)
+    replies: list[Any] = []
+    for (_, _, _, count), result in zip(groups, results, strict=False):
+        if not count:
+            replies.append(result)
+        elif isinstance(result, Exception) or len(result) != count:
+            replies.extend([result] * count)
+        else:
+            replies.extend(result)
+    return replies, (results[-1] if wait is not None else None)
 
 
 async def load_script(redis: Redis, script: AsyncScript) -> None:
@@ -240,6 +269,7 @@ class Store(AuditReads):
             self._scripts["send"],
             [keys.account(to), keys.inbox(to), keys.seen(to), keys.seen_expiry(to)],
             [sender, to, msg_id, body, now_ms, DEDUPE_MS, self._max_inbox],
+            merge=True,
         )
         status = result[0]
         if status == "ok":
@@ -251,6 +281,9 @@ class Store(AuditReads):
             raise errors.NoSuchUser(f"no user {to!r}")
         if status == "inbox_full":
             raise errors.TooLarge(f"{to}'s inbox is full ({self._max_inbox} undelivered messages)")
+        if status == "error":
+            log.error("send script failed for to=%s: %s", to, result[1])
+            raise errors.Internal("storage script failed")
         raise errors.Internal(f"unexpected send result {status!r}")
 
     @unavailable_on_redis_error
@@ -309,10 +342,10 @@ class Store(AuditReads):
     @unavailable_on_redis_error
     async def publish_many(self, items: list[tuple[str, bytes]]) -> None:
         """PUBLISH each payload on its user's channel, in order, in one round trip."""
-        pipe = self.redis.pipeline(transaction=False)
+        args: list[str | bytes] = []
         for name, payload in items:
-            pipe.publish(keys.channel(name), payload)
-        await pipe.execute()
+            args += (keys.channel(name), payload)
+        await self._scripts["publish"](args=args)
 
     @unavailable_on_redis_error
     async def publish_raw(self, channel: str, payload: bytes) -> None:

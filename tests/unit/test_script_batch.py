@@ -1,0 +1,101 @@
+"""The group commit merges neighbouring sends into one script call."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+from server import errors
+from server.store import Store
+from tests.unit.store_helpers import register
+
+
+@pytest.fixture
+def evalshas(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many KEYS each EVALSHA sent to Redis had, in order."""
+    seen: list[int] = []
+    original = Pipeline.evalsha
+
+    def spy(self: Pipeline, sha: str, numkeys: int, *keys_and_args: Any) -> Any:
+        seen.append(numkeys)
+        return original(self, sha, numkeys, *keys_and_args)
+
+    monkeypatch.setattr(Pipeline, "evalsha", spy)
+    return seen
+
+
+def big(store: Store) -> Store:
+    return Store(store.redis, store._committer, max_inbox=100)
+
+
+async def test_concurrent_sends_go_to_redis_as_one_script_call(
+        store: Store, evalshas: list[int]) -> None:
+    await register(store, "bob")
+    await store.load_scripts()
+    evalshas.clear()
+    await asyncio.gather(*(
+        store.send(sender="alice", to="bob", body=str(i), msg_id=f"m{i}", now_ms=i)
+        for i in range(3)))
+    assert evalshas == [12]  # 3 sends x 4 keys
+
+
+async def test_a_register_between_sends_splits_the_merged_call(
+        store: Store, evalshas: list[int]) -> None:
+    await register(store, "bob")
+    await store.load_scripts()
+    evalshas.clear()
+    await asyncio.gather(
+        store.send(sender="alice", to="bob", body="a", msg_id="m1", now_ms=1),
+        store.register("carol", "hash", gen="g", now_ms=1),
+        store.send(sender="alice", to="bob", body="b", msg_id="m2", now_ms=2),
+        store.send(sender="alice", to="bob", body="c", msg_id="m3", now_ms=3),
+    )
+    assert evalshas == [4, 2, 8]
+
+
+async def test_merged_sends_land_in_call_order_with_a_prev_chain(store: Store) -> None:
+    await register(store, "bob")
+    first, second, third = await asyncio.gather(*(
+        store.send(sender="alice", to="bob", body=str(i), msg_id=f"m{i}", now_ms=i)
+        for i in range(3)))
+    messages, _ = await store.fetch("bob", limit=10)
+    assert [m["body"] for m in messages] == ["0", "1", "2"]
+    assert (first.prev, second.prev, third.prev) == ("0-0", first.seq, second.seq)
+
+
+async def test_a_retry_in_the_same_merged_call_is_answered_as_the_first_send(
+        store: Store) -> None:
+    await register(store, "bob")
+    first, retry = await asyncio.gather(*(
+        store.send(sender="alice", to="bob", body="x", msg_id="same", now_ms=5)
+        for _ in range(2)))
+    assert (retry.seq, retry.ts, retry.prev) == (first.seq, 5, None)
+    assert await store.unread("bob") == 1
+
+
+async def test_each_merged_send_gets_its_own_outcome(store: Store) -> None:
+    small = Store(store.redis, store._committer, max_inbox=1)
+    await register(small, "bob", "carol")
+    await small.send(sender="alice", to="carol", body="fills", msg_id="m0", now_ms=1)
+    ok, unknown, full = await asyncio.gather(
+        small.send(sender="alice", to="bob", body="a", msg_id="m1", now_ms=2),
+        small.send(sender="alice", to="nobody", body="b", msg_id="m2", now_ms=3),
+        small.send(sender="alice", to="carol", body="c", msg_id="m3", now_ms=4),
+        return_exceptions=True)
+    assert not isinstance(ok, BaseException) and ok.prev == "0-0"
+    assert isinstance(unknown, errors.NoSuchUser)
+    assert isinstance(full, errors.TooLarge)
+
+
+async def test_merged_sends_survive_a_flushed_script_cache(store: Store, redis: Redis) -> None:
+    await register(store, "bob")
+    await redis.script_flush()
+    results = await asyncio.gather(*(
+        store.send(sender="alice", to="bob", body=str(i), msg_id=f"m{i}", now_ms=i)
+        for i in range(4)))
+    assert len({r.seq for r in results}) == 4
+    assert await store.unread("bob") == 4
