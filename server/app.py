@@ -54,7 +54,13 @@ class App:
             self.handles.primary, required_replicas=self.topology.required_replicas,
             ack_timeout_ms=settings.ack_timeout_ms, fsync=settings.durability == "fsync",
         )
-        store = Store(self.handles.primary, self.committer, max_inbox=settings.max_inbox)
+        # Acks need no replica: their own batches, never behind a WAIT.
+        self.ack_batcher = GroupCommitter(
+            self.handles.primary, required_replicas=lambda: 0,
+            ack_timeout_ms=settings.ack_timeout_ms, max_in_flight=1,
+        )
+        store = Store(self.handles.primary, self.committer, max_inbox=settings.max_inbox,
+                      acks=self.ack_batcher)
         # The ping channel must be this process's alone: an instance that heard
         # another's pings (same --instance-id) would hide its own deaf listener.
         delivery = Delivery(
@@ -100,6 +106,7 @@ class App:
             with contextlib.suppress(errors.Unavailable):
                 await self.services.store.load_scripts()
         self.committer.start()
+        self.ack_batcher.start()
         self.services.delivery.start()
         self.health.start()  # probes at once, then every topology interval
         tls = None
@@ -201,6 +208,7 @@ class App:
         await self.health.close()
         await self.services.delivery.close()
         await self.committer.close()
+        await self.ack_batcher.close()
         await self.topology.close()
         await self.handles.close()
         watchdog.cancel()

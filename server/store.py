@@ -129,9 +129,14 @@ class Store(AuditReads):
     (server/store_audit.py).
     """
 
-    def __init__(self, redis: Redis, committer: GroupCommitter, *, max_inbox: int) -> None:
+    def __init__(
+        self, redis: Redis, committer: GroupCommitter, *, max_inbox: int,
+        acks: GroupCommitter | None = None,
+    ) -> None:
+        """`acks` batches acks (without a WAIT: they need none); `committer` if None."""
         self.redis = redis
         self._committer = committer
+        self._acks = acks or committer
         self._max_inbox = max_inbox
         self._scripts: dict[str, AsyncScript] = {
             path.stem: redis.register_script(path.read_text())
@@ -313,12 +318,18 @@ class Store(AuditReads):
 
     @unavailable_on_redis_error
     async def ack(self, name: str, seq: str) -> int:
-        """Remove every message up to and including `seq`; how many went."""
+        """Remove every message up to and including `seq`; how many went.
+
+        Not waited for by replicas: a lost ack only means a redelivery,
+        which clients dedupe. Acks arriving together go as one ack.lua call.
+        """
         threshold = next_seq(seq)
-        if threshold is None:
-            removed: int = await self.redis.xtrim(keys.inbox(name), maxlen=0, approximate=False)
-        else:
-            removed = await self.redis.xtrim(keys.inbox(name), minid=threshold, approximate=False)
+        removed = await self._acks.run(
+            self._scripts["ack"], [keys.inbox(name)], [threshold or ""], merge=True
+        )
+        if not isinstance(removed, int):
+            log.error("ack script failed for user=%s: %s", name, removed)
+            raise errors.Internal("storage script failed")
         return removed
 
     @unavailable_on_redis_error

@@ -9,7 +9,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from server import errors
+from server import errors, keys
 from server.store import Store
 from tests.unit.store_helpers import register
 
@@ -99,3 +99,26 @@ async def test_merged_sends_survive_a_flushed_script_cache(store: Store, redis: 
         for i in range(4)))
     assert len({r.seq for r in results}) == 4
     assert await store.unread("bob") == 4
+
+
+async def test_concurrent_acks_go_to_redis_as_one_script_call(
+        store: Store, evalshas: list[int]) -> None:
+    await register(store, "bob", "carol")
+    bob = await store.send(sender="alice", to="bob", body="x", msg_id="m1", now_ms=1)
+    carol = await store.send(sender="alice", to="carol", body="x", msg_id="m1", now_ms=1)
+    await store.load_scripts()
+    evalshas.clear()
+    removed = await asyncio.gather(store.ack("bob", bob.seq), store.ack("carol", carol.seq))
+    assert removed == [1, 1]
+    assert evalshas == [2]
+
+
+async def test_a_failing_ack_is_internal_and_the_acks_merged_with_it_go_on(
+        store: Store, redis: Redis) -> None:
+    await register(store, "bob")
+    seq = (await store.send(sender="alice", to="bob", body="x", msg_id="m1", now_ms=1)).seq
+    await redis.set(keys.inbox("carol"), "not a stream")
+    bad, good = await asyncio.gather(store.ack("carol", seq), store.ack("bob", seq),
+                                     return_exceptions=True)
+    assert isinstance(bad, errors.Internal)
+    assert good == 1
