@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from bench.search import Budget, Rule
 from bench.suite import Config, run
 
 
@@ -25,6 +26,13 @@ def parse(argv: list[str]) -> Config:
     p.add_argument("--asyncio", action="store_true",
                    help="standard asyncio loop in servers, peer and load (default: uvloop, "
                    "as the server picks when it is installed)")
+    p.add_argument("--slo-ms", type=float, default=250.0,
+                   help="sustainable rate: send→delivered p99 bound of a step that keeps up")
+    p.add_argument("--search-seconds", type=float,
+                   help="wall-time budget of each side's sustainable-rate search [90]")
+    p.add_argument("--search-step-seconds", type=float,
+                   help="length of each search step [4]")
+    p.add_argument("--search-steps", type=int, help="most search steps per side [12]")
     for part in ("peer", "limit", "memory", "failover"):
         p.add_argument(f"--no-{part}", action="store_true", help=f"skip the {part} measurement")
     a = p.parse_args(argv)
@@ -39,6 +47,10 @@ def parse(argv: list[str]) -> Config:
         profile_s=a.profile, uvloop=not a.asyncio,
         peer=not a.no_peer, limit=not a.no_limit, memory=not a.no_memory,
         failover=not a.no_failover,
+        rule=Rule(slo_ms=a.slo_ms),
+        budget=Budget(step_s=a.search_step_seconds or (1.0 if smoke else 4.0),
+                      total_s=a.search_seconds or (20.0 if smoke else 90.0),
+                      max_steps=a.search_steps or (2 if smoke else 12)),
     )
 
 

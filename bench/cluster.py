@@ -17,7 +17,8 @@ from typing import IO
 from tests.procs import ROOT, ServerProc
 
 # isort: split
-from sentinelset import LocalSet  # deploy/redis-sentinel, put on sys.path by tests.procs
+from nodes import SetError  # deploy/redis-sentinel, put on sys.path by tests.procs
+from sentinelset import LocalSet
 from websockets.asyncio.client import connect
 
 from bench.drivers import chat_request
@@ -72,6 +73,28 @@ class Cluster:
             if proc.poll() is not None:
                 break
         raise RuntimeError(f"peer {name} did not start; see {log.name}")
+
+    def pid_groups(self) -> dict[str, list[int]]:
+        """Every live process of the run by role, for CPU accounting: our
+        servers, each Valkey node (the primary marked), the Sentinels, peers."""
+        groups: dict[str, list[int]] = {}
+        for name, server in self.servers.items():
+            if server.proc is not None and server.proc.poll() is None:
+                groups[f"server {name}"] = [server.proc.pid]
+        try:
+            primary: int | None = self.local.node_index(self.local.primary_address())
+        except SetError:
+            primary = None
+        pids = self.local.pids()
+        for i in range(len(self.local.nodes)):
+            if f"node-{i}" in pids:
+                role = "primary" if i == primary else "replica"
+                groups[f"valkey node-{i} ({role})"] = [pids[f"node-{i}"]]
+        groups["sentinels"] = [pid for name, pid in pids.items() if name.startswith("sentinel")]
+        for i, proc in enumerate(self.peers):
+            if proc.poll() is None:
+                groups[f"peer {'ab'[i] if i < 2 else i}"] = [proc.pid]
+        return groups
 
     def stop_peers(self) -> None:
         for proc in self.peers:

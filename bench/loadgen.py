@@ -57,7 +57,9 @@ class Plan:
     tag: str = "b"
     keep_acked: bool = False  # return every acked msg_id and ok time (failover check)
     receiver_acks: bool = True
-    drain_s: float = 15.0
+    drain_s: float = 15.0  # after the schedule: how long replies (and deliveries) may trail
+    #: Deliveries up to this long after the last scheduled send count as in time.
+    in_time_s: float = 1.0
     uvloop: bool = False
 
 
@@ -184,7 +186,7 @@ async def run_senders(plan: Plan, counters: Counters) -> dict[str, Any]:
 async def run_receivers(plan: Plan, counters: Counters, ready: Any, stop: Any) -> dict[str, Any]:
     seen: set[str] = set()
     latency_ms: list[float] = []
-    last = [0.0]
+    arrivals: list[float] = []  # monotonic seconds, to count deliveries in time
 
     def on_message(msg_id: str, body: str) -> None:
         now = time.monotonic_ns()
@@ -194,7 +196,7 @@ async def run_receivers(plan: Plan, counters: Counters, ready: Any, stop: Any) -
         seen.add(msg_id)
         counters[DELIVERED] += 1
         latency_ms.append((now - int(body.split(" ", 1)[0])) / 1e6)
-        last[0] = now / 1e9
+        arrivals.append(now / 1e9)
 
     async def open_one(credential: str, name: str) -> Receiver:
         if plan.kind == "chat":
@@ -209,4 +211,4 @@ async def run_receivers(plan: Plan, counters: Counters, ready: Any, stop: Any) -
     await asyncio.to_thread(stop.wait)  # a multiprocessing.Event set by the parent
     await asyncio.gather(*(c.close() for c in conns), return_exceptions=True)
     return {"delivered": len(seen), "dups": counters[DUP], "delivered_ms": latency_ms,
-            "last_delivery": last[0]}
+            "arrivals": arrivals, "last_delivery": arrivals[-1] if arrivals else 0.0}

@@ -34,30 +34,108 @@ def _target(ok: bool | None) -> str:
     return "n/a" if ok is None else ("met" if ok else "NOT met")
 
 
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def _throughput(result: dict[str, Any]) -> list[str]:
+    tp, r = result["throughput"], result["ratios"]
+    rule = tp["rule"]
+    limit = (result.get("limit") or {}).get("sends_per_s")
+    lines = [
+        "Two throughputs per side, the same rule for both:",
+        "- **saturation**: the best delivered msg/s of any error-free step, whatever "
+        "its latency (an overloaded step whose queues keep growing still counts).",
+        f"- **sustainable**: the highest offered msg/s of an open-loop step that keeps up: "
+        f"no errors, ≥ {100 * rule['min_share']:g} % of the offered messages delivered by "
+        f"the end of the schedule + {rule['drain_s']:g} s, send→delivered p99 ≤ "
+        f"{rule['slo_ms']:g} ms (from the scheduled send time). Found per side by a search "
+        "seeded with its fixed steps: ×1.5 while nothing failed above the best pass, then "
+        "bisection between the highest passing and the lowest failing rate above it. "
+        "It is an *offered* rate: a step that keeps up delivers at least "
+        f"{100 * rule['min_share']:g} % of it, so it can sit slightly above the saturation "
+        "figure, a delivered rate taken from the first send to the last delivery.",
+        "- The \"≥ 2× peer\" verdict below stays on saturation (the issue asks for "
+        "delivered msg/s with no latency bound); the p99 target is a step of its own at "
+        "half of our **sustainable** max.",
+        "",
+        "| | ours (durable) | peer (at-most-once) | ours / peer | ours / limit | peer / limit |",
+        "|---|---|---|---|---|---|",
+    ]
+    for d in ("saturation", "sustainable"):
+        q = {k: "-" if v is None else v for k, v in r[d].items()}
+        lines.append(f"| {d} msg/s | {_rate(tp['chat'][d])} | {_rate(tp['peer'][d])} "
+                     f"| {q['us_over_peer']} | {q['us_over_limit']} | {q['peer_over_limit']} |")
+    lines.append(f"| limit sends/s | | | | {_rate(limit)} | |")
+    lines.append("")
+    for kind, side in (("chat", "ours"), ("peer", "peer")):
+        found = result["search"].get(kind)
+        if found:
+            lines.append(
+                f"Search, {side}: {found['steps']} steps in {found['wall_s']} s, stopped: "
+                f"{found['stopped']}; keeps up at {_rate(tp[kind]['sustainable'])}/s, lowest "
+                f"failing rate above that: {_rate(tp[kind]['first_failing_above'])}/s."
+                .replace(": -/s", ": none measured"))
+    return [*lines, ""]
+
+
+def _cpu(result: dict[str, Any]) -> list[str]:
+    steps, tp = result["steps"], result["throughput"]
+    picks = [(f"{side} {d}", tp[kind][f"{d}_step"]) for kind, side in (("chat", "ours"),
+             ("peer", "peer")) for d in ("saturation", "sustainable")]
+    cols = [(name, steps[i]) for name, i in picks if i is not None and steps[i].get("cpu")]
+    if not cols:
+        return []
+    names: list[str] = []
+    for _, step in cols:
+        names += [n for n in step["cpu"]["processes"] if n not in names]
+    head = " | ".join(f"{name} ({step['label']}, {step['cpu']['delivered']:,} delivered)"
+                      for name, step in cols)
+    lines = ["Per-process CPU from /proc (utime+stime), first send to last delivery; "
+             "each cell: % of one core / CPU-seconds per 1,000 delivered messages.", "",
+             f"| process | {head} |", "|---" * (len(cols) + 1) + "|"]
+
+    def cell(x: dict[str, Any] | None) -> str:
+        return "-" if x is None else f"{x['core_pct']:g} % / {x['cpu_s_per_1k']}"
+
+    for n in names:
+        lines.append(f"| {n} | " + " | ".join(cell(s["cpu"]["processes"].get(n))
+                                            for _, s in cols) + " |")
+    lines.append("| **total** | " + " | ".join(cell(s["cpu"]["total"]) for _, s in cols) + " |")
+    lines.append("| machine, all cores busy | " + " | ".join(
+        f"{s['cpu']['machine_busy_pct']} % of {s['cpu']['cores']} cores" for _, s in cols) + " |")
+    return [*lines, ""]
+
+
+def _steps(result: dict[str, Any]) -> list[str]:
+    lines = ["| step | phase | offered msg/s | ok/s | delivered msg/s | in time % "
+             "| send→ok ms p50/p95/p99/max | send→delivered ms p50/p95/p99/max | errors "
+             "| keeps up |", "|---" * 10 + "|"]
+    for step in result["steps"]:
+        closed = step["mode"] == "closed"
+        offered = "max (closed loop)" if closed else f"{step['offered_rate']:g}"
+        share = ("-" if closed or not step.get("offered_count") else
+                 f"{100 * step['delivered_in_time'] / step['offered_count']:.1f}")
+        verdict = "-" if closed else ("yes" if step.get("keeps_up") else
+                                      f"no: {step.get('verdict')}")
+        lines.append(
+            f"| {step['kind']} | {step.get('phase', '-')} | {offered} | {step['ok_per_s']:g} "
+            f"| {step['delivered_per_s']:g} | {share} | {_ms(step['send_ok_ms'])} "
+            f"| {_ms(step['send_delivered_ms'])} | {sum(step['errors'].values())} "
+            f"| {verdict} |")
+    return [*lines, ""]
+
+
 def markdown(result: dict[str, Any]) -> str:
-    m, r, t = result["machine"], result["ratios"], result["targets"]
+    m, t = result["machine"], result["targets"]
     lines = [
         f"Machine: {m['cpu']}, {m['cores']} cores (shared with other work), Python "
         f"{m['python']}, {m['redis']}. Clients per side: {result['config']['clients']}, "
         f"body {result['config']['body_bytes']} B, event loop {result['config']['loop']}.",
-        "",
-        "| step | offered msg/s | ok/s | delivered msg/s | send→ok ms p50/p95/p99/max "
-        "| send→delivered ms p50/p95/p99/max | errors |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for step in result["steps"]:
-        offered = "max (closed loop)" if step["mode"] == "closed" else f"{step['offered_rate']:g}"
-        errors = sum(step["errors"].values())
-        lines.append(
-            f"| {step['kind']} | {offered} | {step['ok_per_s']:g} | {step['delivered_per_s']:g} "
-            f"| {_ms(step['send_ok_ms'])} | {_ms(step['send_delivered_ms'])} | {errors} |")
+        "", *_throughput(result), *_steps(result), *_cpu(result)]
     limit = result.get("limit") or {}
-    lines += ["", f"Limit (raw pipelined EVALSHA+PUBLISH, INCR+WAIT): "
-              f"{limit.get('sends_per_s', '-')} sends/s.", "",
-              "| ratio | value |", "|---|---|",
-              f"| ours / peer (delivered msg/s, durable vs at-most-once) | {r['us_over_peer']} |",
-              f"| ours / limit | {r['us_over_limit']} |",
-              f"| peer / limit | {r['peer_over_limit']} |", ""]
+    lines += [f"Limit (raw pipelined EVALSHA+PUBLISH, INCR+WAIT): "
+              f"{limit.get('sends_per_s', '-')} sends/s.", ""]
     fo = result.get("failover") or {}
     if fo:
         v = fo.get("verify", {})

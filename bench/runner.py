@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import sys
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-from bench import loadgen
+from bench import cpu, loadgen
 from bench.loadgen import Counters, Plan
 from bench.stats import summary
 
@@ -74,9 +76,12 @@ class Progress:
             sys.stderr.write("\n")
 
 
-def run_step(plan: Plan, label: str, on_tick: Any = None) -> dict[str, Any]:
+def run_step(plan: Plan, label: str, on_tick: Any = None,
+             cpu_pids: Callable[[], cpu.PidGroups] | None = None) -> dict[str, Any]:
     """Run `plan`; raw results of both sides plus summaries. `on_tick(elapsed)`
-    is called while it runs (the failover step kills the primary from it)."""
+    is called while it runs (the failover step kills the primary from it).
+    With `cpu_pids`, the CPU of those processes, of both load processes and
+    of this one is sampled from the first send until deliveries are in."""
     counters: Counters = _CTX.Array("q", loadgen.N_COUNTERS, lock=False)
     ready, stop = _CTX.Event(), _CTX.Event()
     recv_out, recv_in = _CTX.Pipe(duplex=False)
@@ -90,19 +95,28 @@ def run_step(plan: Plan, label: str, on_tick: Any = None) -> dict[str, Any]:
             raise RuntimeError(f"{label}: receivers did not connect")
         senders.start()
         started = time.monotonic()
+        groups: dict[str, list[int]] = {}
+        if cpu_pids is not None:
+            groups = {**cpu_pids(), "load senders": [senders.pid or 0],
+                      "load receivers": [receivers.pid or 0], "bench parent": [os.getpid()]}
+        before: tuple[cpu.Snapshot, int] | None = None
         sent: dict[str, Any] | None = None
         while sent is None:
-            if send_out.poll(0.1):
+            if groups and before is None and counters[loadgen.SENT]:
+                before = cpu.snapshot(groups), counters[loadgen.DELIVERED]
+            if send_out.poll(0.1 if before or not groups else 0.01):
                 sent = send_out.recv()
             elif not senders.is_alive() and not send_out.poll(0):
                 sent = {"fatal": f"sender process died ({senders.exitcode})"}
             progress.show(counters)
             if on_tick is not None:
                 on_tick(time.monotonic() - started)
-        deadline = time.monotonic() + DELIVERY_GRACE_S
+        deadline = time.monotonic() + min(DELIVERY_GRACE_S, plan.drain_s)
         while counters[loadgen.DELIVERED] < counters[loadgen.OK] and time.monotonic() < deadline:
             time.sleep(0.05)
             progress.show(counters)
+        used = None if before is None else cpu.usage(
+            before[0], cpu.snapshot(groups), counters[loadgen.DELIVERED] - before[1])
         progress.show(counters, force=True)
         progress.done()
         stop.set()
@@ -116,13 +130,23 @@ def run_step(plan: Plan, label: str, on_tick: Any = None) -> dict[str, Any]:
     for side in (sent, got):
         if "fatal" in side:
             raise RuntimeError(side["fatal"])
-    return _summarize(plan, sent, got)
+    result = _summarize(plan, sent, got)
+    result["cpu"] = used
+    return result
 
 
 def _summarize(plan: Plan, sent: dict[str, Any], got: dict[str, Any]) -> dict[str, Any]:
     window = max(1e-6, (got["last_delivery"] or sent["t0"]) - sent["t0"])
+    offered = in_time = None
+    if plan.mode == "open":
+        offered = min(plan.max_count, round(plan.rate * plan.duration_s))
+        # Deliveries by the end of the schedule plus in_time_s (keeps-up rule).
+        due = sent["t0"] + offered / plan.rate + plan.in_time_s
+        in_time = sum(1 for t in got["arrivals"] if t <= due)
     return {
         "kind": plan.kind, "mode": plan.mode, "offered_rate": plan.rate or None,
+        "offered_count": offered, "delivered_in_time": in_time,
+        "in_time_s": plan.in_time_s if plan.mode == "open" else None,
         "window": plan.window if plan.mode == "closed" else None,
         "clients": len(plan.senders), "body_bytes": plan.body_bytes,
         "sent": sent["sent"], "ok": sent["ok"], "retries": sent["retries"],

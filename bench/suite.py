@@ -1,28 +1,34 @@
-"""One benchmark run, in order: limit, ours (max, then open-loop steps),
-peer (same steps), idle memory, failover. Everything on one local HA set
-started here, so every ratio compares numbers taken minutes apart on the
-same machine under the same background noise."""
+"""One benchmark run, in order: limit, ours (max, open-loop steps, the
+search for its sustainable rate, half of that), peer (same steps and its
+own search), idle memory, failover. Everything on one local HA set started
+here, so every ratio compares numbers taken minutes apart on the same
+machine under the same background noise. Every load step records the CPU
+of every process of the run (bench/cpu.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
 import shutil
+import sys
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bench import failover, limit, memory, profile, report
+from bench import cpu, failover, limit, memory, profile, report, search
 from bench.cluster import Cluster, make_users
+from bench.judge import judge
 from bench.loadgen import Plan
 from bench.runner import run_step
-from bench.stats import ratio
+from bench.search import Budget, Rule, keeps_up
 
 #: Sends in flight per sender connection in the closed-loop (max) step.
 WINDOW = 4
 #: The failover step's offered load, as a fraction of our measured max.
 FAILOVER_LOAD = 0.3
+#: A search step waits this long after its schedule for replies and deliveries.
+SEARCH_DRAIN_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -41,26 +47,57 @@ class Config:
     limit: bool
     memory: bool
     failover: bool
+    rule: Rule = field(default_factory=Rule)
+    budget: Budget = field(default_factory=Budget)
 
 
-def _step(plan: Plan, label: str, steps: list[dict[str, Any]], **kw: Any) -> dict[str, Any]:
-    result = run_step(plan, label, **kw)
-    raw = result.pop("raw")
-    steps.append(result)
-    result["_raw"] = raw
-    return result
+@dataclass
+class _Steps:
+    """Runs steps, records them with their phase and keeps-up verdict."""
+
+    cluster: Cluster
+    rule: Rule
+    done: list[dict[str, Any]] = field(default_factory=list)
+
+    def run(self, plan: Plan, label: str, phase: str, **kw: Any) -> dict[str, Any]:
+        result = run_step(plan, label, cpu_pids=self.cluster.pid_groups, **kw)
+        result.pop("raw")
+        result["label"], result["phase"] = label, phase
+        if plan.mode == "open":
+            result["keeps_up"], result["verdict"] = keeps_up(result, self.rule)
+            sys.stderr.write(f"{label}: {result['verdict']}\n")
+        self.done.append(result)
+        return result
+
+    def search(self, base: Plan, side: str, start: float, budget: Budget) -> dict[str, Any]:
+        """The side's sustainable-rate search, seeded by its steps so far."""
+        seeds = [s for s in self.done if s["kind"] == base.kind and s["mode"] == "open"]
+
+        def step_at(rate: float) -> dict[str, Any]:
+            settled = cpu.wait_quiet(self.cluster.pid_groups)  # queues left by the last step
+            plan = replace(base, mode="open", rate=rate, duration_s=budget.step_s,
+                           drain_s=SEARCH_DRAIN_S, tag=f"{base.tag}s{len(self.done)}")
+            step = self.run(plan, f"{side} search {rate:g}/s", "search")
+            step["settle_s"] = settled
+            return step
+
+        out = search.run(step_at, seeds, start, self.rule, budget)
+        return {"stopped": out.stopped, "wall_s": out.wall_s, "steps": len(out.steps),
+                "start": start, **search.sustainable(out.seen)}
 
 
 def run(cfg: Config) -> Path:
     root = Path(tempfile.mkdtemp(prefix="chat-bench-"))
     cluster = Cluster(root, uvloop=cfg.uvloop)
     run_id = secrets.token_hex(3)
-    steps: list[dict[str, Any]] = []
+    steps = _Steps(cluster, cfg.rule)
     result: dict[str, Any] = {
-        "machine": report.machine(), "steps": steps,
+        "machine": report.machine(), "steps": steps.done, "search": {},
         "config": {"clients": cfg.clients, "body_bytes": cfg.body_bytes, "step_s": cfg.step_s,
                    "window": WINDOW, "loop": "uvloop" if cfg.uvloop else "asyncio",
-                   "smoke": cfg.smoke},
+                   "smoke": cfg.smoke, "search_step_s": cfg.budget.step_s,
+                   "search_budget_s": cfg.budget.total_s,
+                   "search_max_steps": cfg.budget.max_steps},
     }
     try:
         cluster.start()
@@ -76,25 +113,34 @@ def run(cfg: Config) -> Path:
                     senders=list(zip(tokens[:n], rnames, strict=True)),
                     receivers=list(zip(tokens[n:], rnames, strict=True)),
                     window=WINDOW, duration_s=cfg.step_s, max_count=cfg.max_count,
-                    body_bytes=cfg.body_bytes, tag=f"m{run_id}", uvloop=cfg.uvloop)
+                    body_bytes=cfg.body_bytes, tag=f"m{run_id}", uvloop=cfg.uvloop,
+                    in_time_s=cfg.rule.drain_s)
         spy = profile.Spy(a.proc.pid if a.proc else 0, cfg.profile_s, cfg.out / "profile-a.txt")
-        top = _step(plan, "ours max", steps, on_tick=spy.tick)
+        top = steps.run(plan, "ours max", "max", on_tick=spy.tick)
         result["profile"] = spy.finish()
         rates = [max(1, round(top["delivered_per_s"] * f)) for f in cfg.fractions]
         for i, rate in enumerate(rates):
-            _step(replace(plan, mode="open", rate=rate, tag=f"o{i}{run_id}"),
-                  f"ours {rate}/s", steps)
+            steps.run(replace(plan, mode="open", rate=rate, tag=f"o{i}{run_id}"),
+                      f"ours {rate}/s", "fixed")
+        found = steps.search(plan, "ours", top["delivered_per_s"], cfg.budget)
+        result["search"]["chat"] = found
+        if found["rate"]:
+            half = max(1, round(found["rate"] / 2))
+            steps.run(replace(plan, mode="open", rate=half, tag=f"h{run_id}"),
+                      f"ours half {half}/s", "half")
         if cfg.peer:
             urls = [cluster.start_peer("peer-a"), cluster.start_peer("peer-b")]
             peer = replace(plan, kind="peer", sender_url=urls[0], receiver_url=urls[1],
                            senders=[("", r) for r in rnames], receivers=[("", r) for r in rnames],
                            tag=f"p{run_id}")
-            _step(peer, "peer max", steps)
+            peer_top = steps.run(peer, "peer max", "max")
             # Beyond our max too: the peer's own max may lie above ours.
             extra = [] if cfg.smoke else [round(top["delivered_per_s"] * f) for f in (1.5, 2, 3)]
             for i, rate in enumerate(rates + extra):
-                _step(replace(peer, mode="open", rate=rate, tag=f"q{i}{run_id}"),
-                      f"peer {rate}/s", steps)
+                steps.run(replace(peer, mode="open", rate=rate, tag=f"q{i}{run_id}"),
+                          f"peer {rate}/s", "fixed")
+            result["search"]["peer"] = steps.search(peer, "peer", peer_top["delivered_per_s"],
+                                                    cfg.budget)
             cluster.stop_peers()
         if cfg.memory:
             c = cluster.start_server("bench-mem")
@@ -104,9 +150,7 @@ def run(cfg: Config) -> Path:
             result["failover"] = _failover(cluster, plan, cfg, top["delivered_per_s"], run_id)
     finally:
         cluster.stop()
-    for step in steps:
-        step.pop("_raw", None)
-    result["ratios"], result["targets"] = _judge(result, cfg)
+    judge(result, cfg.rule)
     path = report.write(result, cfg.out)
     shutil.rmtree(root, ignore_errors=True)
     return path
@@ -129,41 +173,3 @@ def _failover(cluster: Cluster, plan: Plan, cfg: Config, top: float,
     acked = out.pop("acked")
     out["verify"] = asyncio.run(failover.verify(plan.receiver_url, fo_plan, acked))
     return out
-
-
-def _judge(result: dict[str, Any], cfg: Config) -> tuple[dict[str, Any], dict[str, Any]]:
-    steps = result["steps"]
-    ours = next((s for s in steps if s["kind"] == "chat" and s["mode"] == "closed"), None)
-    # Max = the best delivered rate of any step without errors: the peer's
-    # closed-loop step can fall below its open-loop steps (see docs).
-    us_rate, peer_rate = _best(steps, "chat"), _best(steps, "peer")
-    limit_rate = (result.get("limit") or {}).get("sends_per_s")
-    ratios = {"us_over_peer": ratio(us_rate, peer_rate),
-              "us_over_limit": ratio(us_rate, limit_rate),
-              "peer_over_limit": ratio(peer_rate, limit_rate)}
-    targets: dict[str, Any] = {}
-    r = ratios["us_over_peer"]
-    targets["delivered msg/s (durable) ≥ 2× peer (at-most-once)"] = {
-        "measured": f"{r}×", "met": None if r is None else r >= 2}
-    half = [s for s in steps if s["kind"] == "chat" and s["mode"] == "open"
-            and ours and abs(s["offered_rate"] - 0.5 * ours["delivered_per_s"]) < 2]
-    p99 = half[0]["send_ok_ms"]["p99"] if half else None
-    targets["send→ok p99 ≤ 20 ms at half of max load"] = {
-        "measured": f"{p99} ms", "met": None if p99 is None else p99 <= 20}
-    fo = result.get("failover") or {}
-    gap, bound = fo.get("gap_s"), (fo.get("down_after_ms") or 0) / 1000 + 2
-    lost = (fo.get("verify") or {}).get("lost")
-    targets[f"failover gap ≤ down-after + 2 s ({bound:g} s), no acked loss"] = {
-        "measured": f"{gap} s, lost {lost}",
-        "met": None if gap is None else (gap <= bound and lost == 0)}
-    mem = result.get("memory") or []
-    worst = max((x["kib_per_conn_session"] for x in mem), default=None)
-    targets["≤ 20 KiB per idle connection"] = {
-        "measured": f"{worst} KiB (logged in, worst count)",
-        "met": None if worst is None else worst <= 20}
-    return ratios, targets
-
-
-def _best(steps: list[dict[str, Any]], kind: str) -> float | None:
-    rates = [s["delivered_per_s"] for s in steps if s["kind"] == kind and not s["errors"]]
-    return max(rates, default=None)
