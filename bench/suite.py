@@ -1,9 +1,10 @@
 """One benchmark run, in order: limit, ours (max, open-loop steps, the
-search for its sustainable rate, half of that), peer (same steps and its
-own search), idle memory, failover. Everything on one local HA set started
-here, so every ratio compares numbers taken minutes apart on the same
-machine under the same background noise. Every load step records the CPU
-of every process of the run (bench/cpu.py)."""
+search for its sustainable rate, half of that), peer (max, the same steps,
+its own search, then 1.5×/2×/3× our max), idle memory, failover.
+Everything on one local HA set started here, so every ratio compares
+numbers taken minutes apart on the same machine under the same background
+noise. Every load step records the CPU of every process of the run
+(bench/cpu.py)."""
 
 from __future__ import annotations
 
@@ -134,13 +135,18 @@ def run(cfg: Config) -> Path:
                            senders=[("", r) for r in rnames], receivers=[("", r) for r in rnames],
                            tag=f"p{run_id}")
             peer_top = steps.run(peer, "peer max", "max")
-            # Beyond our max too: the peer's own max may lie above ours.
-            extra = [] if cfg.smoke else [round(top["delivered_per_s"] * f) for f in (1.5, 2, 3)]
-            for i, rate in enumerate(rates + extra):
+            for i, rate in enumerate(rates):
                 steps.run(replace(peer, mode="open", rate=rate, tag=f"q{i}{run_id}"),
                           f"peer {rate}/s", "fixed")
+            # Searched right after the same fixed steps as ours, before the heavy
+            # overload below, whose queues could still weigh on the first search step.
             result["search"]["peer"] = steps.search(peer, "peer", peer_top["delivered_per_s"],
                                                     cfg.budget)
+            # Beyond our max too: the peer's saturation may lie above ours.
+            extra = [] if cfg.smoke else [round(top["delivered_per_s"] * f) for f in (1.5, 2, 3)]
+            for i, rate in enumerate(extra):
+                steps.run(replace(peer, mode="open", rate=rate, tag=f"x{i}{run_id}"),
+                          f"peer {rate}/s", "fixed")
             cluster.stop_peers()
         if cfg.memory:
             c = cluster.start_server("bench-mem")
