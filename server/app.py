@@ -57,7 +57,7 @@ class App:
         # Acks need no replica: their own batches, never behind a WAIT.
         self.ack_batcher = GroupCommitter(
             self.handles.primary, required_replicas=lambda: 0,
-            ack_timeout_ms=settings.ack_timeout_ms, max_in_flight=1,
+            ack_timeout_ms=settings.ack_timeout_ms, max_in_flight=1, count_batches=False,
         )
         store = Store(self.handles.primary, self.committer, max_inbox=settings.max_inbox,
                       acks=self.ack_batcher)

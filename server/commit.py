@@ -49,11 +49,13 @@ class GroupCommitter:
         ack_timeout_ms: int,
         fsync: bool = False,
         max_in_flight: int = 4,
+        count_batches: bool = True,
     ) -> None:
         self._redis = redis
         self._required = required_replicas
         self._timeout_ms = ack_timeout_ms
         self._fsync = fsync
+        self._count_batches = count_batches  # into chat_commit_batch_size
         self._queue: list[_Item] = []
         self._wakeup = asyncio.Event()
         self._slots = asyncio.Semaphore(max_in_flight)
@@ -116,6 +118,8 @@ class GroupCommitter:
             return
         try:
             started = time.perf_counter()
+            if self._count_batches:
+                metrics.COMMIT_BATCH.observe(len(batch))
             results, acked = await self._execute(batch, required)
             if acked is not None:
                 # WAITAOF answers [local fsyncs, replica fsyncs].

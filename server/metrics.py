@@ -27,6 +27,10 @@ WAIT_SECONDS = Histogram(
     "chat_wait_seconds", "WAIT/WAITAOF round trip of one group commit",
     buckets=_LATENCY_BUCKETS, registry=REGISTRY,
 )
+COMMIT_BATCH = Histogram(
+    "chat_commit_batch_size", "Writes per group commit (one WAIT covers them all)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256), registry=REGISTRY,
+)
 WAIT_TIMEOUTS = Counter(
     "chat_wait_timeouts_total", "Group commits whose replicas did not ack in time",
     registry=REGISTRY,
