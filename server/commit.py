@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 from redis.asyncio import Redis
@@ -28,14 +29,21 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 256
 
+#: Set (to a fresh token) while a connection starts a group of pipelined
+#: sends. Batches fly concurrently and Redis may run a later one first, so
+#: the writes of one group are never split across batches: they commit in
+#: the order they were queued.
+ORDERED_GROUP: ContextVar[object | None] = ContextVar("ordered_group", default=None)
+
 
 class _Item:
-    __slots__ = ("args", "future", "keys", "merge", "script")
+    __slots__ = ("args", "future", "group", "keys", "merge", "script")
 
     def __init__(self, script: AsyncScript, keys: list[str], args: list[Any], merge: bool,
                  future: asyncio.Future[Any]) -> None:
         self.script, self.keys, self.args, self.merge = script, keys, args, merge
         self.future = future
+        self.group = ORDERED_GROUP.get()
 
 
 class GroupCommitter:
@@ -98,7 +106,12 @@ class GroupCommitter:
         while True:
             await self._wakeup.wait()
             await self._slots.acquire()
-            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            queue = self._queue
+            cut = MAX_BATCH
+            while cut < len(queue) and queue[cut].group is not None \
+                    and queue[cut].group is queue[cut - 1].group:
+                cut += 1  # an ordered group stays in one batch
+            batch, self._queue = queue[:cut], queue[cut:]
             if not self._queue:
                 self._wakeup.clear()
             if not batch:

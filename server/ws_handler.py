@@ -1,7 +1,8 @@
 """One WebSocket connection: frames in -> protocol -> ops -> replies and events out.
 
-Requests of a connection are handled one at a time, so replies come in
-request order. A frame is written at once when nothing waits before it and
+Requests are handled as server/requests.py says: one at a time, except
+that sends a client pipelines run together as one ordered group; replies
+always come in request order. A frame is written at once when nothing waits before it and
 the socket takes it; otherwise it goes to one bounded outbox drained by a
 writer task: a client that stops reading is cut off instead of growing
 server memory.
@@ -12,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +24,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from server import errors, metrics, protocol
-from server.ops import OPS
+from server.requests import RequestHandler
 from server.services import Services
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class _Close:
     reason: str
 
 
-class Connection:
+class Connection(RequestHandler):
     """A client connection and, once logged in, its session."""
 
     # Slots: thousands of idle connections each pay for an instance dict otherwise.
@@ -57,9 +57,7 @@ class Connection:
         "_outbox",
         "_outbox_bytes",
         "_reading",
-        "_refilled",
         "_task",
-        "_tokens",
         "_writer",
         "address",
         "conn_id",
@@ -96,8 +94,7 @@ class Connection:
         self._task: asyncio.Task[Any] | None = None
         self._drain_cancelled = False
         self._reading = False
-        self._tokens = float(settings.request_burst)
-        self._refilled = time.monotonic()
+        self._init_budget(float(settings.request_burst))
 
     # Lifecycle ------------------------------------------------------------------
     # An idle connection owns no task of its own: requests are read in the
@@ -232,60 +229,6 @@ class Connection:
             self._outbox.clear()
         self._outbox_bytes = 0
         self.ws.transport.abort()
-
-    # Requests ---------------------------------------------------------------------
-
-    def _rate_ok(self) -> bool:
-        settings = self.services.settings
-        now = time.monotonic()
-        refill = (now - self._refilled) * settings.requests_per_second
-        self._tokens = min(settings.request_burst, self._tokens + refill)
-        self._refilled = now
-        if self._tokens < 1:
-            return False
-        self._tokens -= 1
-        return True
-
-    async def _handle(self, frame: str | bytes) -> None:
-        started = time.perf_counter()
-        try:
-            request = protocol.parse_frame(frame, binary=isinstance(frame, bytes),
-                                           limits=self._limits,
-                                           authenticated=self.username is not None)
-        except protocol.Rejected as rejected:
-            # Rejected frames spend the request budget too: a flood of
-            # garbage or of ops without a session is throttled like any other.
-            error = rejected.error
-            if not self._rate_ok():
-                error = errors.RateLimited("too many requests; slow down")
-            metrics.op_counter("invalid", error.code).inc()
-            self._send(protocol.error(rejected.request_id, error))
-            return
-        op = request.op
-        try:
-            if not self._rate_ok():
-                raise errors.RateLimited("too many requests; slow down")
-            result = await OPS[op](self, request.args)
-            reply = protocol.ok(request.id, **result)
-            code = "ok"
-        except errors.ChatError as exc:
-            reply, code = protocol.error(request.id, exc), exc.code
-        except Exception:
-            log.exception("op %s failed conn=%s user=%s", op, self.conn_id, self.username)
-            reply, code = protocol.error(request.id, errors.Internal("internal error")), "internal"
-        elapsed = time.perf_counter() - started
-        metrics.op_counter(op, code).inc()
-        if op == "send" and code == "ok":
-            metrics.SEND_SECONDS.observe(elapsed)
-        level = logging.DEBUG if code == "ok" else logging.INFO
-        if log.isEnabledFor(level):  # the hot path skips building the record
-            log.log(
-                level, "op=%s user=%s conn=%s result=%s ms=%.1f",
-                op, self.username, self.conn_id, code, elapsed * 1000,
-                extra={"op": op, "user": self.username, "conn": self.conn_id, "result": code,
-                       "latency_ms": round(elapsed * 1000, 1)},
-            )
-        self._send(reply)
 
     # Session (what ops and delivery call) -------------------------------------
 

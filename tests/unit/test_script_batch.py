@@ -9,7 +9,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from server import errors, keys
+from server import commit, errors, keys
 from server.store import Store
 from tests.unit.store_helpers import register
 
@@ -122,3 +122,32 @@ async def test_a_failing_ack_is_internal_and_the_acks_merged_with_it_go_on(
                                      return_exceptions=True)
     assert isinstance(bad, errors.Internal)
     assert good == 1
+
+
+async def test_an_ordered_group_is_never_split_across_batches(
+        store: Store, evalshas: list[int]) -> None:
+    big = Store(store.redis, store._committer, max_inbox=1000)
+    await register(big, "bob")
+    await big.load_scripts()
+    evalshas.clear()
+    token = commit.ORDERED_GROUP.set(object())
+    try:
+        tasks = [asyncio.ensure_future(
+            big.send(sender="alice", to="bob", body=str(i), msg_id=f"m{i}", now_ms=i))
+            for i in range(commit.MAX_BATCH + 44)]
+    finally:
+        commit.ORDERED_GROUP.reset(token)
+    await asyncio.gather(*tasks)
+    assert evalshas == [4 * (commit.MAX_BATCH + 44)]
+
+
+async def test_writes_outside_a_group_are_cut_at_the_batch_limit(
+        store: Store, evalshas: list[int]) -> None:
+    big = Store(store.redis, store._committer, max_inbox=1000)
+    await register(big, "bob")
+    await big.load_scripts()
+    evalshas.clear()
+    await asyncio.gather(*(
+        big.send(sender="alice", to="bob", body=str(i), msg_id=f"m{i}", now_ms=i)
+        for i in range(commit.MAX_BATCH + 44)))
+    assert evalshas == [4 * commit.MAX_BATCH, 4 * 44]

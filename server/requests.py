@@ -1,0 +1,150 @@
+"""Requests of one connection: parse, rate-limit, run the op, build the reply.
+
+A connection's requests run one at a time, so replies come in request
+order, with one exception: sends a client pipelined (already received
+when the first is read) run together as one ordered group, so such a
+client does not pay a whole durable write per send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, cast
+
+from websockets.exceptions import ConnectionClosed
+
+from server import commit, errors, metrics, protocol
+from server.ops import OPS
+
+if TYPE_CHECKING:
+    from websockets.asyncio.server import ServerConnection
+
+    from server.services import Services
+    from server.ws_handler import Connection
+
+log = logging.getLogger(__name__)
+
+#: Most sends of one connection run together (see RequestHandler._handle_sends).
+MAX_SEND_GROUP = 32
+
+
+class RequestHandler:
+    """The request half of ws_handler.Connection (which holds the state)."""
+
+    __slots__ = ("_refilled", "_tokens")  # the request budget (token bucket)
+
+    ws: ServerConnection
+    services: Services
+    conn_id: str
+    username: str | None
+    _limits: protocol.Limits
+
+    def _send(self, frame: bytes) -> None:
+        raise NotImplementedError
+
+    def _init_budget(self, burst: float) -> None:
+        self._tokens: float = burst
+        self._refilled: float = time.monotonic()
+
+    def _rate_ok(self) -> bool:
+        settings = self.services.settings
+        now = time.monotonic()
+        refill = (now - self._refilled) * settings.requests_per_second
+        self._tokens = min(settings.request_burst, self._tokens + refill)
+        self._refilled = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+    async def _handle(self, frame: str | bytes) -> None:
+        started = time.perf_counter()
+        parsed = self._parse(frame)
+        if isinstance(parsed, bytes):
+            self._send(parsed)
+        elif parsed.op == "send" and self._frame_waiting():
+            await self._handle_sends(parsed, started)
+        else:
+            self._send(await self._execute(parsed, started))
+
+    def _frame_waiting(self) -> bool:
+        """A frame is already received (websockets 17's assembler queue)."""
+        return len(self.ws.recv_messages.frames) > 0
+
+    async def _handle_sends(self, first: protocol.Request, started: float) -> None:
+        """`first` and the sends received right after it, run together.
+
+        A client that pipelines sends would otherwise wait a whole durable
+        write per send. The group enters the group commit as one run that is
+        never split across batches, so its sends land in request order;
+        the next group starts after this one is durable, so groups of one
+        connection never overtake each other. Replies go in request order.
+        """
+        group = [(first, started)]
+        after: tuple[protocol.Request | bytes, float] | None = None
+        while len(group) < MAX_SEND_GROUP and self._frame_waiting():
+            try:
+                frame = await self.ws.recv()  # already received: returns at once
+            except ConnectionClosed:
+                break
+            parsed = self._parse(frame)
+            if isinstance(parsed, bytes) or parsed.op != "send":
+                after = (parsed, time.perf_counter())  # answered after the group
+                break
+            group.append((parsed, time.perf_counter()))
+        token = commit.ORDERED_GROUP.set(object())
+        try:
+            tasks = [asyncio.ensure_future(self._execute(request, t)) for request, t in group]
+        finally:
+            commit.ORDERED_GROUP.reset(token)
+        for reply in await asyncio.gather(*tasks):
+            self._send(reply)
+        if after is not None:
+            parsed, t = after
+            self._send(parsed if isinstance(parsed, bytes) else await self._execute(parsed, t))
+
+    def _parse(self, frame: str | bytes) -> protocol.Request | bytes:
+        """The request in `frame`, or the error reply that answers it."""
+        try:
+            return protocol.parse_frame(frame, binary=isinstance(frame, bytes),
+                                        limits=self._limits,
+                                        authenticated=self.username is not None)
+        except protocol.Rejected as rejected:
+            # Rejected frames spend the request budget too: a flood of
+            # garbage or of ops without a session is throttled like any other.
+            error = rejected.error
+            if not self._rate_ok():
+                error = errors.RateLimited("too many requests; slow down")
+            metrics.op_counter("invalid", error.code).inc()
+            return protocol.error(rejected.request_id, error)
+
+    async def _execute(self, request: protocol.Request, started: float) -> bytes:
+        """Run one request; its reply frame."""
+        op = request.op
+        try:
+            if not self._rate_ok():
+                raise errors.RateLimited("too many requests; slow down")
+            result = await OPS[op](cast("Connection", self), request.args)
+            reply = protocol.ok(request.id, **result)
+            code = "ok"
+        except errors.ChatError as exc:
+            reply, code = protocol.error(request.id, exc), exc.code
+        except Exception:
+            log.exception("op %s failed conn=%s user=%s", op, self.conn_id, self.username)
+            reply, code = protocol.error(request.id, errors.Internal("internal error")), "internal"
+        elapsed = time.perf_counter() - started
+        metrics.op_counter(op, code).inc()
+        if op == "send" and code == "ok":
+            metrics.SEND_SECONDS.observe(elapsed)
+        level = logging.DEBUG if code == "ok" else logging.INFO
+        if log.isEnabledFor(level):  # the hot path skips building the record
+            log.log(
+                level, "op=%s user=%s conn=%s result=%s ms=%.1f",
+                op, self.username, self.conn_id, code, elapsed * 1000,
+                extra={"op": op, "user": self.username, "conn": self.conn_id, "result": code,
+                       "latency_ms": round(elapsed * 1000, 1)},
+            )
+        return reply
+
