@@ -6,6 +6,12 @@ newer than that is pushed directly, anything else (a gap, a retry's
 notification, a reconnect of the listener, the periodic sweep) re-reads
 the inbox after that seq. Pushes to one session are serialized per user,
 so they always come in inbox order.
+
+The listener is the hot path of a receiving instance: it reads every
+notification one socket read brought in one go (server/pubsub_reader.py),
+splits a new-message notification without parsing the message
+(server/notifications.py) and takes a user's lock only when something
+else holds it or a session has to re-read the inbox.
 """
 
 from __future__ import annotations
@@ -16,15 +22,16 @@ import functools
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Coroutine
 from typing import Any, Protocol
 
-import orjson
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
-from server import errors, keys, metrics, protocol
+from server import errors, keys, metrics, notifications, protocol
 from server.publisher import Publisher
+from server.pubsub_reader import PubSubReader
 from server.store import Store
 
 log = logging.getLogger(__name__)
@@ -46,6 +53,18 @@ class Subscriber(Protocol):
     def kick_deleted(self) -> None: ...
 
 
+def raise_if_cancelled() -> None:
+    """Raise the cancellation of this task if a callee swallowed it.
+
+    redis-py writes through asyncio.wait_for, which on Python 3.11 returns
+    the result and drops a cancel that arrives as the write completes: the
+    task would go on and close() would wait for it for ever.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 @functools.lru_cache(maxsize=4096)
 def seq_key(seq: str) -> tuple[int, int]:
     """(ms, n) of a seq, for comparing; each seq is compared several times."""
@@ -63,12 +82,14 @@ class Delivery:
         self._sweep_interval = sweep_interval_ms / 1000
         self._grace_ms = push_grace_ms
         self._local: dict[str, set[Subscriber]] = defaultdict(set)
+        self._users: dict[str, str] = {}  # channel -> user, for every user in _local
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._pubsub: PubSub | None = None
         self._publisher = Publisher(store)
         self._tasks: list[asyncio.Task[None]] = []
         self.last_ping = 0.0  # monotonic time our own ping came back through pub/sub
         self._reconnect = False  # set by force_resync; the listener reconnects
+        self._pushed = 0  # pushes not yet added to metrics.PUSHES (one inc per read)
 
     # Lifecycle ----------------------------------------------------------------
 
@@ -110,6 +131,7 @@ class Delivery:
         """Start pushing to `sub` what arrives for `name` after its inbox tail now."""
         first = not self._local[name]
         self._local[name].add(sub)
+        self._users[keys.channel(name)] = name
         metrics.SESSIONS.inc()
         if first and self._pubsub is not None:
             try:
@@ -130,6 +152,7 @@ class Delivery:
         metrics.SESSIONS.dec()
         if not subs:
             del self._local[name]
+            self._users.pop(keys.channel(name), None)
             self._locks.pop(name, None)
             if self._pubsub is not None:
                 try:
@@ -142,11 +165,10 @@ class Delivery:
         self, to: str, seq: str, message: dict[str, Any] | None, prev: str | None
     ) -> None:
         """Tell every instance about a durable message (batched, not awaited)."""
-        payload = {"k": "msg", "seq": seq, "prev": prev, "m": message}
-        self._publisher.post(to, orjson.dumps(payload))
+        self._publisher.post(to, notifications.message(seq, prev, message))
 
     async def notify_deleted(self, name: str, origin: str) -> None:
-        await self._store.publish(name, orjson.dumps({"k": "del", "origin": origin}))
+        await self._store.publish(name, notifications.deleted(origin))
 
     # Listener -------------------------------------------------------------------
 
@@ -154,7 +176,9 @@ class Delivery:
         backoff = 0.05
         reconnect = False
         while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            raise_if_cancelled()
+            reader = PubSubReader(self._redis)
+            pubsub = reader.pubsub
             self._reconnect = False  # this connection is made after any failover seen so far
             try:
                 await pubsub.subscribe(self._control, *(keys.channel(u) for u in self._local))
@@ -164,9 +188,8 @@ class Delivery:
                     await self._catch_up_all()
                 backoff = 0.05
                 while not self._reconnect:
-                    msg = await pubsub.get_message(timeout=LISTEN_POLL_S)
-                    if msg is not None:
-                        await self._dispatch(msg)
+                    await self._dispatch_all(await reader.read(LISTEN_POLL_S))
+                    raise_if_cancelled()
                 log.info("pub/sub listener: primary changed; reconnecting")
             except (RedisError, OSError, errors.Unavailable) as exc:
                 log.warning("pub/sub listener lost: %s: %s", type(exc).__name__, exc)
@@ -182,42 +205,83 @@ class Delivery:
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 1.0)
 
-    async def _dispatch(self, msg: dict[str, Any]) -> None:
-        channel = msg["channel"]
-        if channel == self._control:
-            self.last_ping = time.monotonic()
-            return
-        user = keys.user_of_channel(channel)
-        if user is None or user not in self._local:
-            return
-        data = orjson.loads(msg["data"])
-        if data.get("k") == "del":
-            for sub in list(self._local.get(user, ())):
-                if sub.conn_id != data.get("origin"):
-                    sub.kick_deleted()
-            return
-        if data.get("k") == "msg":
-            await self._on_message(user, data["seq"], data.get("prev"), data.get("m"))
+    async def _dispatch_all(self, batch: list[tuple[str, str]]) -> None:
+        """Act on the notifications of one read, in order."""
+        try:
+            for channel, data in batch:
+                if self._reconnect:
+                    return  # the listener reconnects; the resync re-reads the inboxes
+                pending = self._dispatch(channel, data)
+                if pending is not None:
+                    self._count_pushes()
+                    await pending
+        finally:
+            self._count_pushes()
 
-    async def _on_message(
-        self, user: str, seq: str, prev: str | None, message: dict[str, Any] | None
-    ) -> None:
-        key = seq_key(seq)
-        prev_key = seq_key(prev) if message is not None and prev is not None else None
-        frame = None  # encoded once for every session of the user
-        async with self._locks[user]:
+    def _count_pushes(self) -> None:
+        if self._pushed:
+            metrics.PUSHES.inc(self._pushed)
+            self._pushed = 0
+
+    def _dispatch(self, channel: str, data: str) -> Coroutine[Any, Any, None] | None:
+        """Act on one notification; what must wait for the inbox comes back to be awaited."""
+        user = self._users.get(channel)
+        if user is None:
+            if channel == self._control:
+                self.last_ping = time.monotonic()
+            return None  # or a user who left: the unsubscribe is on its way
+        new = notifications.parse_message(data)
+        if new is not None:
+            return self._on_message(user, *new)
+        origin = notifications.deleted_origin(data)
+        if origin is not None:
             for sub in list(self._local.get(user, ())):
-                last = seq_key(sub.last_seq)
-                if key <= last:
+                if sub.conn_id != origin:
+                    sub.kick_deleted()
+        return None
+
+    def _on_message(
+        self, user: str, seq: str, prev: str | None, frame: bytes | None
+    ) -> Coroutine[Any, Any, None] | None:
+        """Push `frame` (the message `seq`, None for a retry's notification) to `user`.
+
+        Without the user's lock when nothing holds it: no await comes
+        between the check and the pushes, so no catch-up can interleave.
+        A session that lacks something before `seq` re-reads the inbox,
+        under the lock, in the coroutine returned.
+        """
+        lock = self._locks.get(user)
+        if (lock is None or not lock.locked()) and not self._push_ready(user, seq, prev, frame):
+            return None
+        return self._push_or_catch_up(user, seq, prev, frame)
+
+    def _push_ready(
+        self, user: str, seq: str, prev: str | None, frame: bytes | None
+    ) -> list[Subscriber]:
+        """Push to the sessions of `user` that have all before `seq`; the ones behind."""
+        behind = []
+        for sub in list(self._local.get(user, ())):
+            last = sub.last_seq
+            # The common case needs no seq parsing: the session's last push
+            # is `prev`, the inbox entry right before `seq` (send.lua).
+            if frame is None or last != prev:
+                last_key = seq_key(last)
+                if seq_key(seq) <= last_key:
+                    continue  # pushed already
+                if frame is None or prev is None or seq_key(prev) > last_key:
+                    behind.append(sub)  # a gap, or a retry's notification
                     continue
-                if message is not None and prev_key is not None and prev_key <= last:
-                    if frame is None:
-                        frame = protocol.message_event(message)
-                    sub.push(frame)
-                    sub.last_seq = seq
-                    metrics.PUSHES.inc()
-                else:
-                    await self._catch_up(user, sub, upto=seq, repair=False)
+            sub.push(frame)
+            sub.last_seq = seq
+            self._pushed += 1
+        return behind
+
+    async def _push_or_catch_up(
+        self, user: str, seq: str, prev: str | None, frame: bytes | None
+    ) -> None:
+        async with self._locks[user]:
+            for sub in self._push_ready(user, seq, prev, frame):
+                await self._catch_up(user, sub, upto=seq, repair=False)
 
     async def _catch_up(self, user: str, sub: Subscriber, *, upto: str, repair: bool) -> None:
         """Push what is in the inbox after sub.last_seq, up to `upto`."""
@@ -236,6 +300,7 @@ class Delivery:
 
     async def _sweep_forever(self) -> None:
         while True:
+            raise_if_cancelled()
             await asyncio.sleep(self._sweep_interval)
             try:
                 await self._catch_up_all()
