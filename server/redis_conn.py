@@ -9,6 +9,15 @@ first Sentinel's answer (redis-py's default): a Sentinel on the minority
 side of a partition, or one that has not heard of a failover yet, still
 names the old primary, and a write acked there is discarded when that node
 rejoins as a replica.
+
+The primary's pool is bounded and blocking (--redis-max-connections): a
+burst of requests shares that many connections, each waiting for a free
+one. redis-py's default pool opens one per concurrent command instead,
+keeps them all (~60 KiB of server memory each) and past its limit (100 in
+redis-py 8) fails the command at once ("Too many connections"). A wait
+longer than a command may hold a connection means Redis is stuck; it
+raises ConnectionError, which callers answer as `unavailable` like any
+other Redis failure.
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from redis.asyncio import Redis
-from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.connection import AbstractConnection, BlockingConnectionPool
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialBackoff, NoBackoff
@@ -91,8 +100,16 @@ class MajoritySentinel(Sentinel):
         return str(state["ip"]), int(state["port"])
 
 
-class PrimaryPool(SentinelConnectionPool):
-    """A Sentinel pool that hands out only connections to the current primary.
+class PrimaryPool(SentinelConnectionPool, BlockingConnectionPool):
+    """A bounded, blocking Sentinel pool that hands out only connections to
+    the current primary.
+
+    Blocking comes from redis-py's BlockingConnectionPool, next in the MRO:
+    SentinelConnectionPool overrides neither get_connection nor release,
+    so checkout waits on the pool's condition until a connection is free
+    (or `timeout` passes) and release wakes one waiter, while connections
+    are still made and owned the Sentinel way (unit-tested in
+    tests/unit/test_redis_pool.py, in case a redis-py release changes that).
 
     redis-py resolves the primary when a connection connects and drops idle
     connections when it sees a new address, but a connection that was busy
@@ -105,11 +122,10 @@ class PrimaryPool(SentinelConnectionPool):
     the pool, and reconnected if it points elsewhere.
     """
 
-    async def get_connection(
-        self, command_name: str | None = None, *keys: Any, **options: Any
-    ) -> AbstractConnection:
+    async def get_connection(self, *args: Any, **options: Any) -> AbstractConnection:
+        # Passed on as given: redis-py warns (deprecated) about any argument.
         connection: AbstractConnection = await super().get_connection(  # type: ignore[no-untyped-call]
-            command_name, *keys, **options
+            *args, **options
         )
         expected = self.master_address
         if (
@@ -157,12 +173,28 @@ class RedisHandles:
             await client.aclose()
 
 
+def command_timeout_s(settings: Settings) -> float:
+    """Longer than a WAIT, which blocks its connection up to ack_timeout_ms."""
+    return settings.ack_timeout_ms / 1000 + 2.0
+
+
+def pool_options(settings: Settings) -> dict[str, Any]:
+    """Bounded, blocking pool of the primary.
+
+    The wait for a free connection is as long as one command may hold one:
+    past that, the holders are stuck on a Redis that does not answer, and
+    the request answers `unavailable` (ConnectionError "No connection
+    available.") instead of queueing for ever.
+    """
+    return {"max_connections": settings.redis_max_connections,
+            "timeout": command_timeout_s(settings)}
+
+
 def _common(settings: Settings, password: str | None) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "decode_responses": True,
         "password": password,
-        # Longer than a WAIT, which blocks its connection up to ack_timeout_ms.
-        "socket_timeout": settings.ack_timeout_ms / 1000 + 2.0,
+        "socket_timeout": command_timeout_s(settings),
         "socket_connect_timeout": 1.0,
         "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3),
         "retry_on_error": RETRY_ERRORS,
@@ -188,7 +220,8 @@ def connect(settings: Settings) -> RedisHandles:
     common = _common(settings, password)
     if settings.redis_url:
         url = tls_url(settings.redis_url, bool(settings.redis_tls_ca))
-        return RedisHandles(primary=Redis.from_url(url, **common))
+        pool = BlockingConnectionPool.from_url(url, **pool_options(settings), **common)
+        return RedisHandles(primary=Redis.from_pool(pool))
     sentinel_kwargs: dict[str, Any] = {
         "password": password,
         "socket_timeout": 0.5,
@@ -207,7 +240,8 @@ def connect(settings: Settings) -> RedisHandles:
         settings.sentinels, sentinel_kwargs=sentinel_kwargs, **common
     )
     primary = sentinel.master_for(
-        settings.sentinel_master, connection_pool_class=PrimaryPool, **common
+        settings.sentinel_master, connection_pool_class=PrimaryPool,
+        **pool_options(settings), **common,
     )
     probes = [Redis(host=host, port=port, **sentinel_kwargs) for host, port in settings.sentinels]
     # INFO is quick: no retries, so a dead node costs one poll, not several.

@@ -11,6 +11,13 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+#: The fewest connections the Redis primary pool may have. Some connections
+#: stay checked out for long: the pub/sub listener for its whole life, each
+#: of the up to 4 group-commit batches for up to one WAIT (--ack-timeout-ms),
+#: the health probe's write; below 8 a burst of requests could find none
+#: left for seconds.
+MIN_REDIS_CONNECTIONS = 8
+
 
 def _opt(default: Any, help: str, **extra: Any) -> Any:
     return field(default=default, metadata={"help": help, **extra})
@@ -33,6 +40,10 @@ class Settings:
     sentinel_master: str = _opt("chat", "the master name Sentinel monitors")
     redis_password_file: str | None = _opt(None, "file holding the Redis (and Sentinel) password")
     redis_tls_ca: str | None = _opt(None, "CA file: connect to Redis over TLS")
+    redis_max_connections: int = _opt(
+        64, "most connections to the Redis primary (at least "
+        f"{MIN_REDIS_CONNECTIONS}); a request beyond them waits for a free one, up to "
+        "the ack timeout + 2 s, then answers 'unavailable'")
     ack_timeout_ms: int = _opt(1000, "how long a send waits for replica acks before 'unavailable'")
     durability: str = _opt(
         "replicas", "replicas: WAIT for in-sync replicas; fsync: also WAITAOF (appendfsync always)",
@@ -98,6 +109,11 @@ class Settings:
                      "max_connections_per_ip", "argon2_time_cost", "argon2_parallelism"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.redis_max_connections < MIN_REDIS_CONNECTIONS:
+            raise ValueError(
+                f"--redis-max-connections must be at least {MIN_REDIS_CONNECTIONS}: the "
+                "pub/sub listener, 4 group-commit batches and the health probe hold "
+                "connections for long")
         if not self.requests_per_second > 0:
             raise ValueError("--requests-per-second must be more than 0")
 
