@@ -32,6 +32,7 @@ from redis.exceptions import RedisError
 from server import errors, keys, metrics, notifications, protocol
 from server.publisher import Publisher
 from server.pubsub_reader import PubSubReader
+from server.redis_conn import raise_if_cancelled
 from server.store import Store
 
 log = logging.getLogger(__name__)
@@ -51,18 +52,6 @@ class Subscriber(Protocol):
     def deliver(self, message: dict[str, Any]) -> None: ...
     def push(self, frame: bytes) -> None: ...
     def kick_deleted(self) -> None: ...
-
-
-def raise_if_cancelled() -> None:
-    """Raise the cancellation of this task if a callee swallowed it.
-
-    redis-py writes through asyncio.wait_for, which on Python 3.11 returns
-    the result and drops a cancel that arrives as the write completes: the
-    task would go on and close() would wait for it for ever.
-    """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 @functools.lru_cache(maxsize=4096)

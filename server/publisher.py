@@ -13,6 +13,7 @@ import contextlib
 import logging
 
 from server import errors
+from server.redis_conn import raise_if_cancelled
 from server.store import Store
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class Publisher:
                     await self._flush()
                 except errors.Unavailable as exc:
                     log.warning("publish failed (the sweep will push): %s", exc.detail)
+                raise_if_cancelled()  # a cancel redis-py's wait_for swallowed
 
     async def _flush(self) -> None:
         batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]

@@ -70,6 +70,18 @@ def unavailable_on_redis_error(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awa
     return wrapper
 
 
+def raise_if_cancelled() -> None:
+    """Raise the cancellation of this task if a callee swallowed it.
+
+    redis-py writes through asyncio.wait_for, which on Python 3.11 returns
+    the result and drops a cancel that arrives as the write completes: the
+    task would go on and close() would wait for it for ever.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 Address = tuple[str, int]
 
 
