@@ -61,8 +61,10 @@ class _Steps:
     done: list[dict[str, Any]] = field(default_factory=list)
 
     def run(self, plan: Plan, label: str, phase: str, **kw: Any) -> dict[str, Any]:
+        rewrite_s = self.cluster.rewrite_aofs()
         result = run_step(plan, label, cpu_pids=self.cluster.pid_groups, **kw)
         result.pop("raw")
+        result["aof_rewrite_before_s"] = round(rewrite_s, 2)
         result["label"], result["phase"] = label, phase
         if plan.mode == "open":
             result["keeps_up"], result["verdict"] = keeps_up(result, self.rule)
