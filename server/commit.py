@@ -23,7 +23,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from server import errors, metrics
-from server.script_calls import load_script, script_batch
+from server.store_scripts import load_script, script_batch
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class GroupCommitter:
         """Run `script` durably; its result, or Unavailable if not confirmed.
 
         `merge`: the script takes several calls at once (see
-        script_calls.script_batch); neighbouring calls of it in a batch are merged.
+        store_scripts.script_batch); neighbouring calls of it in a batch are merged.
         """
         if self._task is None:
             raise errors.Unavailable("server is not running")

@@ -61,7 +61,10 @@ class RequestHandler:
 
     async def _handle(self, frame: str | bytes) -> None:
         started = time.perf_counter()
-        parsed = self._parse(frame)
+        await self._answer(self._parse(frame), started)
+
+    async def _answer(self, parsed: protocol.Request | bytes, started: float) -> None:
+        """Reply to one parsed frame (or send its ready error reply)."""
         if isinstance(parsed, bytes):
             self._send(parsed)
         elif parsed.op == "send" and self._frame_waiting():
@@ -102,8 +105,7 @@ class RequestHandler:
         for reply in await asyncio.gather(*tasks):
             self._send(reply)
         if after is not None:
-            parsed, t = after
-            self._send(parsed if isinstance(parsed, bytes) else await self._execute(parsed, t))
+            await self._answer(*after)  # not a send: never a group of its own
 
     def _parse(self, frame: str | bytes) -> protocol.Request | bytes:
         """The request in `frame`, or the error reply that answers it."""

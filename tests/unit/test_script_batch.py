@@ -151,3 +151,13 @@ async def test_writes_outside_a_group_are_cut_at_the_batch_limit(
         big.send(sender="alice", to="bob", body=str(i), msg_id=f"m{i}", now_ms=i)
         for i in range(commit.MAX_BATCH + 44)))
     assert evalshas == [4 * commit.MAX_BATCH, 4 * 44]
+
+
+async def test_a_merged_call_answering_the_wrong_number_of_replies_fails_each_call(
+        store: Store, redis: Redis) -> None:
+    broken = redis.register_script("return {'only one'}")
+    await redis.script_load(broken.script)
+    outcomes = await asyncio.gather(*(
+        store._committer.run(broken, [f"k{i}"], [], merge=True) for i in range(2)),
+        return_exceptions=True)
+    assert all(isinstance(outcome, errors.Internal) for outcome in outcomes)

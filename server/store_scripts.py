@@ -1,5 +1,8 @@
 """Lua script calls as the group committer sends them: one pipeline per batch.
 
+Part of the store layer (like store_audit.py): Redis is reached here and in
+store.py only.
+
 A batch's calls go to the primary as ONE pipeline, followed by the INCR and
 WAIT/WAITAOF that make it durable; neighbouring calls of a mergeable script
 (send.lua, ack.lua) go as one EVALSHA. Script sources and their loading by
@@ -12,6 +15,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+from redis.exceptions import ResponseError
 
 from server import keys
 
@@ -59,8 +63,10 @@ async def script_batch(
     for (_, _, _, count), result in zip(groups, results, strict=False):
         if not count:
             replies.append(result)
-        elif isinstance(result, Exception) or len(result) != count:
+        elif isinstance(result, Exception):
             replies.extend([result] * count)
+        elif len(result) != count:  # a broken script: every call of it failed
+            replies.extend([ResponseError(f"{len(result)} replies to {count} calls")] * count)
         else:
             replies.extend(result)
     return replies, (results[-1] if wait is not None else None)
