@@ -12,9 +12,10 @@ from server.store import Store
 from tests.unit.store_helpers import register, send
 
 
-def quota_store(store: Store, **limits: int) -> Store:
-    return Store(store.redis, store._committer, max_inbox=limits.pop("max_inbox", 100),
-                 dedupe_layout="hsetex", **limits)
+def quota_store(store: Store, *, max_pending_per_sender: int = 100,
+                max_inbox_bytes: int = 10**6) -> Store:
+    return Store(store.redis, store._committer, max_inbox=100, dedupe_layout="hsetex",
+                 max_pending_per_sender=max_pending_per_sender, max_inbox_bytes=max_inbox_bytes)
 
 
 async def test_a_sender_past_its_share_gets_too_large_while_another_gets_through(
@@ -83,7 +84,7 @@ async def test_counters_that_drifted_are_dropped_by_an_ack_and_recounted(
     old = await redis.xadd(keys.inbox("bob"), {"msg_id": "o", "from": "dave", "to": "bob",
                                                "body": "zz", "ts": "1"})
     await send(store, sender="alice", msg_id="a1")
-    await store.ack("bob", old)
+    await store.ack("bob", str(old))
     assert await store.inbox_counters("bob") is None
     await send(store, sender="alice", msg_id="a2")
     assert await store.inbox_counters("bob") == (2, 4, {"alice": 2})
