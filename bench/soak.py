@@ -22,6 +22,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,7 @@ class SoakConfig:
     budget: Budget
 
 
-def trend_drift(points: list[tuple[float, float]]) -> float | None:
+def trend_drift(points: Sequence[tuple[float, float]]) -> float | None:
     """How far the least-squares line over `points` moves across them, as a
     share of their mean (0.05: 5 %); None with fewer than 3 points."""
     if len(points) < 3:
