@@ -49,7 +49,7 @@ def dedupe_generation(name: str, generation: int) -> str:
 
 def seen(name: str) -> str:
     """Legacy dedupe hash (before the dedupe window): read during one window
-    after an upgrade, expired by the upgrade (server/dedupe_migration.py)."""
+    after an upgrade, expired by the upgrade (server/store_dedupe.py)."""
     return f"{PREFIX}:{{{name}}}:seen"
 
 
