@@ -15,6 +15,12 @@ def test_a_flat_noisy_series_has_no_drift_and_a_growing_one_has_its_growth() -> 
     assert 0.15 < (trend_drift(growing) or 0) < 0.2
 
 
+def test_one_spike_from_a_busy_neighbour_does_not_make_a_trend() -> None:
+    series = [(float(t), 100.0) for t in range(0, 200, 10)]
+    series[15] = (150.0, 1800.0)
+    assert trend_drift(series) == 0
+
+
 def test_drift_needs_three_points() -> None:
     assert trend_drift([(0, 1.0), (10, 2.0)]) is None
 
