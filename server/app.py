@@ -23,7 +23,7 @@ import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
-from server import errors, logs, metrics, ops, redis_conn
+from server import errors, logs, metrics, redis_conn
 from server.auth import Passwords
 from server.commit import GroupCommitter
 from server.delivery import Delivery
@@ -128,12 +128,9 @@ class App:
 
     async def _expire_legacy_dedupe(self) -> None:
         """Expire dedupe records of the layout before the window (once, retried)."""
-        store = self.services.store
-        # Read legacy records while the scan runs: it may find some late.
-        store.legacy_until_ms = ops.now_ms() + store.dedupe_window_ms
         while True:
             try:
-                await store.expire_legacy_dedupe()
+                await self.services.store.expire_legacy_dedupe()
                 return
             except errors.Unavailable as exc:
                 log.warning("expiring legacy dedupe records failed (%s); retrying", exc.detail)

@@ -82,6 +82,9 @@ class DedupeLayout:
         While any are found, sends read them for one window, so a retry of a
         message stored before the upgrade is still recognised.
         """
+        start = now_ms if now_ms is not None else int(time.time() * 1000)
+        # Read legacy records while the scan runs: it may find some late.
+        self.legacy_until_ms = max(self.legacy_until_ms, start + self.dedupe_window_ms)
         found = 0
         pipe = self.redis.pipeline(transaction=False)
         async for key in self.redis.scan_iter(match=keys.LEGACY_DEDUPE_MATCH, count=1000):
@@ -94,7 +97,6 @@ class DedupeLayout:
                 await pipe.execute()
         if len(pipe):
             await pipe.execute()
-        start = now_ms if now_ms is not None else int(time.time() * 1000)
         self.legacy_until_ms = start + self.dedupe_window_ms if found else 0
         if found:
             log.info("found %d legacy dedupe keys: read until they expire in %d s",
