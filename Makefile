@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast lint chaos bench clean venv lock
+.PHONY: run test test-fast lint chaos bench soak clean venv lock
 
 venv: $(STAMP)
 
@@ -50,8 +50,14 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
+## The suite, then a short soak (3 min, 30 s dedupe window): memory back after the window.
 bench: $(STAMP)
 	$(PY) -m bench
+	$(PY) -m bench --soak 3 --soak-window-s 30
+
+## The long soak of issue 14: 10 min at half the sustainable rate, 60 s window.
+soak: $(STAMP)
+	$(PY) -m bench --soak 10 --soak-window-s 60
 
 clean:
 	rm -rf $(VENV) .run .mypy_cache .ruff_cache .pytest_cache

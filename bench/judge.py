@@ -22,6 +22,18 @@ from bench.stats import ratio
 
 SIDES = {"chat": "ours", "peer": "peer"}
 
+#: The primary's CPU-seconds per 1,000 delivered at our saturation step in
+#: the run of docs/benchmarks.md before the dedupe window (243df5b); issue 14
+#: wants at most half of it.
+PRIMARY_CPU_PER_1K_BEFORE = 0.0604
+
+
+def primary_cpu_per_1k(step: dict[str, Any] | None) -> float | None:
+    """CPU-seconds of the Redis primary per 1,000 delivered messages in `step`."""
+    processes = ((step or {}).get("cpu") or {}).get("processes", {})
+    return next((x["cpu_s_per_1k"] for name, x in processes.items() if "(primary)" in name),
+                None)
+
 
 def throughput(steps: list[dict[str, Any]], kind: str) -> dict[str, Any]:
     """Both rates of a side, and the indexes of the steps that gave them."""
@@ -71,6 +83,14 @@ def judge(result: dict[str, Any], rule: Rule) -> None:
     where = f" at {half['offered_rate']:g}/s" if half else ""
     targets["send→ok p99 ≤ 20 ms at half of max load (half of our sustainable max)"] = {
         "measured": f"{p99} ms{where}", "met": None if p99 is None else p99 <= 20}
+    sat_step = steps[tp["chat"]["saturation_step"]] if tp["chat"]["saturation_step"] is not None \
+        else None
+    primary = primary_cpu_per_1k(sat_step)
+    bound_cpu = PRIMARY_CPU_PER_1K_BEFORE / 2
+    targets[f"primary CPU per 1,000 delivered ≤ half of before ({bound_cpu:g} CPU-s, "
+            "saturation step)"] = {
+        "measured": f"{primary} CPU-s (before: {PRIMARY_CPU_PER_1K_BEFORE})",
+        "met": None if primary is None else primary <= bound_cpu}
     fo = result.get("failover") or {}
     gap, bound = fo.get("gap_s"), (fo.get("down_after_ms") or 0) / 1000 + 2
     lost = (fo.get("verify") or {}).get("lost")

@@ -19,7 +19,8 @@ from typing import Any
 from redis.asyncio import Redis
 
 from server import keys
-from server.store import DEDUPE_MS, SCRIPTS
+from server.store import DEDUPE_WINDOW_MS, SCRIPTS
+from server.store_dedupe import dedupe_call, supported_layout
 
 RECIPIENTS = 50
 
@@ -35,6 +36,7 @@ async def measure(redis_url: str, *, replicas: int, duration_s: float, connectio
     sha = await admin.script_load((SCRIPTS / "send.lua").read_text())
     publish_sha = await admin.script_load((SCRIPTS / "publish.lua").read_text())
     body = "x" * body_bytes
+    layout = await supported_layout(admin)
     done = 0
     waits_short = 0
     stop_at = time.monotonic() + duration_s
@@ -54,9 +56,11 @@ async def measure(redis_url: str, *, replicas: int, duration_s: float, connectio
                 for _ in range(batch):
                     to = names[k % RECIPIENTS]
                     k += 1
-                    send_keys += (keys.account(to), keys.inbox(to), keys.seen(to),
-                                  keys.seen_expiry(to))
-                    send_args += ("zlimit-sender", to, f"c{c}-{k}", body, now, DEDUPE_MS, 10**9)
+                    dedupe_keys, dedupe_args = dedupe_call(
+                        to, now, layout=layout, window_ms=DEDUPE_WINDOW_MS, legacy=False)
+                    send_keys += (keys.account(to), keys.inbox(to), *dedupe_keys)
+                    send_args += ("zlimit-sender", to, f"c{c}-{k}", body, now, *dedupe_args,
+                                  10**9, 10**9, 10**12)
                     notes += (keys.channel(to), body)
                 pipe.evalsha(sha, len(send_keys), *send_keys, *send_args)
                 pipe.evalsha(publish_sha, 0, *notes)
@@ -72,8 +76,9 @@ async def measure(redis_url: str, *, replicas: int, duration_s: float, connectio
     await asyncio.gather(*(one_connection(c) for c in range(connections)))
     elapsed = time.monotonic() - started
     for name in names:
-        await admin.delete(keys.account(name), keys.inbox(name), keys.seen(name),
-                           keys.seen_expiry(name))
+        await admin.delete(keys.account(name), keys.inbox(name), keys.dedupe(name))
+        async for key in admin.scan_iter(match=f"{keys.dedupe(name)}:*"):
+            await admin.delete(key)
     await admin.aclose()
     return {"sends": done, "seconds": round(elapsed, 2), "sends_per_s": round(done / elapsed, 1),
             "connections": connections, "batch": batch, "replicas_waited": replicas,

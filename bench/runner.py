@@ -77,11 +77,13 @@ class Progress:
 
 
 def run_step(plan: Plan, label: str, on_tick: Any = None,
-             cpu_pids: Callable[[], cpu.PidGroups] | None = None) -> dict[str, Any]:
+             cpu_pids: Callable[[], cpu.PidGroups] | None = None,
+             keep_samples: bool = False) -> dict[str, Any]:
     """Run `plan`; raw results of both sides plus summaries. `on_tick(elapsed)`
     is called while it runs (the failover step kills the primary from it).
     With `cpu_pids`, the CPU of those processes, of both load processes and
-    of this one is sampled from the first send until deliveries are in."""
+    of this one is sampled from the first send until deliveries are in.
+    `keep_samples` adds each delivery's arrival and latency to "raw" (soak)."""
     counters: Counters = _CTX.Array("q", loadgen.N_COUNTERS, lock=False)
     ready, stop = _CTX.Event(), _CTX.Event()
     recv_out, recv_in = _CTX.Pipe(duplex=False)
@@ -132,6 +134,8 @@ def run_step(plan: Plan, label: str, on_tick: Any = None,
             raise RuntimeError(side["fatal"])
     result = _summarize(plan, sent, got)
     result["cpu"] = used
+    if keep_samples:
+        result["raw"].update(arrivals=got["arrivals"], delivered_ms=got["delivered_ms"])
     return result
 
 

@@ -160,6 +160,7 @@ class ChatClient(SessionOps):
                 return
             raise
         self._username = str(reply.get("username", self._username))
+        self._window_announced(reply)
         if catch_up is not None:
             self._spawn(self._fetch_page(catch_up))
 

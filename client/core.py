@@ -41,6 +41,13 @@ log = logging.getLogger(__name__)
 # After `unavailable` we leave the instance ourselves once replies in flight are in.
 UNAVAILABLE_GRACE_SECONDS = 0.5
 
+#: The dedupe window PROTOCOL.md gives as the default, for a server that
+#: does not announce one.
+DEFAULT_DEDUPE_WINDOW_S = 3600.0
+#: No resend starts later than this before the window ends: the window is
+#: counted from the server's first receipt, after our first attempt left.
+RESEND_MARGIN_S = 1.0
+
 
 class ClientCore:
     """Configuration, session state and the request path of a chat client."""
@@ -95,6 +102,8 @@ class ClientCore:
         self._username: str | None = None
         self._ending_session = False  # a logout/delete_account is in flight
         self._pending_sends: dict[str, tuple[str, str]] = {}
+        #: How long the server recognises a resent msg_id (login/resume replies).
+        self.dedupe_window_s = DEFAULT_DEDUPE_WINDOW_S
         self._inbox = Inbox(dedupe_size=dedupe_size)
         self._last_yielded_seq: str | None = None
         self._last_acked_seq: str | None = None
@@ -227,6 +236,12 @@ class ClientCore:
                 # On connection loss the supervisor reconnects; _wait_ready waits.
 
     # --- session (used by SessionOps) -------------------------------------------------
+
+    def _window_announced(self, reply: dict[str, Any]) -> None:
+        """Keep the dedupe window a login or resume reply announced."""
+        window_ms = reply.get("dedupe_window_ms")
+        if isinstance(window_ms, int) and window_ms > 0:
+            self.dedupe_window_s = window_ms / 1000
 
     def _session_started(self, username: str, token: str | None) -> None:
         if self._username is not None and username != self._username:

@@ -28,6 +28,7 @@ __all__ = [
     "TooLarge",
     "Unauthenticated",
     "Unavailable",
+    "Unconfirmed",
     "UnknownError",
     "UsernameTaken",
     "error_from_reply",
@@ -141,6 +142,16 @@ class AccountDeleted(FatalError):
     """This account was deleted (here or from another connection); the session is over."""
 
     code = "account_deleted"
+
+
+class Unconfirmed(FatalError):
+    """A send got no reply within the server's dedupe window, so it is not resent.
+
+    A resend after the window could store the message twice; whether the
+    first attempt was stored is unknown (the recipient may have it).
+    """
+
+    code = "unconfirmed"
 
 
 class ClientClosed(FatalError):

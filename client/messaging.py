@@ -11,8 +11,8 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 
-from client.core import ClientCore
-from client.errors import ChatError, Unauthenticated
+from client.core import RESEND_MARGIN_S, ClientCore
+from client.errors import ChatError, RetryableError, Unauthenticated, Unconfirmed
 from client.inbox import PageEnd
 from client.models import FetchResult, Message, SendResult
 
@@ -33,14 +33,26 @@ class MessageOps(ClientCore):
         acknowledged; after a connection loss, `unavailable` or `rate_limited`
         the same request is sent again (on whichever instance we reconnect
         to) until `deadline` seconds (default retry_deadline) have passed.
-        Resending with the same msg_id is idempotent on the server.
+        Resending with the same msg_id is idempotent on the server only
+        within its dedupe window (announced at login): no resend starts
+        later than RESEND_MARGIN_S before the window ends, and a send still
+        unanswered then raises `Unconfirmed`.
         """
         msg_id = msg_id or uuid.uuid4().hex
+        wanted = self.retry_deadline if deadline is None else deadline
+        window = max(0.0, self.dedupe_window_s - RESEND_MARGIN_S)
         self._pending_sends[msg_id] = (to, body)
         try:
             reply = await self._call(
-                "send", {"to": to, "body": body, "msg_id": msg_id}, deadline=deadline
+                "send", {"to": to, "body": body, "msg_id": msg_id}, deadline=min(wanted, window)
             )
+        except RetryableError as exc:
+            if window >= wanted:
+                raise
+            raise Unconfirmed(
+                f"message {msg_id} to {to} was not confirmed within the server's dedupe window "
+                f"({self.dedupe_window_s:g} s), so it is not sent again: it may or may not "
+                f"have been delivered (last error: {exc})") from exc
         finally:
             self._pending_sends.pop(msg_id, None)
         return SendResult(str(reply.get("msg_id", msg_id)), int(reply["ts"]))

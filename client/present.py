@@ -20,6 +20,7 @@ from client.errors import (
     RetryableError,
     TooLarge,
     Unauthenticated,
+    Unconfirmed,
     UsernameTaken,
 )
 from client.models import Message
@@ -49,6 +50,7 @@ EXIT_CONFLICT = 6  # username taken
 _EXIT_BY_CLASS: list[tuple[type[ChatError], int]] = [
     (RetryableError, EXIT_UNAVAILABLE),
     (ClientClosed, EXIT_UNAVAILABLE),
+    (Unconfirmed, EXIT_UNAVAILABLE),  # not resent past the dedupe window
     (BadCredentials, EXIT_AUTH),
     (BadToken, EXIT_AUTH),
     (Unauthenticated, EXIT_AUTH),

@@ -37,6 +37,7 @@ class SessionOps(MessageOps):
         """Log in; the token is kept to resume after reconnects. Returns the unread count."""
         catch_up = self._inbox.begin_catch_up() if self._inbox.streaming else None
         reply = await self._call("login", {"username": username, "password": password})
+        self._window_announced(reply)
         name = str(reply.get("username", username))
         self._session_started(name, str(reply["token"]))
         self._start_catch_up(catch_up)
@@ -46,6 +47,7 @@ class SessionOps(MessageOps):
         """Take over an existing session by token (e.g. saved from an earlier login)."""
         catch_up = self._inbox.begin_catch_up() if self._inbox.streaming else None
         reply = await self._call("resume", {"token": token})
+        self._window_announced(reply)
         name = str(reply["username"])
         self._session_started(name, token)
         self._start_catch_up(catch_up)

@@ -60,7 +60,9 @@ class App:
             ack_timeout_ms=settings.ack_timeout_ms, max_in_flight=1, count_batches=False,
         )
         store = Store(self.handles.primary, self.committer, max_inbox=settings.max_inbox,
-                      acks=self.ack_batcher)
+                      max_pending_per_sender=settings.max_pending_per_sender,
+                      max_inbox_bytes=settings.max_inbox_bytes,
+                      dedupe_window_ms=settings.dedupe_window_s * 1000, acks=self.ack_batcher)
         # The ping channel must be this process's alone: an instance that heard
         # another's pings (same --instance-id) would hide its own deaf listener.
         delivery = Delivery(
@@ -90,6 +92,7 @@ class App:
         )
         metrics.INBOX_LIMIT.set(settings.max_inbox)
         self._stopping: asyncio.Task[None] | None = None
+        self._legacy: asyncio.Task[None] | None = None
         self.stopped = asyncio.Event()
         self._idle = asyncio.Event()
 
@@ -105,6 +108,7 @@ class App:
         else:
             with contextlib.suppress(errors.Unavailable):
                 await self.services.store.load_scripts()
+        self._legacy = asyncio.create_task(self._expire_legacy_dedupe(), name="legacy-dedupe")
         self.committer.start()
         self.ack_batcher.start()
         self.services.delivery.start()
@@ -121,6 +125,16 @@ class App:
         url = f"{'wss' if tls else 'ws'}://{host}:{port}/ws"
         log.info("listening on %s", url)
         return url
+
+    async def _expire_legacy_dedupe(self) -> None:
+        """Expire dedupe records of the layout before the window (once, retried)."""
+        while True:
+            try:
+                await self.services.store.expire_legacy_dedupe()
+                return
+            except errors.Unavailable as exc:
+                log.warning("expiring legacy dedupe records failed (%s); retrying", exc.detail)
+                await asyncio.sleep(1.0)
 
     def _on_failover(self, old: str | None, new: str) -> None:
         self.services.delivery.force_resync()
@@ -205,6 +219,9 @@ class App:
         if self._server is not None:
             self._server.close()  # whatever is left after the grace period
             await self._server.wait_closed()
+        if self._legacy is not None:
+            self._legacy.cancel()
+            await asyncio.gather(self._legacy, return_exceptions=True)
         await self.health.close()
         await self.services.delivery.close()
         await self.committer.close()

@@ -198,12 +198,37 @@ class Checker:
         except (RedisError, OSError, TimeoutError) as exc:
             self.add("FAIL", "primary", f"{where} refuses writes: {why(exc)}")
         replicas = _online_replicas(info)
+        await self._dedupe(probe, client)
+        self._quotas()
         await self._replicas(probe, replicas)
         await self._persistence(probe, client, f"primary {where}")
         for host, port in replicas:
             node = probe.node(host, port)
             await self._persistence(probe, node, f"replica {host}:{port}")
             await probe.close(node)
+
+    async def _dedupe(self, probe: RedisProbe, client: Redis) -> None:
+        window = self.settings.dedupe_window_s
+        try:
+            layout = await _step(probe.dedupe_layout(client))
+        except (RedisError, OSError, TimeoutError) as exc:
+            self.add("FAIL", "dedupe window", f"cannot ask which commands exist: {why(exc)}")
+            return
+        if layout == "generations":
+            self.add("WARN", "dedupe window", f"{window} s; no hash-field expiry here (Redis "
+                     "< 7.4): records are kept one to two windows (key generations)")
+        else:
+            self.add("OK", "dedupe window", f"{window} s; records expire per field ({layout})")
+
+    def _quotas(self) -> None:
+        s = self.settings
+        text = (f"{s.max_inbox} messages, {s.max_inbox_bytes} body bytes, "
+                f"{s.max_pending_per_sender} from one sender per inbox")
+        if s.max_pending_per_sender >= s.max_inbox:
+            self.add("WARN", "inbox quotas", f"{text}: one sender can fill a whole inbox "
+                     "(set --max-pending-per-sender below --max-inbox)")
+        else:
+            self.add("OK", "inbox quotas", text)
 
     async def _replicas(self, probe: RedisProbe, online: list[tuple[str, int]]) -> None:
         listed = ", ".join(f"{h}:{p}" for h, p in online) or "none"

@@ -16,8 +16,17 @@ COMMIT = f"{PREFIX}:commit"
 
 
 def account(name: str) -> str:
-    """Hash: pw (argon2 hash), created (ms), gen (random id of this incarnation)."""
+    """Hash: pw (argon2 hash), created (ms), gen (random id of this incarnation),
+    and the inbox counters send.lua and ack.lua keep exact (see below)."""
     return f"{PREFIX}:{{{name}}}:account"
+
+
+#: Fields of the account hash counting what the inbox holds: messages, body
+#: bytes (UTF-8), and messages from one sender (PENDING_FROM + sender name).
+#: Absent counters mean "not counted yet": the next send counts the inbox.
+INBOX_COUNT = "n"
+INBOX_BYTES = "b"
+PENDING_FROM = "p:"
 
 
 def inbox(name: str) -> str:
@@ -25,14 +34,32 @@ def inbox(name: str) -> str:
     return f"{PREFIX}:{{{name}}}:inbox"
 
 
+def dedupe(name: str) -> str:
+    """Hash sender:msg_id -> "ts seq" of messages this user received, each
+    field expiring one dedupe window after the send (hash-field expiry)."""
+    return f"{PREFIX}:{{{name}}}:dedupe"
+
+
+def dedupe_generation(name: str, generation: int) -> str:
+    """The same records without field expiry (Redis 7.0-7.2): one hash per
+    window-long generation (ts // window), the whole key expiring at the end
+    of the next generation."""
+    return f"{PREFIX}:{{{name}}}:dedupe:{generation}"
+
+
 def seen(name: str) -> str:
-    """Hash sender:msg_id -> "ts seq" of messages this user received (dedupe)."""
+    """Legacy dedupe hash (before the dedupe window): read during one window
+    after an upgrade, expired by the upgrade (server/store_dedupe.py)."""
     return f"{PREFIX}:{{{name}}}:seen"
 
 
 def seen_expiry(name: str) -> str:
-    """Sorted set sender:msg_id scored by expiry ms, to prune `seen`."""
+    """Legacy sorted set indexing `seen` by expiry; expired like `seen`."""
     return f"{PREFIX}:{{{name}}}:seen-exp"
+
+
+#: SCAN pattern of both legacy dedupe kinds.
+LEGACY_DEDUPE_MATCH = f"{PREFIX}:{{*}}:seen*"
 
 
 def tokens(name: str) -> str:
@@ -70,7 +97,7 @@ def health_marker(instance_id: str) -> str:
 
 
 #: The kinds of per-user key, by the suffix after `chat:{name}:`.
-USER_KINDS = ("account", "inbox", "seen", "seen-exp", "tokens", "login-fail")
+USER_KINDS = ("account", "inbox", "dedupe", "seen", "seen-exp", "tokens", "login-fail")
 
 
 def owner_of(key: str) -> tuple[str, str] | None:

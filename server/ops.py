@@ -77,7 +77,8 @@ async def login(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
     if not await svc.store.issue_token(name, token_hash, gen=gen, expires_ms=expires, now_ms=now):
         raise errors.BadCredentials("wrong username or password")
     await conn.start_session(name, gen, token_hash)
-    return {"username": name, "token": token, "unread": await _unread_or_end(conn, name)}
+    return {"username": name, "token": token, "unread": await _unread_or_end(conn, name),
+            "dedupe_window_ms": svc.settings.dedupe_window_s * 1000}
 
 
 async def resume(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
@@ -91,7 +92,8 @@ async def resume(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
     if gen is None:
         raise errors.BadToken("unknown or expired token; log in again")
     await conn.start_session(name, gen, token_hash)
-    return {"username": name, "unread": await _unread_or_end(conn, name)}
+    return {"username": name, "unread": await _unread_or_end(conn, name),
+            "dedupe_window_ms": svc.settings.dedupe_window_s * 1000}
 
 
 async def _unread_or_end(conn: Connection, name: str) -> int:
@@ -165,7 +167,7 @@ async def delete_account(conn: Connection, args: dict[str, Any]) -> dict[str, An
     name = conn.require_session()
     svc = conn.services
     gen = await _check_password(conn, name, args["password"])
-    if gen != conn.gen or not await svc.store.delete_account(name, gen=gen):
+    if gen != conn.gen or not await svc.store.delete_account(name, gen=gen, now_ms=now_ms()):
         raise errors.BadCredentials("the account changed; log in again")
     await conn.end_session()
     try:

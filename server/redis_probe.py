@@ -21,6 +21,7 @@ from redis.exceptions import RedisError, ResponseError
 from server import keys
 from server.redis_conn import RedisHandles, read_password
 from server.settings import Settings
+from server.store_dedupe import supported_layout
 
 #: How long a probe marker lives; long enough to see in `redis-cli`, short
 #: enough that stopped instances leave nothing behind.
@@ -109,6 +110,11 @@ class RedisProbe:
     async def sentinel_replicas(client: Redis, master: str) -> list[dict[str, Any]]:
         replicas: list[dict[str, Any]] = await client.sentinel_slaves(master)
         return replicas
+
+    @staticmethod
+    async def dedupe_layout(client: Redis) -> str:
+        """The dedupe layout the server would use on this node (store_dedupe)."""
+        return await supported_layout(client)
 
     async def close(self, *clients: Redis) -> None:
         for client in clients:

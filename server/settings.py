@@ -18,6 +18,15 @@ from typing import Any
 #: left for seconds.
 MIN_REDIS_CONNECTIONS = 8
 
+#: Bounds of --dedupe-window-s: clients stop resending a second before the
+#: window ends, so shorter makes no sense; longer than a week holds records
+#: (rate x window) for retries no client still makes.
+MIN_DEDUPE_WINDOW_S = 2
+MAX_DEDUPE_WINDOW_S = 7 * 24 * 3600
+
+#: Bytes one body character can take in UTF-8.
+MAX_UTF8_BYTES = 4
+
 
 def _opt(default: Any, help: str, **extra: Any) -> Any:
     return field(default=default, metadata={"help": help, **extra})
@@ -57,6 +66,14 @@ class Settings:
     max_body_chars: int = _opt(4096, "longest message body")
     max_list_limit: int = _opt(1000, "largest `limit` of list_users and fetch")
     max_inbox: int = _opt(10000, "most undelivered messages per user; more answers too_large")
+    max_pending_per_sender: int = _opt(
+        1000, "most undelivered messages from one sender in one inbox; more answers too_large")
+    max_inbox_bytes: int = _opt(
+        16 * 1024 * 1024, "most body bytes (UTF-8) undelivered in one inbox; more answers "
+        "too_large")
+    dedupe_window_s: int = _opt(
+        3600, "how long a resent msg_id is recognised (announced as dedupe_window_ms); "
+        f"{MIN_DEDUPE_WINDOW_S} s to {MAX_DEDUPE_WINDOW_S // 86400} days")
     requests_per_second: float = _opt(200.0, "per-connection request rate (token bucket)")
     request_burst: int = _opt(400, "per-connection burst above the rate")
     max_connections_per_ip: int = _opt(1000, "concurrent connections from one address")
@@ -106,7 +123,8 @@ class Settings:
                      "max_inbox", "token_ttl_s", "login_window_s", "max_outbox_frames",
                      "login_max_failures_per_address", "max_outbox_bytes",
                      "topology_interval_ms", "sweep_interval_ms", "request_burst",
-                     "max_connections_per_ip", "argon2_time_cost", "argon2_parallelism"):
+                     "max_connections_per_ip", "argon2_time_cost", "argon2_parallelism",
+                     "max_pending_per_sender"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
         if self.redis_max_connections < MIN_REDIS_CONNECTIONS:
@@ -114,6 +132,13 @@ class Settings:
                 f"--redis-max-connections must be at least {MIN_REDIS_CONNECTIONS}: the "
                 "pub/sub listener, 4 group-commit batches and the health probe hold "
                 "connections for long")
+        if not MIN_DEDUPE_WINDOW_S <= self.dedupe_window_s <= MAX_DEDUPE_WINDOW_S:
+            raise ValueError(
+                f"--dedupe-window-s must be {MIN_DEDUPE_WINDOW_S} to {MAX_DEDUPE_WINDOW_S}")
+        if self.max_inbox_bytes < MAX_UTF8_BYTES * self.max_body_chars:
+            raise ValueError(
+                f"--max-inbox-bytes must hold one message of --max-body-chars "
+                f"({MAX_UTF8_BYTES * self.max_body_chars} bytes at {MAX_UTF8_BYTES} per character)")
         if not self.requests_per_second > 0:
             raise ValueError("--requests-per-second must be more than 0")
 

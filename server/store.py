@@ -10,6 +10,7 @@ health probes and `check` ask Redis through redis_probe.py.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from redis.commands.core import AsyncScript
 from server import errors, keys, protocol
 from server.redis_conn import unavailable_on_redis_error
 from server.store_audit import AuditReads
+from server.store_dedupe import DedupeLayout
 
 if TYPE_CHECKING:
     from server.commit import GroupCommitter
@@ -28,7 +30,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SCRIPTS = Path(__file__).parent / "scripts"
-DEDUPE_MS = 24 * 3600 * 1000
+#: Defaults of the Store's bounds (the server passes its flags).
+DEDUPE_WINDOW_MS = 3600 * 1000
+MAX_PENDING_PER_SENDER = 1000
+MAX_INBOX_BYTES = 16 * 1024 * 1024
 MAX_STREAM_INT = 2**64 - 1
 
 
@@ -67,22 +72,33 @@ def next_seq(seq: str) -> str | None:
     return f"{ms + 1}-0" if ms < MAX_STREAM_INT else None
 
 
-class Store(AuditReads):
+class Store(AuditReads, DedupeLayout):
     """The chat's data in Redis: accounts, tokens, inboxes, dedupe records.
 
     The read-only inspection reads of server.invariants come from AuditReads
-    (server/store_audit.py).
+    (server/store_audit.py); where dedupe records go, from DedupeLayout
+    (server/store_dedupe.py).
     """
 
     def __init__(
         self, redis: Redis, committer: GroupCommitter, *, max_inbox: int,
+        max_pending_per_sender: int = MAX_PENDING_PER_SENDER,
+        max_inbox_bytes: int = MAX_INBOX_BYTES,
+        dedupe_window_ms: int = DEDUPE_WINDOW_MS, dedupe_layout: str | None = None,
         acks: GroupCommitter | None = None,
     ) -> None:
-        """`acks` batches acks (without a WAIT: they need none); `committer` if None."""
+        """`acks` batches acks (without a WAIT: they need none); `committer` if None.
+
+        `dedupe_layout` (one of store_dedupe.LAYOUTS) skips asking Redis for it.
+        """
         self.redis = redis
         self._committer = committer
         self._acks = acks or committer
         self._max_inbox = max_inbox
+        self._max_pending = max_pending_per_sender
+        self._max_bytes = max_inbox_bytes
+        self.dedupe_window_ms = dedupe_window_ms
+        self._layout = dedupe_layout
         self._scripts: dict[str, AsyncScript] = {
             path.stem: redis.register_script(path.read_text())
             for path in SCRIPTS.glob("*.lua")
@@ -90,9 +106,11 @@ class Store(AuditReads):
 
     @unavailable_on_redis_error
     async def load_scripts(self) -> None:
-        """SCRIPT LOAD every script, so the first batches need no NOSCRIPT retry."""
+        """SCRIPT LOAD every script, so the first batches need no NOSCRIPT retry,
+        and learn the dedupe layout Redis supports."""
         for script in self._scripts.values():
             await self.redis.script_load(script.script)
+        await self.detect_layout()
 
     # Accounts -------------------------------------------------------------
 
@@ -107,10 +125,11 @@ class Store(AuditReads):
 
     @unavailable_on_redis_error
     async def account(self, name: str) -> Account | None:
-        data: dict[str, str] = await self.redis.hgetall(keys.account(name))  # type: ignore[assignment]
-        if not data or "pw" not in data:
+        # HMGET, not HGETALL: the hash also holds a counter per sender.
+        pw, gen = await self.redis.hmget(keys.account(name), ["pw", "gen"])
+        if pw is None:
             return None
-        return Account(name=name, password_hash=data["pw"], gen=data.get("gen", ""))
+        return Account(name=name, password_hash=str(pw), gen=str(gen or ""))
 
     @unavailable_on_redis_error
     async def account_gens(self, names: Iterable[str]) -> dict[str, str | None]:
@@ -122,10 +141,11 @@ class Store(AuditReads):
         return dict(zip(names, await pipe.execute(), strict=True))
 
     @unavailable_on_redis_error
-    async def delete_account(self, name: str, *, gen: str) -> bool:
+    async def delete_account(self, name: str, *, gen: str, now_ms: int | None = None) -> bool:
+        now = now_ms if now_ms is not None else int(time.time() * 1000)
         deleted = await self._committer.run(
             self._scripts["delete_account"],
-            [keys.account(name), keys.inbox(name), keys.seen(name), keys.seen_expiry(name),
+            [keys.account(name), keys.inbox(name), *self.dedupe_keys_to_delete(name, now),
              keys.tokens(name), keys.USERS],
             [name, gen],
         )
@@ -214,11 +234,13 @@ class Store(AuditReads):
     async def send(
         self, *, sender: str, to: str, body: str, msg_id: str, now_ms: int
     ) -> SendResult:
-        """Store a message durably (or find the first send of this msg_id)."""
+        """Store a message durably (or find its first send within the dedupe window)."""
+        dedupe_keys, dedupe_args = await self.dedupe_call(to, now_ms)
         result = await self._committer.run(
             self._scripts["send"],
-            [keys.account(to), keys.inbox(to), keys.seen(to), keys.seen_expiry(to)],
-            [sender, to, msg_id, body, now_ms, DEDUPE_MS, self._max_inbox],
+            [keys.account(to), keys.inbox(to), *dedupe_keys],
+            [sender, to, msg_id, body, now_ms, *dedupe_args,
+             self._max_inbox, self._max_pending, self._max_bytes],
             merge=True,
         )
         status = result[0]
@@ -231,6 +253,11 @@ class Store(AuditReads):
             raise errors.NoSuchUser(f"no user {to!r}")
         if status == "inbox_full":
             raise errors.TooLarge(f"{to}'s inbox is full ({self._max_inbox} undelivered messages)")
+        if status == "sender_full":
+            raise errors.TooLarge(f"{to} has {self._max_pending} undelivered messages from you; "
+                                  "wait until they are read")
+        if status == "bytes_full":
+            raise errors.TooLarge(f"{to}'s inbox is full ({self._max_bytes} bytes undelivered)")
         if status == "error":
             log.error("send script failed for to=%s: %s", to, result[1])
             raise errors.Internal("storage script failed")
@@ -270,7 +297,8 @@ class Store(AuditReads):
         """
         threshold = next_seq(seq)
         removed = await self._acks.run(
-            self._scripts["ack"], [keys.inbox(name)], [threshold or ""], merge=True
+            self._scripts["ack"], [keys.inbox(name), keys.account(name)], [threshold or ""],
+            merge=True,
         )
         if not isinstance(removed, int):
             log.error("ack script failed for user=%s: %s", name, removed)

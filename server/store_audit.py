@@ -41,10 +41,26 @@ class AuditReads:
         return tokens
 
     @unavailable_on_redis_error
-    async def dedupe_sizes(self, name: str) -> tuple[int, int]:
-        """Entries in a user's seen hash and in its expiry index (always equal)."""
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hlen(keys.seen(name))
-        pipe.zcard(keys.seen_expiry(name))
-        seen, index = await pipe.execute()
-        return int(seen), int(index)
+    async def inbox_counters(self, name: str) -> tuple[int, int, dict[str, int]] | None:
+        """The account's inbox counters (messages, bytes, per sender); None: not counted yet."""
+        fields: dict[str, str] = await self.redis.hgetall(keys.account(name))  # type: ignore[assignment]
+        if keys.INBOX_COUNT not in fields or keys.INBOX_BYTES not in fields:
+            return None
+        start = len(keys.PENDING_FROM)
+        per_sender = {field[start:]: int(value) for field, value in fields.items()
+                      if field.startswith(keys.PENDING_FROM)}
+        return int(fields[keys.INBOX_COUNT]), int(fields[keys.INBOX_BYTES]), per_sender
+
+    @unavailable_on_redis_error
+    async def dedupe_records_without_expiry(self, key: str) -> int:
+        """Records in a dedupe hash that would never expire (neither key nor field TTL)."""
+        if await self.redis.pttl(key) >= 0:
+            return 0
+        fields: list[str] = await self.redis.hkeys(key)  # type: ignore[assignment]
+        never = 0
+        for i in range(0, len(fields), 500):
+            chunk = fields[i:i + 500]
+            ttls = await self.redis.execute_command(  # type: ignore[no-untyped-call]
+                "HPTTL", key, "FIELDS", len(chunk), *chunk)
+            never += sum(1 for ttl in ttls if ttl == -1)
+        return never

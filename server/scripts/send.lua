@@ -1,30 +1,95 @@
 -- Store messages in their recipients' inboxes, each exactly once per
--- (sender, recipient, msg_id). Several sends run as ONE call (the group
--- commit merges a batch's sends): call i (from 0) owns KEYS[4i+1..4i+4]
--- and ARGV[7i+1..7i+7], laid out as for a single send:
--- KEYS  +1 recipient account hash   +2 recipient inbox stream
---       +3 recipient seen hash      +4 recipient seen-expiry sorted set
+-- (sender, recipient, msg_id) within the dedupe window. Several sends run
+-- as ONE call (the group commit merges a batch's sends): call i (from 0)
+-- owns KEYS[5i+1..5i+5] and ARGV[11i+1..11i+11], laid out as for one send:
+-- KEYS  +1 recipient account hash (also holds the inbox counters)
+--       +2 recipient inbox stream
+--       +3 dedupe hash that takes the record (the field-expiry hash, or
+--          the current generation's hash)
+--       +4 dedupe hash also looked in (the previous generation; = +3 with
+--          field expiry)
+--       +5 legacy dedupe hash (read only while ARGV +8 is '1')
 -- ARGV  +1 sender  +2 recipient  +3 msg_id  +4 body  +5 ts (ms)
---       +6 dedupe lifetime (ms)     +7 inbox capacity
+--       +6 layout: 'hsetex' | 'hpexpire' (field expiry) | 'generations'
+--       +7 field layouts: the record's lifetime (ms); generations: how
+--          long (ms) the generation's hash still lives
+--       +8 '1' to look in the legacy hash too
+--       +9 most messages in the inbox  +10 most from one sender
+--       +11 most body bytes in the inbox
 -- Returns one reply per call, in order, each
--- {'ok', seq, prev_seq} | {'dup', 'ts seq'} | {'no_such_user'} | {'inbox_full'}
--- | {'error', message}: a call that fails (a key of the wrong type) fails
--- alone, as it would as a script of its own; the others go on.
+-- {'ok', seq, prev_seq} | {'dup', 'ts seq'} | {'no_such_user'}
+-- | {'inbox_full'} | {'sender_full'} | {'bytes_full'} | {'error', message}:
+-- a call that fails (a key of the wrong type) fails alone, as it would as a
+-- script of its own; the others go on.
 -- prev_seq is the entry before the new one ('0-0' if none): a pusher that
 -- already pushed prev_seq knows there is no gap before this message.
 -- Calls run in order, so a later call sees an earlier one's entry.
-local function send(account, inbox, seen, expiry, sender, recipient, msg_id, body, ts,
-                    lifetime, capacity)
+-- Counters (account fields n, b, p:<sender>) count the inbox's entries,
+-- never dedupe records: ack.lua takes removed entries off, the dedupe
+-- window does not touch them. Absent counters (an inbox stored before
+-- quotas) are counted from the inbox once, here.
+
+local HSET_CHUNK = 500
+
+-- Count an inbox's messages, bytes and messages per sender into the
+-- account hash, replacing whatever counters were there.
+local function count_inbox(account, inbox)
+  local n, bytes, from = 0, 0, {}
+  for _, entry in ipairs(redis.call('XRANGE', inbox, '-', '+')) do
+    local f, sender, body = entry[2], '', ''
+    for j = 1, #f, 2 do
+      if f[j] == 'from' then sender = f[j + 1] elseif f[j] == 'body' then body = f[j + 1] end
+    end
+    n, bytes = n + 1, bytes + #body
+    from[sender] = (from[sender] or 0) + 1
+  end
+  local stale = {}
+  for _, name in ipairs(redis.call('HKEYS', account)) do
+    if string.sub(name, 1, 2) == 'p:' then stale[#stale + 1] = name end
+  end
+  for j = 1, #stale, HSET_CHUNK do
+    redis.call('HDEL', account, unpack(stale, j, math.min(j + HSET_CHUNK - 1, #stale)))
+  end
+  local args = {'n', n, 'b', bytes}
+  for sender, c in pairs(from) do
+    args[#args + 1], args[#args + 2] = 'p:' .. sender, c
+    if #args >= 2 * HSET_CHUNK then
+      redis.call('HSET', account, unpack(args))
+      args = {}
+    end
+  end
+  if #args > 0 then redis.call('HSET', account, unpack(args)) end
+  return n, bytes, from
+end
+
+local function send(account, inbox, dedupe, dedupe_prev, legacy, sender, recipient, msg_id,
+                    body, ts, layout, expire, legacy_on, max_n, max_from, max_bytes)
   local field = sender .. ':' .. msg_id
-  local prior = redis.call('HGET', seen, field)
+  local prior = redis.call('HGET', dedupe, field)
+  if not prior and dedupe_prev ~= dedupe then prior = redis.call('HGET', dedupe_prev, field) end
+  if not prior and legacy_on == '1' then prior = redis.call('HGET', legacy, field) end
   if prior then
     return {'dup', prior}
   end
-  if redis.call('EXISTS', account) == 0 then
+  local from_field = 'p:' .. sender
+  local acc = redis.call('HMGET', account, 'gen', 'n', 'b', from_field)
+  if not acc[1] then
     return {'no_such_user'}
   end
-  if redis.call('XLEN', inbox) >= tonumber(capacity) then
+  local n, bytes, pending = tonumber(acc[2]), tonumber(acc[3]), tonumber(acc[4] or 0)
+  if not n or not bytes then
+    local counted
+    n, bytes, counted = count_inbox(account, inbox)
+    pending = counted[sender] or 0
+  end
+  if n >= tonumber(max_n) then
     return {'inbox_full'}
+  end
+  if pending >= tonumber(max_from) then
+    return {'sender_full'}
+  end
+  if bytes + #body > tonumber(max_bytes) then
+    return {'bytes_full'}
   end
   local last = redis.call('XREVRANGE', inbox, '+', '-', 'COUNT', 1)
   local prev = '0-0'
@@ -33,24 +98,27 @@ local function send(account, inbox, seen, expiry, sender, recipient, msg_id, bod
   end
   local seq = redis.call('XADD', inbox, '*', 'msg_id', msg_id, 'from', sender,
                          'to', recipient, 'body', body, 'ts', ts)
-  local now = tonumber(ts)
-  redis.call('HSET', seen, field, ts .. ' ' .. seq)
-  redis.call('ZADD', expiry, now + tonumber(lifetime), field)
-  -- Prune a few expired dedupe records on every send: bounded work, no sweeper.
-  local expired = redis.call('ZRANGEBYSCORE', expiry, '-inf', now, 'LIMIT', 0, 10)
-  if #expired > 0 then
-    redis.call('HDEL', seen, unpack(expired))
-    redis.call('ZREM', expiry, unpack(expired))
+  local record = ts .. ' ' .. seq
+  if layout == 'hsetex' then
+    redis.call('HSETEX', dedupe, 'PX', expire, 'FIELDS', 1, field, record)
+  elseif layout == 'hpexpire' then
+    redis.call('HSET', dedupe, field, record)
+    redis.call('HPEXPIRE', dedupe, expire, 'FIELDS', 1, field)
+  else
+    redis.call('HSET', dedupe, field, record)
+    redis.call('PEXPIRE', dedupe, expire)
   end
+  redis.call('HSET', account, 'n', n + 1, 'b', bytes + #body, from_field, pending + 1)
   return {'ok', seq, prev}
 end
 
 local replies = {}
-for i = 0, #KEYS / 4 - 1 do
-  local k, a = 4 * i, 7 * i
-  local ok, reply = pcall(send, KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4],
+for i = 0, #KEYS / 5 - 1 do
+  local k, a = 5 * i, 11 * i
+  local ok, reply = pcall(send, KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5],
                           ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5],
-                          ARGV[a + 6], ARGV[a + 7])
+                          ARGV[a + 6], ARGV[a + 7], ARGV[a + 8], ARGV[a + 9], ARGV[a + 10],
+                          ARGV[a + 11])
   if not ok then
     reply = {'error', type(reply) == 'table' and reply.err or tostring(reply)}
   end

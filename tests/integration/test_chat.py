@@ -131,7 +131,8 @@ async def test_resume_restores_session_on_another_instance_and_logout_revokes(
     token = (await alice.register_login("alice"))["token"]
     elsewhere = await Peer.connect(b.url)
     resumed = await elsewhere.ok("resume", token=token)
-    assert resumed == {"id": resumed["id"], "ok": True, "username": "alice", "unread": 0}
+    assert resumed == {"id": resumed["id"], "ok": True, "username": "alice", "unread": 0,
+                       "dedupe_window_ms": 3_600_000}
     await elsewhere.ok("logout")
     assert (await elsewhere.request("fetch"))["error"] == "unauthenticated"
     again = await Peer.connect(b.url)

@@ -36,6 +36,14 @@ def test_check_passes_on_a_single_redis_and_warns_there_is_no_failover(redis_url
     aof = [v for k, v in lines.items() if k.startswith("aof primary")]
     assert aof and aof[0].startswith("OK")
     assert any(k.startswith("appendfsync") and v == "OK everysec" for k, v in lines.items())
+    assert lines["dedupe window"] == "OK 3600 s; records expire per field (hsetex)"
+    assert lines["inbox quotas"].startswith("OK 10000 messages, 16777216 body bytes")
+
+
+def test_check_warns_when_one_sender_may_fill_a_whole_inbox(redis_url: str) -> None:
+    code, lines = check("--redis-url", redis_url, "--max-pending-per-sender", "10000")
+    assert code == 0, lines
+    assert lines["inbox quotas"].startswith("WARN") and "one sender" in lines["inbox quotas"]
 
 
 def test_check_fails_in_plain_words_when_redis_is_unreachable() -> None:

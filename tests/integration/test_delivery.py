@@ -77,7 +77,7 @@ async def env(redis_url: str) -> AsyncIterator[Env]:
     handles = connect(Settings(redis_url=redis_url))
     committer = GroupCommitter(handles.primary, required_replicas=lambda: 0, ack_timeout_ms=1000)
     committer.start()
-    store = Store(handles.primary, committer, max_inbox=100_000)
+    store = Store(handles.primary, committer, max_inbox=100_000, max_pending_per_sender=100_000)
     delivery = Delivery(handles.primary, store, instance_id="t", sweep_interval_ms=3_600_000,
                         push_grace_ms=0)
     delivery.start()

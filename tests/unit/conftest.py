@@ -43,4 +43,5 @@ async def committer(redis: Redis) -> AsyncIterator[GroupCommitter]:
 
 @pytest.fixture
 def store(redis: Redis, committer: GroupCommitter) -> Store:
-    return Store(redis, committer, max_inbox=MAX_INBOX)
+    # fakeredis has HSETEX; the other layouts have tests of their own.
+    return Store(redis, committer, max_inbox=MAX_INBOX, dedupe_layout="hsetex")

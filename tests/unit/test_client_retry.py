@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -9,7 +13,9 @@ import orjson
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
-from client import ChatClient, NoSuchUser
+from client import ChatClient, NoSuchUser, Unconfirmed
+from client.core import RESEND_MARGIN_S
+from client.present import EXIT_UNAVAILABLE
 
 Script = Callable[[dict[str, Any], list[dict[str, Any]]], dict[str, Any] | None]
 StartFake = Callable[[Script], Awaitable["FakeServer"]]
@@ -94,3 +100,58 @@ async def test_lost_reply_is_resent_on_the_next_instance(fake: StartFake) -> Non
         assert client.url == good.url
     assert [r["msg_id"] for r in silent.requests] == [msg_id]
     assert [r["msg_id"] for r in good.requests] == [msg_id]
+
+
+async def test_a_send_is_never_resent_past_the_dedupe_window_and_ends_unconfirmed(
+        fake: StartFake) -> None:
+    def script(request: dict[str, Any], seen: list[dict[str, Any]]) -> dict[str, Any]:
+        if request["op"] == "login":
+            return {"ok": True, "username": "alice", "token": "alice:t", "unread": 0,
+                    "dedupe_window_ms": 2000}
+        request["at"] = time.monotonic()
+        return {"ok": False, "error": "unavailable", "detail": "replicas slow"}
+
+    server = await fake(script)
+    client = ChatClient(urls=[server.url], backoff_base=0.05, backoff_cap=0.1,
+                        retry_deadline=30)
+    async with client:
+        await client.login("alice", "secret pw")
+        assert client.dedupe_window_s == 2.0
+        began = time.monotonic()
+        with pytest.raises(Unconfirmed, match="dedupe window"):
+            await client.send("bob", "hi")
+        assert time.monotonic() - began < 2.0
+    sends = [r for r in server.requests if r["op"] == "send"]
+    assert len(sends) > 1 and len({r["msg_id"] for r in sends}) == 1
+    assert max(r["at"] for r in sends) - began < 2.0 - RESEND_MARGIN_S + 0.2
+
+
+async def test_a_server_that_announces_no_window_gets_the_protocol_default(
+        fake: StartFake) -> None:
+    server = await fake(lambda request, seen: {"ok": True, "username": "alice",
+                                               "token": "alice:t", "unread": 0})
+    async with client_for(server.url) as client:
+        await client.login("alice", "secret pw")
+        assert client.dedupe_window_s == 3600.0
+
+
+async def test_the_cli_reports_a_send_unconfirmed_past_the_window_in_one_line(
+        fake: StartFake) -> None:
+    def script(request: dict[str, Any], seen: list[dict[str, Any]]) -> dict[str, Any]:
+        if request["op"] == "login":
+            return {"ok": True, "username": "alice", "token": "alice:t", "unread": 0,
+                    "dedupe_window_ms": 2000}
+        if request["op"] == "logout":
+            return {"ok": True}
+        return {"ok": False, "error": "unavailable", "detail": "replicas slow"}
+
+    server = await fake(script)
+    cli = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "client", "--url", server.url, "--timeout", "30",
+        "send", "alice", "bob", "hi", env={**os.environ, "CHAT_PASSWORD": "secret pw"},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(cli.communicate(), 20)
+    lines = err.decode().strip().splitlines()
+    assert cli.returncode == EXIT_UNAVAILABLE, (out, err)
+    assert len(lines) == 1 and lines[0].startswith("error: unconfirmed:"), lines
+    assert "dedupe window" in lines[0]

@@ -97,5 +97,5 @@ async def test_each_kind_of_inconsistency_is_reported(store: Store, redis: Redis
     problems = "\n".join(await check(store))
     for expected in ("'alice' is not in", "lists 'ghost'", "tokens key of 'gone'",
                      "addressed to 'eve'", "tokens of 'bob' never expire",
-                     "1 in its index", "has no expiry", "'nopw' has no password hash"):
+                     "legacy dedupe key", "has no expiry", "'nopw' has no password hash"):
         assert expected in problems, problems

@@ -168,7 +168,8 @@ def test_port_zero_is_accepted() -> None:
 
 @pytest.mark.parametrize("name", ["ack_timeout_ms", "max_frame_bytes", "max_body_chars",
                                   "max_list_limit", "max_inbox", "token_ttl_s",
-                                  "login_window_s", "max_outbox_frames"])
+                                  "login_window_s", "max_outbox_frames",
+                                  "max_pending_per_sender"])
 def test_limit_below_one_exits_with_a_clear_error(
         name: str, capsys: pytest.CaptureFixture[str]) -> None:
     flag = "--" + name.replace("_", "-")
@@ -184,6 +185,26 @@ def test_interval_burst_or_cap_below_one_exits_with_a_clear_error(
     # burst or connection cap of 0 refuses every request: bad configuration.
     flag = "--" + name.replace("_", "-")
     assert fails([*URL, f"{flag}=0"], {}, capsys) == f"{flag} must be at least 1"
+
+
+@pytest.mark.parametrize("value", ["1", "604801"])
+def test_dedupe_window_outside_two_seconds_to_a_week_exits_with_a_clear_error(
+        value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert fails([*URL, f"--dedupe-window-s={value}"], {}, capsys) == (
+        "--dedupe-window-s must be 2 to 604800")
+
+
+def test_inbox_bytes_that_cannot_hold_one_longest_body_exit_with_a_clear_error(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    error = fails([*URL, "--max-inbox-bytes=16383"], {}, capsys)
+    assert error.startswith("--max-inbox-bytes must hold one message of --max-body-chars")
+    assert load_settings([*URL, "--max-inbox-bytes=16384"], {}).max_inbox_bytes == 16384
+
+
+def test_quota_and_window_defaults_are_the_protocols() -> None:
+    s = load_settings(URL, {})
+    assert (s.dedupe_window_s, s.max_pending_per_sender, s.max_inbox_bytes) == (
+        3600, 1000, 16 * 1024 * 1024)
 
 
 @pytest.mark.parametrize("value", ["0", "-5"])

@@ -23,7 +23,7 @@ async def test_required_replicas_unavailable_makes_run_raise_unavailable(redis: 
     committer = GroupCommitter(redis, required_replicas=no_topology, ack_timeout_ms=1000)
     committer.start()
     try:
-        store = Store(redis, committer, max_inbox=MAX_INBOX)
+        store = Store(redis, committer, max_inbox=MAX_INBOX, dedupe_layout="hsetex")
         with pytest.raises(errors.Unavailable, match="no primary known"):
             await store.register("alice", "h", gen="g1", now_ms=1)
         assert await store.account("alice") is None
@@ -33,7 +33,7 @@ async def test_required_replicas_unavailable_makes_run_raise_unavailable(redis: 
 
 async def test_committer_that_is_not_started_is_unavailable(redis: Redis) -> None:
     committer = GroupCommitter(redis, required_replicas=lambda: 0, ack_timeout_ms=1000)
-    store = Store(redis, committer, max_inbox=MAX_INBOX)
+    store = Store(redis, committer, max_inbox=MAX_INBOX, dedupe_layout="hsetex")
     with pytest.raises(errors.Unavailable):
         await store.register("alice", "h", gen="g1", now_ms=1)
 
@@ -45,7 +45,8 @@ async def test_committer_close_is_idempotent_and_later_writes_are_unavailable(
     await committer.close()
     await committer.close()
     with pytest.raises(errors.Unavailable):
-        await Store(redis, committer, max_inbox=1).register("a", "h", gen="g", now_ms=1)
+        store = Store(redis, committer, max_inbox=1, dedupe_layout="hsetex")
+        await store.register("a", "h", gen="g", now_ms=1)
 
 
 async def test_unreachable_redis_is_unavailable(store: Store,

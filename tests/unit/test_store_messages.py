@@ -8,7 +8,7 @@ import pytest
 from redis.asyncio import Redis
 
 from server import errors, keys
-from server.store import DEDUPE_MS, Store
+from server.store import DEDUPE_WINDOW_MS, Store
 from tests.unit.conftest import MAX_INBOX
 from tests.unit.store_helpers import register, send
 
@@ -33,7 +33,7 @@ async def test_prev_is_the_entry_before_the_new_one(store: Store) -> None:
 
 
 async def test_concurrent_sends_all_land_with_a_prev_chain(store: Store) -> None:
-    big = Store(store.redis, store._committer, max_inbox=100)
+    big = Store(store.redis, store._committer, max_inbox=100, dedupe_layout="hsetex")
     await register(big, "bob")
     results = await asyncio.gather(*(
         big.send(sender="alice", to="bob", body=str(i), msg_id=f"m{i}", now_ms=i)
@@ -86,25 +86,21 @@ async def test_send_to_self_is_stored(store: Store) -> None:
     assert await store.unread("alice") == 1
 
 
-async def test_dedupe_holds_for_the_whole_dedupe_lifetime(store: Store) -> None:
+async def test_a_resend_within_the_window_is_answered_as_the_first_send(store: Store) -> None:
     await register(store, "bob")
     first = await store.send(sender="alice", to="bob", body="x", msg_id="m1", now_ms=1000)
-    # Another send just before the record expires prunes nothing.
-    await store.send(sender="carol", to="bob", body="y", msg_id="m2",
-                     now_ms=1000 + DEDUPE_MS - 1)
-    retry = await store.send(sender="alice", to="bob", body="x", msg_id="m1",
-                             now_ms=1000 + DEDUPE_MS - 1)
-    assert retry.seq == first.seq
-    assert await store.unread("bob") == 2
+    retry = await store.send(sender="alice", to="bob", body="other", msg_id="m1", now_ms=2000)
+    assert (retry.ts, retry.seq, retry.prev) == (1000, first.seq, None)
+    assert await store.unread("bob") == 1
 
 
-async def test_expired_dedupe_records_are_pruned_by_later_sends(store: Store,
-                                                                redis: Redis) -> None:
+async def test_a_dedupe_record_expires_one_window_after_the_send(store: Store,
+                                                                 redis: Redis) -> None:
     await register(store, "bob")
     await store.send(sender="alice", to="bob", body="x", msg_id="m1", now_ms=1000)
-    await store.send(sender="carol", to="bob", body="y", msg_id="m2", now_ms=1000 + DEDUPE_MS)
-    assert await redis.hkeys(keys.seen("bob")) == ["carol:m2"]
-    assert await redis.zrange(keys.seen_expiry("bob"), 0, -1) == ["carol:m2"]
+    [ttl] = await redis.execute_command(  # type: ignore[no-untyped-call]
+        "HPTTL", keys.dedupe("bob"), "FIELDS", 1, "alice:m1")
+    assert DEDUPE_WINDOW_MS - 5000 < ttl <= DEDUPE_WINDOW_MS
 
 
 async def test_send_to_unknown_user_raises_no_such_user(store: Store) -> None:

@@ -1,0 +1,146 @@
+"""Where a send's dedupe record goes, chosen once from what Redis can do.
+
+Part of the store layer (Store inherits DedupeLayout). A record lives for
+the dedupe window, in one of three layouts that send.lua writes:
+
+- `hsetex` (Valkey >= 9, Redis >= 8): one hash per recipient, each field
+  written with its own expiry by HSETEX: one command per record, gone one
+  window after the send (plus the server's active-expiry lag).
+- `hpexpire` (Redis 7.4): the same hash, HSET + HPEXPIRE per record.
+- `generations` (Redis 7.0-7.2, no field expiry): one hash per recipient
+  and window-long generation (ts // window), the whole key expiring at the
+  end of the next generation (PEXPIRE on every write, to the same end); a
+  lookup reads this generation and the one before. A record lives one to
+  two windows.
+
+The layout is detected when the store first talks to Redis (COMMAND INFO)
+and kept; every node of a set runs the same version. Records of the
+pre-window layout (`seen` hash + `seen-exp` index, no expiry) are given an
+expiry of one window at start and read during that window, so retries in
+flight across the upgrade are still recognised (docs/operations.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from server import keys
+from server.redis_conn import unavailable_on_redis_error
+
+log = logging.getLogger(__name__)
+
+LAYOUTS = ("hsetex", "hpexpire", "generations")
+
+#: Keys per PEXPIRE pipeline while expiring legacy records.
+LEGACY_BATCH = 500
+
+
+class DedupeLayout:
+    """The dedupe layout of one Store, and the keys and expiry a send uses."""
+
+    redis: Redis
+    dedupe_window_ms: int
+    #: Until when (ms) send.lua also looks in the legacy `seen` hashes.
+    legacy_until_ms: int = 0
+    _layout: str | None = None
+
+    @property
+    def layout(self) -> str | None:
+        """The layout in use, or None before Redis was first asked."""
+        return self._layout
+
+    @unavailable_on_redis_error
+    async def detect_layout(self) -> str:
+        """Ask Redis which layout it supports (once); the answer is kept."""
+        if self._layout is None:
+            self._layout = await supported_layout(self.redis)
+            log.info("dedupe records: layout %s, window %d s", self._layout,
+                     self.dedupe_window_ms // 1000)
+        return self._layout
+
+    async def dedupe_call(self, name: str, now_ms: int) -> tuple[list[str], list[str | int]]:
+        """send.lua's dedupe KEYS (3) and ARGV (layout, expiry, legacy flag) for `name`."""
+        layout = self._layout or await self.detect_layout()
+        return dedupe_call(name, now_ms, layout=layout, window_ms=self.dedupe_window_ms,
+                           legacy=now_ms < self.legacy_until_ms)
+
+    def dedupe_keys_to_delete(self, name: str, now_ms: int) -> list[str]:
+        """Every dedupe key a lookup for `name` could read (delete_account.lua KEYS 3-7)."""
+        generation = now_ms // self.dedupe_window_ms
+        return [keys.dedupe(name), keys.dedupe_generation(name, generation),
+                keys.dedupe_generation(name, generation - 1), keys.seen(name),
+                keys.seen_expiry(name)]
+
+    @unavailable_on_redis_error
+    async def expire_legacy_dedupe(self, *, now_ms: int | None = None) -> int:
+        """Give legacy dedupe keys without expiry one window to live; how many were found.
+
+        While any are found, sends read them for one window, so a retry of a
+        message stored before the upgrade is still recognised.
+        """
+        start = now_ms if now_ms is not None else int(time.time() * 1000)
+        # Read legacy records while the scan runs: it may find some late.
+        self.legacy_until_ms = max(self.legacy_until_ms, start + self.dedupe_window_ms)
+        found = 0
+        pipe = self.redis.pipeline(transaction=False)
+        async for key in self.redis.scan_iter(match=keys.LEGACY_DEDUPE_MATCH, count=1000):
+            owner = keys.owner_of(key)
+            if owner is None or owner[1] not in ("seen", "seen-exp"):
+                continue
+            pipe.pexpire(key, self.dedupe_window_ms, nx=True)
+            found += 1
+            if len(pipe) >= LEGACY_BATCH:
+                await pipe.execute()
+        if len(pipe):
+            await pipe.execute()
+        self.legacy_until_ms = start + self.dedupe_window_ms if found else 0
+        if found:
+            log.info("found %d legacy dedupe keys: read until they expire in %d s",
+                     found, self.dedupe_window_ms // 1000)
+        return found
+
+
+def dedupe_call(name: str, now_ms: int, *, layout: str, window_ms: int, legacy: bool
+                ) -> tuple[list[str], list[str | int]]:
+    """send.lua's dedupe KEYS (3) and ARGV (layout, expiry, legacy flag)."""
+    flag = "1" if legacy else "0"
+    if layout == "generations":
+        generation = now_ms // window_ms
+        current = keys.dedupe_generation(name, generation)
+        previous = keys.dedupe_generation(name, generation - 1)
+        # Relative to the send's own clock: the hash lives to the end of the next generation.
+        expire_in = (generation + 2) * window_ms - now_ms
+        return [current, previous, keys.seen(name)], [layout, expire_in, flag]
+    record = keys.dedupe(name)
+    return [record, record, keys.seen(name)], [layout, window_ms, flag]
+
+
+async def supported_layout(redis: Redis) -> str:
+    """The best dedupe layout `redis` supports (one of LAYOUTS)."""
+    try:
+        info = await redis.execute_command(  # type: ignore[no-untyped-call]
+            "COMMAND", "INFO", "HSETEX", "HPEXPIRE")
+    except RedisError as exc:  # COMMAND renamed or disabled: the layout every version has
+        log.warning("COMMAND INFO failed (%s): dedupe records use key generations", exc)
+        return "generations"
+    known = _command_names(info)
+    if "hsetex" in known:
+        return "hsetex"
+    return "hpexpire" if "hpexpire" in known else "generations"
+
+
+def _command_names(info: object) -> set[str]:
+    """Names in a COMMAND INFO reply (redis-py gives a dict, RESP2 raw a list)."""
+    if isinstance(info, dict):
+        return {str(name).lower() for name, spec in info.items() if spec}
+    names: set[str] = set()
+    if isinstance(info, list):
+        for spec in info:
+            if isinstance(spec, list) and spec:
+                name = spec[0]
+                names.add(name.decode() if isinstance(name, bytes) else str(name).lower())
+    return names
