@@ -153,6 +153,7 @@ class Fencer:
         try:
             if priority is not None:
                 await self.client(addr).config_set("replica-priority", priority)
+                await self._rewrite_config(addr)
             kept = await store.hget(keys.FENCES, addr)
             await store.hdel(keys.FENCES, addr)
             config = await self.client(addr).config_get("replica-priority")
@@ -170,6 +171,16 @@ class Fencer:
             log.warning("lifted the fence of Redis node %s (replica-priority %d): in sync "
                         "with %s", addr, priority, primary,
                         extra={"node": addr, "primary": primary})
+
+    async def _rewrite_config(self, addr: str) -> None:
+        """Persist the restored priority: the file may hold the fence (Sentinel
+        rewrites it), and a restart must not bring back a priority 0 whose
+        record is gone, which would read as an operator's choice."""
+        try:
+            await self.client(addr).execute_command(  # type: ignore[no-untyped-call]
+                "CONFIG", "REWRITE")
+        except ResponseError as exc:
+            log.debug("CONFIG REWRITE on %s: %s", addr, exc)  # e.g. started without a file
 
     async def _repoint(self, addr: str, primary: str) -> None:
         host, _, port = primary.rpartition(":")
