@@ -12,7 +12,6 @@ span in which no send was acked, by any sender or the probe.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 from collections.abc import Awaitable, Callable
 
@@ -20,7 +19,7 @@ import pytest
 import redis
 
 import tests.procs  # noqa: F401  (puts deploy/redis-sentinel on sys.path)
-from tests.chaosload import Load, Probe, eventually
+from tests.chaosload import eventually, longest_ack_gap
 from tests.integration import test_chaos
 from tests.integration.test_chaos import (
     FAILOVER_WITHIN,
@@ -41,18 +40,6 @@ rig = test_chaos.rig  # the fixture: two instances under load over a Sentinel se
 REJOIN_GAP_S = 1.5
 #: How long after a rejoin the gap is watched (the old way stalled ~10 s).
 WATCH_S = 12.0
-
-
-def longest_ack_gap(load: Load, probe: Probe, start: float, end: float) -> float:
-    """Longest span within [start, end] with no send acked (last ack before start counts)."""
-    stamps = sorted(
-        [t for sender in load.senders for t in sender.acked_at]
-        + [a.ended for a in probe.attempts if a.ok]
-    )
-    before = [t for t in stamps if t < start]
-    inside = [t for t in stamps if start <= t <= end]
-    points = [before[-1] if before else start, *inside, end]
-    return max(b - a for a, b in itertools.pairwise(points))
 
 
 def priorities(local: LocalSet) -> dict[int, str | None]:
