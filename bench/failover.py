@@ -24,7 +24,10 @@ from bench.runner import run_step
 # isort: split
 from nodes import SetError  # deploy/redis-sentinel, put on sys.path by bench.cluster
 
-#: The old primary is restarted this long after the Sentinels named a new one.
+#: The old primary is restarted once this many sends were acked after the
+#: Sentinels named a new primary (the failover's outage is over) ...
+REJOIN_AFTER_OKS = 50
+#: ... and at least this long after they named it.
 REJOIN_AFTER_FAILOVER_S = 1.0
 
 
@@ -32,7 +35,7 @@ def run(cluster: Cluster, plan: Plan, *, kill_after_s: float) -> dict[str, Any]:
     local = cluster.local
     events: dict[str, Any] = {}
 
-    def on_tick(elapsed: float) -> None:
+    def on_tick(elapsed: float, oks: int) -> None:
         if "killed_at" not in events and elapsed >= kill_after_s:
             primary = local.primary_address()
             events["killed_at"] = time.monotonic()
@@ -45,8 +48,9 @@ def run(cluster: Cluster, plan: Plan, *, kill_after_s: float) -> dict[str, Any]:
             except SetError:
                 moved = False
             if moved:
-                events["failed_over_at"] = time.monotonic()
+                events["failed_over_at"], events["oks_then"] = time.monotonic(), oks
         elif "failed_over_at" in events and "rejoined_at" not in events \
+                and oks - events["oks_then"] >= REJOIN_AFTER_OKS \
                 and time.monotonic() - events["failed_over_at"] >= REJOIN_AFTER_FAILOVER_S:
             # As an operator restarts it: from its own file, which says "primary".
             events["rejoined_at"] = time.monotonic()

@@ -19,7 +19,9 @@ import pytest
 import redis
 
 import tests.procs  # noqa: F401  (puts deploy/redis-sentinel on sys.path)
+from server import keys
 from tests.chaosload import eventually, longest_ack_gap
+from tests.conftest import StartServer
 from tests.integration import test_chaos
 from tests.integration.test_chaos import (
     FAILOVER_WITHIN,
@@ -145,3 +147,57 @@ async def test_replica_down_old_primary_back_then_primary_crash_refuses_rather_t
     result = await chaos.load.finish()
     print(f"\nreplica down, old primary back, primary crash: {result.describe()}", flush=True)
     assert result.ok, result.describe()
+
+
+async def test_replica_killed_then_restarted_rejoins_without_stalling_writes(
+    rig: Callable[[], Awaitable[Rig]],
+) -> None:
+    chaos = await rig()
+    index = await crash(chaos, "replica")
+    restarted = time.monotonic()
+    await asyncio.to_thread(chaos.local.restart_node, index)  # the deploy path: fenced
+    await asyncio.sleep(WATCH_S / 2)
+    gap = longest_ack_gap(chaos.load, chaos.probe, restarted, time.monotonic())
+    print(f"\nMEASURED replica restarted: longest span with no send acked {gap:.2f}s",
+          flush=True)
+    await no_fence_left(chaos.local)
+    result = await chaos.load.finish()
+    assert result.ok, result.describe()
+    assert gap <= REJOIN_GAP_S
+
+
+def node_client(local: LocalSet, index: int) -> redis.Redis:
+    return local.nodes[index].client()
+
+
+async def test_fence_left_by_a_crashed_instance_is_lifted_by_another(
+    fresh_sentinel_set: LocalSet, start_server: StartServer,
+) -> None:
+    local = fresh_sentinel_set
+    primary = primary_index(local)
+    replica = replica_index(local)
+    node = local.nodes[replica]
+    with node_client(local, primary) as c:
+        c.hset(keys.FENCES, f"{node.host}:{node.port}", 77)
+    with node_client(local, replica) as c:
+        c.config_set("replica-priority", 0)
+    server = await asyncio.to_thread(
+        start_server, "--sentinel", local.sentinel_arg, "--sentinel-master", local.master_name)
+    await eventually(lambda: priorities(local)[replica] == "77", FAILOVER_WITHIN,
+                     "the fence is lifted to the recorded priority")
+    with node_client(local, primary) as c:
+        assert c.hget(keys.FENCES, f"{node.host}:{node.port}") is None
+    assert f"lifted the fence of Redis node {node.host}:{node.port}" in server.log()
+
+
+async def test_operators_priority_zero_is_left_alone(
+    fresh_sentinel_set: LocalSet, start_server: StartServer,
+) -> None:
+    local = fresh_sentinel_set
+    replica = replica_index(local)
+    with node_client(local, replica) as c:
+        c.config_set("replica-priority", 0)
+    await asyncio.to_thread(
+        start_server, "--sentinel", local.sentinel_arg, "--sentinel-master", local.master_name)
+    await asyncio.sleep(3.0)  # six topology polls
+    assert priorities(local)[replica] == "0"

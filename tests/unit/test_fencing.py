@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from server.commit import WaitLedger
 from server.fencing import NodeState, decide, replica_progress
 
 P = "10.0.0.1:6379"
@@ -126,3 +127,16 @@ def test_replica_progress_reads_online_and_caught_up_from_the_primarys_info() ->
         "10.0.0.2:6379": (True, True), "10.0.0.3:6379": (True, False),
         "10.0.0.4:6379": (False, False),
     }
+
+
+def test_wait_ledger_tells_when_no_wait_from_an_older_snapshot_is_in_flight() -> None:
+    ledger = WaitLedger()
+    ledger.advance()
+    old = ledger.enter()  # a batch read snapshot 1
+    since = ledger.advance()  # snapshot 2 requires the node
+    fresh = ledger.enter()
+    assert not ledger.none_before(since)
+    ledger.leave(old)
+    assert ledger.none_before(since)
+    ledger.leave(fresh)
+    assert ledger.none_before(ledger.advance())
