@@ -22,7 +22,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from server import keys
+from server import keys, metrics
 from server.commit import WaitLedger
 from server.fencing import NodeState, Plan, decide, replica_progress
 
@@ -68,6 +68,7 @@ class Fencer:
             self._observe(addr, addr in promotable, progress.get(addr, (False, False)),
                           records.get(addr)) for addr in sorted(addrs)
         ))
+        metrics.FENCED_REPLICAS.set(sum(1 for node in nodes if node.fenced))
         plan = decide(primary, list(nodes), base, allowed="CONFIG" not in self._refused)
         return await self._act(primary, plan)
 
