@@ -64,9 +64,10 @@ class Fencer:
         if records is None:
             return base
         addrs = (listed | set(progress) | set(records)) - {primary}
+        replid = info.get("master_replid")
         nodes = await asyncio.gather(*(
             self._observe(addr, addr in promotable, progress.get(addr, (False, False)),
-                          records.get(addr)) for addr in sorted(addrs)
+                          records.get(addr), replid) for addr in sorted(addrs)
         ))
         metrics.FENCED_REPLICAS.set(sum(1 for node in nodes if node.fenced))
         plan = decide(primary, list(nodes), base, allowed="CONFIG" not in self._refused)
@@ -81,7 +82,7 @@ class Fencer:
         return {str(addr): int(value) for addr, value in raw.items() if str(value).isdigit()}
 
     async def _observe(self, addr: str, promotable: bool, progress: tuple[bool, bool],
-                       record: int | None) -> NodeState:
+                       record: int | None, primary_replid: str | None) -> NodeState:
         online, caught_up = progress
         base = NodeState(addr=addr, promotable=promotable, online=online,
                          caught_up=caught_up, record=record)
@@ -103,9 +104,13 @@ class Fencer:
         following = None
         if info.get("role") == "slave":
             following = f"{info.get('master_host')}:{info.get('master_port')}"
+        # SLAVEOF NO ONE keeps the old history as replid2: a node Sentinel is
+        # promoting from the primary's history, not a stale one come back.
+        promoting = info.get("role") == "master" and primary_replid is not None \
+            and info.get("master_replid2") == primary_replid
         return NodeState(addr=addr, promotable=promotable, online=online, caught_up=caught_up,
                          reachable=True, role=str(info.get("role")), following=following,
-                         priority=priority, record=record)
+                         priority=priority, record=record, promoting=promoting)
 
     async def _act(self, primary: str, plan: Plan) -> set[str]:
         required = set(plan.required)

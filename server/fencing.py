@@ -14,7 +14,8 @@ stale primary, which Sentinel converts only after a while). Instead:
   restore (a key on the primary, so any instance can lift a fence another
   one left), so Sentinel will not choose it;
 - repoint it at once (REPLICAOF the primary) when it claims to be a master
-  or follows another node;
+  of a stale history: a node whose history forks off the primary's is one
+  Sentinel is promoting, and is left alone (and waited for);
 - leave it out of the required set while fenced, but only while another
   replica holds every acked write and Sentinel ranks it at least as high
   (its priority number is not larger): Sentinel prefers the better priority,
@@ -61,6 +62,10 @@ class NodeState:
     priority: int | None = None
     #: The priority a fence recorded for it (to restore), or None: not fenced by us.
     record: int | None = None
+    #: It reports master and its history forks off the primary's (its
+    #: master_replid2 is the primary's replid): Sentinel is promoting it, or
+    #: did just now. Never fenced or repointed; waited for, as before.
+    promoting: bool = False
 
     @property
     def fenced(self) -> bool:
@@ -131,10 +136,12 @@ def decide(primary: str, nodes: list[NodeState], base_required: set[str],
     for node in nodes:
         if node.addr == primary:
             continue
-        if node.reachable and not node.online and (
-            node.role == "master" or (node.following is not None and node.following != primary)
-        ):
-            repoint.add(node.addr)
+        if node.promoting:
+            # Acking without it would lose writes if its promotion completes.
+            required.add(node.addr)
+            continue
+        if node.reachable and node.role == "master":
+            repoint.add(node.addr)  # a stale primary (not one being promoted)
         if node.deliberate:
             continue
         safe = safe_to_leave_out(node, nodes, base_required)

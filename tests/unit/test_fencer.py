@@ -28,6 +28,7 @@ class FakeNode:
         self.deny_config = deny_config
         self.hashes: dict[str, dict[str, str]] = {}
         self.commands: list[tuple[Any, ...]] = []
+        self.replid2 = "0" * 40
         #: Runs after a CONFIG SET: another instance acting in between.
         self.after_set: Any = None
 
@@ -71,7 +72,7 @@ class FakeNode:
         return "OK"
 
     def info(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"role": self.role}
+        out: dict[str, Any] = {"role": self.role, "master_replid2": self.replid2}
         if self.following:
             host, _, port = self.following.rpartition(":")
             out.update(master_host=host, master_port=port)
@@ -111,7 +112,8 @@ class World:
         return self.nodes[f"{address[0]}:{address[1]}"]
 
     def primary_info(self) -> dict[str, Any]:
-        info: dict[str, Any] = {"role": "master", "master_repl_offset": 1000}
+        info: dict[str, Any] = {"role": "master", "master_repl_offset": 1000,
+                                "master_replid": "p" * 40}
         for i, addr in enumerate(sorted(self.online)):
             host, _, port = addr.rpartition(":")
             info[f"slave{i}"] = {"ip": host, "port": int(port), "state": "online",
@@ -221,3 +223,11 @@ async def test_lift_racing_another_instances_fence_keeps_that_fence_liftable() -
     await world.poll(fencer, ledger)
     await world.poll(fencer, ledger)
     assert world.nodes[C].priority == 100 and world.records == {}
+
+
+async def test_node_promoted_from_the_primarys_history_is_left_to_sentinel() -> None:
+    world = World(role="master", following=None)
+    world.nodes[C].replid2 = "p" * 40  # SLAVEOF NO ONE kept the primary's history
+    fencer, ledger = fencer_of(world)
+    assert await world.poll(fencer, ledger) == {A, C}
+    assert world.nodes[C].priority == 100 and world.nodes[C].commands == []

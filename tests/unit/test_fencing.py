@@ -140,3 +140,13 @@ def test_wait_ledger_tells_when_no_wait_from_an_older_snapshot_is_in_flight() ->
     assert ledger.none_before(since)
     ledger.leave(fresh)
     assert ledger.none_before(ledger.advance())
+
+
+def test_node_sentinel_is_promoting_is_waited_for_never_fenced_or_repointed() -> None:
+    # SLAVEOF NO ONE from Sentinel: it reports master while the majority
+    # still names the old primary. A write acked without it would be lost.
+    promoting = NodeState(addr=C, promotable=True, reachable=True, role="master",
+                          priority=100, promoting=True)
+    plan = decide(P, [in_sync(A), promoting], {A})
+    assert plan.required == {A, C}
+    assert (plan.fence, plan.repoint) == ({}, frozenset())
