@@ -201,3 +201,22 @@ async def test_operators_priority_zero_is_left_alone(
         start_server, "--sentinel", local.sentinel_arg, "--sentinel-master", local.master_name)
     await asyncio.sleep(3.0)  # six topology polls
     assert priorities(local)[replica] == "0"
+
+
+async def test_manual_failover_under_load_is_not_undone_and_loses_no_acked_message(
+    rig: Callable[[], Awaitable[Rig]],
+) -> None:
+    """While Sentinel promotes a replica it reports master before the
+    Sentinel majority names it: it must not be taken for a stale primary
+    (repointed, or fenced and left out of the WAIT)."""
+    chaos = await rig()
+    local = chaos.local
+    old = local.primary_address()
+    with local.sentinels[0].client() as sentinel:
+        sentinel.sentinel_failover(local.master_name)
+    new = await asyncio.to_thread(local.wait_for_failover, old, FAILOVER_WITHIN)
+    await chaos.load.wait_progress(20, FAILOVER_WITHIN, "sends after the manual failover")
+    assert local.primary_address() == new
+    await no_fence_left(local)
+    result = await chaos.load.finish()
+    assert result.ok, result.describe()
