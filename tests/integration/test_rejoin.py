@@ -28,6 +28,7 @@ from tests.integration.test_chaos import (
     Rig,
     crash,
     primary_index,
+    priorities,
     replica_index,
 )
 
@@ -42,20 +43,6 @@ rig = test_chaos.rig  # the fixture: two instances under load over a Sentinel se
 REJOIN_GAP_S = 1.5
 #: How long after a rejoin the gap is watched (the old way stalled ~10 s).
 WATCH_S = 12.0
-
-
-def priorities(local: LocalSet) -> dict[int, str | None]:
-    """replica-priority of every running node (None: no answer)."""
-    out: dict[int, str | None] = {}
-    for i, node in enumerate(local.nodes):
-        if not node.alive():
-            continue
-        try:
-            with node.client() as client:
-                out[i] = str(client.config_get("replica-priority")["replica-priority"])
-        except (redis.RedisError, OSError):
-            out[i] = None
-    return out
 
 
 async def no_fence_left(local: LocalSet) -> None:
