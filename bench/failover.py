@@ -1,4 +1,6 @@
-"""SIGKILL the primary under load: the longest gap in oks, and no acked message lost.
+"""SIGKILL the primary under load, then restart it from its own config (it
+believes it is still the primary): the longest gap in oks after each event,
+and no acked message lost.
 
 Receivers do not ack during this step, so every message the server
 acknowledged must still be in its recipient's inbox afterwards: each inbox
@@ -19,41 +21,77 @@ from bench.drivers import chat_request
 from bench.loadgen import Plan
 from bench.runner import run_step
 
+# isort: split
+from nodes import SetError  # deploy/redis-sentinel, put on sys.path by bench.cluster
+
+#: The old primary is restarted once this many sends were acked after the
+#: Sentinels named a new primary (the failover's outage is over) ...
+REJOIN_AFTER_OKS = 50
+#: ... and at least this long after they named it.
+REJOIN_AFTER_FAILOVER_S = 1.0
+
 
 def run(cluster: Cluster, plan: Plan, *, kill_after_s: float) -> dict[str, Any]:
-    killed: dict[str, Any] = {}
+    local = cluster.local
+    events: dict[str, Any] = {}
 
-    def on_tick(elapsed: float) -> None:
-        if not killed and elapsed >= kill_after_s:
-            primary = cluster.local.primary_address()
-            killed["at"] = time.monotonic()
-            killed["node"] = f"{primary[0]}:{primary[1]}"
-            cluster.local.kill_node(cluster.local.node_index(primary))
+    def on_tick(elapsed: float, oks: int) -> None:
+        if "killed_at" not in events and elapsed >= kill_after_s:
+            primary = local.primary_address()
+            events["killed_at"] = time.monotonic()
+            events["node"] = f"{primary[0]}:{primary[1]}"
+            events["index"] = local.node_index(primary)
+            local.kill_node(events["index"])
+        elif "killed_at" in events and "failed_over_at" not in events:
+            try:
+                moved = local.primary_address() != local.nodes[events["index"]].address
+            except SetError:
+                moved = False
+            if moved:
+                events["failed_over_at"], events["oks_then"] = time.monotonic(), oks
+        elif "failed_over_at" in events and "rejoined_at" not in events \
+                and oks - events["oks_then"] >= REJOIN_AFTER_OKS \
+                and time.monotonic() - events["failed_over_at"] >= REJOIN_AFTER_FAILOVER_S:
+            # As an operator restarts it: from its own file, which says "primary".
+            events["rejoined_at"] = time.monotonic()
+            local.nodes[events["index"]].start()
+            local.save()
 
     step = run_step(plan, "failover", on_tick=on_tick)
     raw = step.pop("raw")
-    out: dict[str, Any] = {"step": step, "killed": killed.get("node"),
-                           "down_after_ms": cluster.local.down_after_ms, "acked": raw["acked"]}
-    if not killed:
-        out["gap_s"] = None
+    out: dict[str, Any] = {"step": step, "killed": events.get("node"),
+                           "down_after_ms": local.down_after_ms, "acked": raw["acked"],
+                           "gap_s": None, "rejoin_gap_s": None}
+    if "killed_at" not in events:
         return out
     times = sorted(raw["ok_times"])
-    at = bisect.bisect_left(times, killed["at"])
-    after = times[at] if at < len(times) else None
-    # The gap is the longest stretch without any ok from the last ok before
-    # the kill on: sends already durable when the primary died are still
-    # answered right after the kill, so "first ok after the kill" says
-    # nothing; the outage shows as the longest silence that follows.
-    tail = times[max(0, at - 1):]
-    gaps = [(b - a, a) for a, b in itertools.pairwise(tail)]
-    if gaps:
-        gap, start = max(gaps)
-        out["gap_s"] = round(gap, 3)
-        out["gap_starts_after_kill_s"] = round(start - killed["at"], 3)
-    else:
-        out["gap_s"] = None
-    out["kill_to_first_ok_s"] = round(after - killed["at"], 3) if after else None
+    killed, rejoined = events["killed_at"], events.get("rejoined_at")
+    gap = _longest_gap(times, killed, rejoined)
+    if gap is not None:
+        out["gap_s"], out["gap_starts_after_kill_s"] = gap[0], round(gap[1] - killed, 3)
+    at = bisect.bisect_left(times, killed)
+    out["kill_to_first_ok_s"] = round(times[at] - killed, 3) if at < len(times) else None
+    if rejoined is not None:
+        gap = _longest_gap(times, rejoined, None)
+        out["rejoin_gap_s"] = gap[0] if gap else None
+        out["rejoin_after_kill_s"] = round(rejoined - killed, 3)
     return out
+
+
+def _longest_gap(times: list[float], since: float,
+                 until: float | None) -> tuple[float, float] | None:
+    """(longest stretch without an ok, its start) from the last ok before
+    `since` to `until`: sends already durable when the event happened are
+    still answered right after it, so "first ok after" says nothing; the
+    outage shows as the longest silence that follows."""
+    at = bisect.bisect_left(times, since)
+    end = len(times) if until is None else bisect.bisect_left(times, until)
+    tail = times[max(0, at - 1):end]
+    gaps = [(b - a, a) for a, b in itertools.pairwise(tail)]
+    if not gaps:
+        return None
+    gap, start = max(gaps)
+    return round(gap, 3), start
 
 
 async def verify(url: str, plan: Plan, acked: list[str]) -> dict[str, Any]:

@@ -21,6 +21,8 @@ from bench.search import Rule, bracket
 from bench.stats import ratio
 
 SIDES = {"chat": "ours", "peer": "peer"}
+#: Issue 19: a node coming back must not stall writes longer than this.
+REJOIN_GAP_S = 1.5
 
 #: The primary's CPU-seconds per 1,000 delivered at our saturation step in
 #: the run of docs/benchmarks.md before the dedupe window (243df5b); issue 14
@@ -97,6 +99,9 @@ def judge(result: dict[str, Any], rule: Rule) -> None:
     targets[f"failover gap ≤ down-after + 2 s ({bound:g} s), no acked loss"] = {
         "measured": f"{gap} s, lost {lost}",
         "met": None if gap is None else (gap <= bound and lost == 0)}
+    rejoin = fo.get("rejoin_gap_s")
+    targets[f"rejoin gap ≤ {REJOIN_GAP_S:g} s (old primary restarted from its own config)"] = {
+        "measured": f"{rejoin} s", "met": None if rejoin is None else rejoin <= REJOIN_GAP_S}
     mem = result.get("memory") or []
     worst = max((x["kib_per_conn_session"] for x in mem), default=None)
     targets["≤ 20 KiB per idle connection"] = {

@@ -22,7 +22,7 @@ class Spy:
         self.pid, self.seconds, self.out = pid, seconds, out
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def tick(self, elapsed: float) -> None:
+    def tick(self, elapsed: float, oks: int = 0) -> None:
         if self.seconds <= 0 or self.proc is not None or elapsed < START_AFTER_S:
             return
         exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")

@@ -146,7 +146,9 @@ def markdown(result: dict[str, Any]) -> str:
                   f"{fo.get('gap_s')} s, starting {fo.get('gap_starts_after_kill_s')} s "
                   f"after the kill (down-after-milliseconds {fo.get('down_after_ms')}); "
                   f"acked {v.get('acked')}, found by fetch {v.get('stored')}, lost "
-                  f"{v.get('lost')}.", ""]
+                  f"{v.get('lost')}. Rejoin: the old primary restarted from its own "
+                  f"config {fo.get('rejoin_after_kill_s')} s after the kill; longest gap "
+                  f"between oks after it {fo.get('rejoin_gap_s')} s.", ""]
     if result.get("memory"):
         lines += ["| idle connections | KiB/conn (plain) | KiB/conn (session) |", "|---|---|---|"]
         lines += [f"| {x['connections']} | {x['kib_per_conn_plain']} | "

@@ -79,8 +79,8 @@ class Progress:
 def run_step(plan: Plan, label: str, on_tick: Any = None,
              cpu_pids: Callable[[], cpu.PidGroups] | None = None,
              keep_samples: bool = False) -> dict[str, Any]:
-    """Run `plan`; raw results of both sides plus summaries. `on_tick(elapsed)`
-    is called while it runs (the failover step kills the primary from it).
+    """Run `plan`; raw results of both sides plus summaries. `on_tick(elapsed,
+    oks so far)` is called while it runs (the failover step kills the primary from it).
     With `cpu_pids`, the CPU of those processes, of both load processes and
     of this one is sampled from the first send until deliveries are in.
     `keep_samples` adds each delivery's arrival and latency to "raw" (soak)."""
@@ -112,7 +112,7 @@ def run_step(plan: Plan, label: str, on_tick: Any = None,
                 sent = {"fatal": f"sender process died ({senders.exitcode})"}
             progress.show(counters)
             if on_tick is not None:
-                on_tick(time.monotonic() - started)
+                on_tick(time.monotonic() - started, counters[loadgen.OK])
         deadline = time.monotonic() + min(DELIVERY_GRACE_S, plan.drain_s)
         while counters[loadgen.DELIVERED] < counters[loadgen.OK] and time.monotonic() < deadline:
             time.sleep(0.05)

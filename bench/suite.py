@@ -174,7 +174,9 @@ def _failover(cluster: Cluster, plan: Plan, cfg: Config, top: float,
     fo_plan = replace(plan, mode="open", rate=max(5, round(top * FAILOVER_LOAD)),
                       senders=list(zip(tokens[:n], rnames, strict=True)),
                       receivers=list(zip(tokens[n:], rnames, strict=True)),
-                      duration_s=kill_after + (6.0 if cfg.smoke else 12.0),
+                      # Failover (~3-5 s), the old primary back, then long enough to
+                      # see a ~10 s rejoin stall if fencing did not work.
+                      duration_s=kill_after + (18.0 if cfg.smoke else 24.0),
                       receiver_acks=False, keep_acked=True,
                       tag=f"f{run_id}", max_count=10**7)
     out = failover.run(cluster, fo_plan, kill_after_s=kill_after)

@@ -53,6 +53,7 @@ class App:
         self.committer = GroupCommitter(
             self.handles.primary, required_replicas=self.topology.required_replicas,
             ack_timeout_ms=settings.ack_timeout_ms, fsync=settings.durability == "fsync",
+            ledger=self.topology.ledger,
         )
         # Acks need no replica: their own batches, never behind a WAIT.
         self.ack_batcher = GroupCommitter(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
@@ -46,6 +47,37 @@ class _Item:
         self.group = ORDERED_GROUP.get()
 
 
+class WaitLedger:
+    """Which topology snapshot each batch in flight read its required count from.
+
+    The topology bumps `epoch` at every snapshot it publishes. A replica that
+    becomes required at epoch E may have its fence lifted (become promotable)
+    only when no batch that read an earlier snapshot is still in flight:
+    such a batch may be acked without it.
+    """
+
+    def __init__(self) -> None:
+        self.epoch = 0
+        self._in_flight: Counter[int] = Counter()
+
+    def advance(self) -> int:
+        self.epoch += 1
+        return self.epoch
+
+    def enter(self) -> int:
+        self._in_flight[self.epoch] += 1
+        return self.epoch
+
+    def leave(self, epoch: int) -> None:
+        self._in_flight[epoch] -= 1
+        if self._in_flight[epoch] <= 0:
+            del self._in_flight[epoch]
+
+    def none_before(self, epoch: int) -> bool:
+        """No batch that read a snapshot older than `epoch` is in flight."""
+        return all(e >= epoch for e in self._in_flight)
+
+
 class GroupCommitter:
     """Runs scripts in batches and resolves each after the batch is durable."""
 
@@ -58,12 +90,14 @@ class GroupCommitter:
         fsync: bool = False,
         max_in_flight: int = 4,
         count_batches: bool = True,
+        ledger: WaitLedger | None = None,
     ) -> None:
         self._redis = redis
         self._required = required_replicas
         self._timeout_ms = ack_timeout_ms
         self._fsync = fsync
         self._count_batches = count_batches  # into chat_commit_batch_size
+        self._ledger = ledger
         self._queue: list[_Item] = []
         self._wakeup = asyncio.Event()
         self._slots = asyncio.Semaphore(max_in_flight)
@@ -129,6 +163,7 @@ class GroupCommitter:
                 _resolve(item.future, exc)
             self._slots.release()
             return
+        ticket = self._ledger.enter() if self._ledger is not None else None
         try:
             started = time.perf_counter()
             if self._count_batches:
@@ -164,6 +199,8 @@ class GroupCommitter:
             for item in batch:
                 _resolve(item.future, errors.Unavailable("storage error; retry"))
         finally:
+            if ticket is not None and self._ledger is not None:
+                self._ledger.leave(ticket)
             self._slots.release()
 
     async def _execute(self, batch: list[_Item], required: int) -> tuple[list[Any], Any]:

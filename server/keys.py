@@ -11,6 +11,10 @@ PREFIX = "chat"
 #: Sorted set (score 0) of every account name, for paged pattern listing.
 USERS = f"{PREFIX}:users"
 
+#: Hash "ip:port" -> the replica-priority to restore when that node's fence is
+#: lifted (server/fencer.py). Present only while a node is fenced.
+FENCES = f"{PREFIX}:fences"
+
 #: Counter the group committer INCRs so its WAIT covers every earlier write.
 COMMIT = f"{PREFIX}:commit"
 

@@ -38,6 +38,11 @@ WAIT_TIMEOUTS = Counter(
 REQUIRED_REPLICAS = Gauge(
     "chat_required_replicas", "Replicas every durable write waits for", registry=REGISTRY,
 )
+FENCED_REPLICAS = Gauge(
+    "chat_fenced_replicas",
+    "Returning Redis nodes fenced now (replica-priority 0 until in sync, not waited for)",
+    registry=REGISTRY,
+)
 PUSHES = Counter("chat_pushes_total", "Messages pushed to connections", registry=REGISTRY)
 PUSH_REPAIRS = Counter(
     "chat_push_repairs_total", "Messages pushed by a resync or sweep instead of pub/sub",

@@ -39,6 +39,8 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from server import errors, metrics
+from server.commit import WaitLedger
+from server.fencer import Fencer
 from server.redis_conn import PrimaryPool, RedisHandles
 
 log = logging.getLogger(__name__)
@@ -107,6 +109,9 @@ class Topology:
         #: A view older than this is not trusted for a write (a stuck poll
         #: must not keep a majority that is gone).
         self.max_age_s = 2 * POLL_TIMEOUT_S + self._interval
+        #: Which snapshot each durable write in flight read (see server/fencer.py).
+        self.ledger = WaitLedger()
+        self._fencer = Fencer(handles.node, self.ledger) if handles.sentinels else None
 
     def required_replicas(self) -> int:
         """Replicas a durable write must reach; raises when it cannot be made."""
@@ -190,6 +195,13 @@ class Topology:
         snap.primary = primary
         online = _online_replicas(info)
         snap.required = required_replicas(online, views) - {primary}
+        if self._fencer is not None:
+            # A returning node is fenced instead of waited for (server/fencing.py).
+            snap.required = await self._fencer.required(
+                primary, info, {addr for view in views for addr in view.replicas},
+                {addr for view in views for addr, ok in view.replicas.items() if ok},
+                snap.required,
+            ) - {primary}
         snap.down_replicas = {
             addr for view in views for addr, ok in view.replicas.items() if not ok
         } - snap.required
@@ -266,6 +278,9 @@ class Topology:
             )
         metrics.REQUIRED_REPLICAS.set(snap.required_replicas)
         self.now = snap
+        epoch = self.ledger.advance()
+        if self._fencer is not None:
+            self._fencer.published(snap.required, epoch)
 
 
 def _online_replicas(info: dict[str, Any]) -> set[str]:

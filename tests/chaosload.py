@@ -288,6 +288,18 @@ def errors_seen(senders: Iterable[Sender]) -> dict[str, int]:
     return dict(total)
 
 
+def longest_ack_gap(load: Load, probe: Probe, start: float, end: float) -> float:
+    """Longest span within [start, end] with no send acked by any sender or the
+    probe (the last ack before `start` opens the first span)."""
+    stamps = sorted(
+        [t for sender in load.senders for t in sender.acked_at]
+        + [a.ended for a in probe.attempts if a.ok]
+    )
+    before = [t for t in stamps if t < start]
+    inside = [t for t in stamps if start <= t <= end]
+    points = [before[-1] if before else start, *inside, end]
+    return max(b - a for a, b in itertools.pairwise(points))
+
 
 class Load:
     """Senders and receivers run together; the senders stop first, then the receivers."""

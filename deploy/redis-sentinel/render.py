@@ -100,8 +100,10 @@ def render(config: RenderConfig, out: Path) -> list[Path]:
             replicaof = "" if host == primary else f"replicaof {primary} {config.redis_port}\n"
             files["redis.conf"] = _fill("redis.conf", {**values, "auth": auth,
                                                        "replicaof": replicaof})
-            files["chat-redis.service"] = _fill("chat-redis.service", values)
             server_pw = f" --redis-password-file {PASSWORD_PATH}" if config.password else ""
+            rejoin_pw = f" --password-file {PASSWORD_PATH}" if config.password else ""
+            files["chat-redis.service"] = _fill("chat-redis.service",
+                                                {**values, "rejoin_password": rejoin_pw})
             files["chat-server@.service"] = _fill(
                 "chat-server@.service", {**values, "server_password": server_pw})
         if host in config.sentinel_hosts:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import probes
+import rejoin
 import setstate
 from nodes import RedisNode, SentinelNode, SetError, free_port, port_in_use
 from status import format_status, gather_status
@@ -223,17 +224,16 @@ class LocalSet:
 
     def restart_node(self, index: int, timeout: float = 30.0) -> None:
         """(Re)start node `index` from its config file. If the Sentinels
-        agree on another primary, the file is first pointed at it, so an
-        old primary comes back as a replica instead of a stale primary that
-        takes writes until Sentinel demotes it."""
+        agree on another primary, the file is first pointed at it and the
+        node fenced (rejoin.py): an old primary comes back as a replica
+        Sentinel cannot promote, instead of a stale primary that takes
+        writes until Sentinel demotes it. The chat servers lift the fence
+        once it is in sync."""
         node = self.nodes[index]
         node.stop()
-        try:
-            primary: Address | None = self.primary_address()
-        except SetError:
-            primary = None  # no majority: keep what the file (Sentinel) says
-        if primary is not None and primary != node.address:
-            node.set_replicaof(primary)
+        if node.conf_path.exists():
+            rejoin.fence_before_start(node.conf_path, node.address, self.sentinel_addresses(),
+                                      self.master_name, self.password)
         node.start(timeout)
         self.save()
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import redis
 
 import tests.procs  # noqa: F401  (puts deploy/redis-sentinel on sys.path)
 from tests.chaosload import Load, Outage, Probe, Receiver, Sender, eventually, logged_in
@@ -95,6 +96,20 @@ async def rig(
         await made.probe.close()
 
 
+def priorities(local: LocalSet) -> dict[int, str | None]:
+    """replica-priority of every running node (None: no answer)."""
+    out: dict[int, str | None] = {}
+    for i, node in enumerate(local.nodes):
+        if not node.alive():
+            continue
+        try:
+            with node.client() as client:
+                out[i] = str(client.config_get("replica-priority")["replica-priority"])
+        except (redis.RedisError, OSError):
+            out[i] = None
+    return out
+
+
 def primary_index(local: LocalSet) -> int:
     return local.node_index(local.primary_address())
 
@@ -155,6 +170,9 @@ async def test_crash_of_two_nodes_one_after_the_other_loses_no_acked_message(
     await asyncio.to_thread(chaos.local.wait_healthy, FAILOVER_WITHIN)
     await chaos.healthz_all(lambda code, body: code == 200 and body["status"] == "ok",
                             FAILOVER_WITHIN, "both servers healthy after the restarts")
+    # restart_node starts them fenced; the servers lift every fence once in sync.
+    await eventually(lambda: all(p not in ("0", None) for p in priorities(chaos.local).values()),
+                     FAILOVER_WITHIN, "no node left at replica-priority 0")
     await chaos.load.wait_progress(20, FAILOVER_WITHIN, "sends after the restarts")
 
     result = await chaos.load.finish()

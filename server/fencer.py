@@ -1,0 +1,209 @@
+"""Fencing returning Redis nodes: observe them, then act on server/fencing.py's plan.
+
+Every step is idempotent, so instances may race: the priority to restore is
+recorded with HSETNX on the primary (keys.FENCES) before the fence is set
+and again after it, and it is made durable with WAIT like a send, so a fence
+left by an instance that crashed is lifted by any other. A lift restores the
+recorded priority, drops the record, and puts the record back if the node
+shows priority 0 again (another instance fenced it meanwhile), so a fence
+never ends up looking like an operator's deliberate priority 0.
+
+Where CONFIG or REPLICAOF is refused (ACLs, renamed commands) the refusal is
+logged once and the node is treated as today: required while Sentinel
+could promote it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+
+from server import keys, metrics
+from server.commit import WaitLedger
+from server.fencing import NodeState, Plan, decide, replica_progress
+
+log = logging.getLogger(__name__)
+
+#: Longest a node may take to answer INFO + CONFIG GET in one poll.
+NODE_TIMEOUT_S = 0.5
+#: WAIT of a fence record: it must reach the replicas a send reaches.
+RECORD_WAIT_MS = 500
+
+
+class Fencer:
+    """Acts for one server instance; any number of them may run at once."""
+
+    def __init__(self, node: Any, ledger: WaitLedger) -> None:
+        #: node(("ip", port)) -> a Redis client of that node.
+        self._node = node
+        self._ledger = ledger
+        #: addr -> the epoch since which it has been in every published required set.
+        self._required_since: dict[str, int] = {}
+        self._refused: set[str] = set()
+
+    def client(self, addr: str) -> Redis:
+        host, _, port = addr.rpartition(":")
+        client: Redis = self._node((host, int(port)))
+        return client
+
+    def published(self, required: set[str], epoch: int) -> None:
+        """The topology published `required` as snapshot `epoch`."""
+        self._required_since = {
+            addr: self._required_since.get(addr, epoch) for addr in required
+        }
+
+    async def required(self, primary: str, info: dict[str, Any], listed: set[str],
+                       promotable: set[str], base: set[str]) -> set[str]:
+        """The required set after fencing; acts on the plan on the way."""
+        progress = replica_progress(info)
+        records = await self._records(primary)
+        if records is None:
+            return base
+        addrs = (listed | set(progress) | set(records)) - {primary}
+        replid = info.get("master_replid")
+        nodes = await asyncio.gather(*(
+            self._observe(addr, addr in promotable, progress.get(addr, (False, False)),
+                          records.get(addr), replid) for addr in sorted(addrs)
+        ))
+        metrics.FENCED_REPLICAS.set(sum(1 for node in nodes if node.fenced))
+        plan = decide(primary, list(nodes), base, allowed="CONFIG" not in self._refused)
+        return await self._act(primary, plan)
+
+    async def _records(self, primary: str) -> dict[str, int] | None:
+        try:
+            raw = await self.client(primary).hgetall(keys.FENCES)
+        except (RedisError, OSError) as exc:
+            log.debug("fence records unreadable on %s: %s", primary, exc)
+            return None
+        return {str(addr): int(value) for addr, value in raw.items() if str(value).isdigit()}
+
+    async def _observe(self, addr: str, promotable: bool, progress: tuple[bool, bool],
+                       record: int | None, primary_replid: str | None) -> NodeState:
+        online, caught_up = progress
+        base = NodeState(addr=addr, promotable=promotable, online=online,
+                         caught_up=caught_up, record=record)
+        try:
+            async with asyncio.timeout(NODE_TIMEOUT_S):
+                pipe = self.client(addr).pipeline(transaction=False)
+                pipe.info("replication")
+                pipe.config_get("replica-priority")
+                info, config = await pipe.execute(raise_on_error=False)
+        except (RedisError, OSError, TimeoutError):
+            return base
+        if isinstance(info, Exception) or not isinstance(info, dict):
+            return base
+        priority: int | None = None
+        if isinstance(config, ResponseError):
+            self._refused_once("CONFIG", addr, config)
+        elif isinstance(config, dict) and str(config.get("replica-priority", "")).isdigit():
+            priority = int(config["replica-priority"])
+        following = None
+        if info.get("role") == "slave":
+            following = f"{info.get('master_host')}:{info.get('master_port')}"
+        # SLAVEOF NO ONE keeps the old history as replid2: a node Sentinel is
+        # promoting from the primary's history, not a stale one come back.
+        promoting = info.get("role") == "master" and primary_replid is not None \
+            and info.get("master_replid2") == primary_replid
+        return NodeState(addr=addr, promotable=promotable, online=online, caught_up=caught_up,
+                         reachable=True, role=str(info.get("role")), following=following,
+                         priority=priority, record=record, promoting=promoting)
+
+    async def _act(self, primary: str, plan: Plan) -> set[str]:
+        required = set(plan.required)
+        for addr in plan.repoint:
+            await self._repoint(addr, primary)
+        for addr, priority in plan.fence.items():
+            fenced = await self._fence(addr, priority, primary, len(required))
+            if not fenced and addr in plan.excluded_if_fenced:
+                required.add(addr)  # today's rule: wait for it
+        for addr, priority in plan.lift.items():
+            since = self._required_since.get(addr)
+            # Only once every write that read a required set without it is done.
+            if since is not None and self._ledger.none_before(since):
+                await self._lift(addr, priority, primary)
+        for addr in plan.forget:
+            await self._lift(addr, None, primary)
+        return required
+
+    async def _fence(self, addr: str, priority: int, primary: str, wait_for: int) -> bool:
+        """Record, then set priority 0, then record again; True if fenced."""
+        store = self.client(primary)
+        try:
+            await store.hsetnx(keys.FENCES, addr, priority)
+            reached = int(await store.execute_command(  # type: ignore[no-untyped-call]
+                "WAIT", wait_for, RECORD_WAIT_MS))
+            if reached < wait_for:
+                log.info("fence of %s not recorded on %d replicas (%d); not fenced",
+                         addr, wait_for, reached)
+                return False
+            await self.client(addr).config_set("replica-priority", 0)
+            await store.hsetnx(keys.FENCES, addr, priority)
+        except ResponseError as exc:
+            self._refused_once("CONFIG", addr, exc)
+            return False
+        except (RedisError, OSError) as exc:
+            log.info("fencing %s failed: %s", addr, exc)
+            return False
+        log.warning("fenced returning Redis node %s (replica-priority 0, was %d) until it "
+                    "is in sync with %s", addr, priority, primary,
+                    extra={"node": addr, "primary": primary})
+        return True
+
+    async def _lift(self, addr: str, priority: int | None, primary: str) -> None:
+        """Restore `priority` (None: it is back already), drop the record."""
+        store = self.client(primary)
+        try:
+            if priority is not None:
+                await self.client(addr).config_set("replica-priority", priority)
+                await self._rewrite_config(addr)
+            kept = await store.hget(keys.FENCES, addr)
+            await store.hdel(keys.FENCES, addr)
+            config = await self.client(addr).config_get("replica-priority")
+            if str(config.get("replica-priority")) == "0" and kept is not None:
+                # Another instance fenced it meanwhile: its fence keeps a record.
+                await store.hsetnx(keys.FENCES, addr, kept)
+                return
+        except ResponseError as exc:
+            self._refused_once("CONFIG", addr, exc)
+            return
+        except (RedisError, OSError) as exc:
+            log.info("lifting the fence of %s failed: %s", addr, exc)
+            return
+        if priority is not None:
+            log.warning("lifted the fence of Redis node %s (replica-priority %d): in sync "
+                        "with %s", addr, priority, primary,
+                        extra={"node": addr, "primary": primary})
+
+    async def _rewrite_config(self, addr: str) -> None:
+        """Persist the restored priority: the file may hold the fence (Sentinel
+        rewrites it), and a restart must not bring back a priority 0 whose
+        record is gone, which would read as an operator's choice."""
+        try:
+            await self.client(addr).execute_command(  # type: ignore[no-untyped-call]
+                "CONFIG", "REWRITE")
+        except ResponseError as exc:
+            log.debug("CONFIG REWRITE on %s: %s", addr, exc)  # e.g. started without a file
+
+    async def _repoint(self, addr: str, primary: str) -> None:
+        host, _, port = primary.rpartition(":")
+        try:
+            await self.client(addr).execute_command(  # type: ignore[no-untyped-call]
+                "REPLICAOF", host, port)
+        except ResponseError as exc:
+            self._refused_once("REPLICAOF", addr, exc)
+            return
+        except (RedisError, OSError) as exc:
+            log.info("pointing %s at %s failed: %s", addr, primary, exc)
+            return
+        log.warning("pointed Redis node %s at the primary %s (it claimed another role)",
+                    addr, primary, extra={"node": addr, "primary": primary})
+
+    def _refused_once(self, command: str, addr: str, exc: Exception) -> None:
+        if command not in self._refused:
+            self._refused.add(command)
+            log.warning("Redis refused %s on %s (%s): returning nodes are not fenced; "
+                        "a write waits for them until they are in sync", command, addr, exc)
