@@ -8,6 +8,7 @@ except when CHAT_REQUIRE_BROWSER=1 (CI), where a missing browser fails.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from tests.conftest import StartServer
 from tests.procs import ServerProc, free_port
+from tests.web.pages import DroppingRelay
 
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -70,18 +72,26 @@ def web_set(redis_url: str, start_server: StartServer) -> WebSet:
 
 
 class NewPage(Protocol):
-    async def __call__(self, url: str, *, width: int = 1100, height: int = 760) -> Page: ...
+    async def __call__(self, url: str, *, width: int = 1100, height: int = 760,
+                       relay: DroppingRelay | None = None) -> Page: ...
 
 
 @pytest.fixture
 async def new_page(browser: Browser) -> AsyncIterator[NewPage]:
-    """new_page(url, width=..., height=...) -> a page in a fresh context (its own storage)."""
+    """new_page(url, width=..., height=..., relay=...) -> a page in a fresh context.
+
+    Each context has its own storage (a device of its own). A relay routes
+    the page's WebSockets from the first one on.
+    """
     contexts: list[BrowserContext] = []
 
-    async def make(url: str, *, width: int = 1100, height: int = 760) -> Page:
+    async def make(url: str, *, width: int = 1100, height: int = 760,
+                   relay: DroppingRelay | None = None) -> Page:
         context = await browser.new_context(viewport={"width": width, "height": height})
         contexts.append(context)
         page = await context.new_page()
+        if relay is not None:
+            await page.route_web_socket(re.compile(r".*/ws$"), relay.route)
         await page.goto(url)
         return page
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from playwright.async_api import Locator, Page, expect
+import json
+
+from playwright.async_api import Locator, Page, WebSocketRoute, expect
 
 PASSWORD = "correct horse battery"
 
@@ -50,3 +52,35 @@ def bodies(page: Page) -> Locator:
 
 def connection(page: Page) -> Locator:
     return page.get_by_role("status")
+
+
+class DroppingRelay:
+    """Stands between the page and the server (playwright's WebSocket route).
+
+    drop_sends: `send` requests from the page vanish (no reply: the page sees
+    them unconfirmed). dedupe_window_ms: written into login/resume replies, as
+    a server with that window would announce it.
+    """
+
+    def __init__(self, *, dedupe_window_ms: int | None = None) -> None:
+        self.drop_sends = False
+        self.dedupe_window_ms = dedupe_window_ms
+
+    def route(self, ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+
+        def from_page(message: str | bytes) -> None:
+            if self.drop_sends and isinstance(message, str) and '"op":"send"' in message:
+                return
+            server.send(message)
+
+        def from_server(message: str | bytes) -> None:
+            if self.dedupe_window_ms is not None and isinstance(message, str):
+                frame = json.loads(message)
+                if frame.get("ok") and "unread" in frame and "username" in frame:
+                    frame["dedupe_window_ms"] = self.dedupe_window_ms
+                    message = json.dumps(frame)
+            ws.send(message)
+
+        ws.on_message(from_page)
+        server.on_message(from_server)

@@ -54,7 +54,10 @@ class Page {
     this.catchingUp = false;
     this.pushedDuringCatchUp = null;
     this.incoming = Promise.resolve();
-    this.conn.onState = (state, url) => this.showState(state, url);
+    this.conn.onState = (state, url) => {
+      this.showState(state, url);
+      if (state === "connected") this.outbox?.flush();
+    };
     this.conn.onEvent = (frame) => this.onEvent(frame);
     this.conn.onOpen = () => this.restore();
   }
@@ -131,6 +134,7 @@ class Page {
       localStorage.setItem(SESSION_KEY, JSON.stringify(this.session));
       await this.enterChat();
       await this.catchUp(reply);
+      this.outbox?.flush();
     } catch (err) {
       notice(explain(err));
     } finally {
@@ -211,7 +215,6 @@ class Page {
       this.catchingUp = false;
     }
     if (this.pushedDuringCatchUp) this.ack(this.pushedDuringCatchUp);
-    await this.outbox.flush();
   }
 
   // Stores in arrival order, one after the other; resolves when all are stored.

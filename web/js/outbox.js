@@ -8,6 +8,7 @@ export const DEFAULT_WINDOW_MS = 60 * 60 * 1000; // PROTOCOL.md default, for ser
 // Resend only while clearly inside the window: the server's window starts
 // when it first stored the send, no earlier than `created`.
 const WINDOW_MARGIN_MS = 5000;
+const WINDOW_MARGIN_SHARE = 0.1; // of a window shorter than 50 s
 const RETRY_DELAY_MS = 1000;
 
 export function newMsgId() {
@@ -25,10 +26,14 @@ export class Outbox {
     this.windowMs = DEFAULT_WINDOW_MS;
     this.inFlight = new Set();
     this.retryTimer = null;
+    this.pumping = null;
+    this.again = false;
+    this.lastCreated = 0;
   }
 
   expired(record) {
-    return Date.now() - record.created > this.windowMs - WINDOW_MARGIN_MS;
+    const margin = Math.min(WINDOW_MARGIN_MS, this.windowMs * WINDOW_MARGIN_SHARE);
+    return Date.now() - record.created > this.windowMs - margin;
   }
 
   async send(peer, body) {
@@ -36,11 +41,11 @@ export class Outbox {
     const me = this.history.me;
     const record = {
       key: messageKey(me, msgId), peer, from: me, to: peer, body, msg_id: msgId,
-      ts: null, created: Date.now(), status: "sending",
+      ts: null, created: this._now(), status: "sending",
     };
     await this.history.saveSent(record);
     this.onChange(record);
-    if (this.conn.state === "connected") this._transmit(record);
+    this.flush();
     return record;
   }
 
@@ -51,8 +56,30 @@ export class Outbox {
     return this.send(record.peer, record.body);
   }
 
-  // Every stored send still waiting, in the order it was written.
-  async flush() {
+  // Sends every stored send still waiting, in the order they were written.
+  // Runs one at a time, and only while connected (after the resume), so the
+  // wire order is the order of `created` whatever the timing of new sends.
+  flush() {
+    if (this.pumping) {
+      this.again = true;
+      return this.pumping;
+    }
+    this.pumping = (async () => {
+      do {
+        this.again = false;
+        if (this.conn.state === "connected") await this._flushOnce();
+      } while (this.again);
+    })().finally(() => { this.pumping = null; });
+    return this.pumping;
+  }
+
+  // Strictly increasing, so two sends in one millisecond keep their order.
+  _now() {
+    this.lastCreated = Math.max(Date.now(), this.lastCreated + 1);
+    return this.lastCreated;
+  }
+
+  async _flushOnce() {
     for (const record of await this.history.pendingSends()) {
       if (this.expired(record)) {
         await this._update(record, { status: "unconfirmed" });
