@@ -65,8 +65,14 @@ class DroppingRelay:
     def __init__(self, *, dedupe_window_ms: int | None = None) -> None:
         self.drop_sends = False
         self.dedupe_window_ms = dedupe_window_ms
+        self.pages: list[WebSocketRoute] = []
+
+    def inject(self, frame: str) -> None:
+        """A frame as if from the server, to the page's latest connection."""
+        self.pages[-1].send(frame)
 
     def route(self, ws: WebSocketRoute) -> None:
+        self.pages.append(ws)
         server = ws.connect_to_server()
 
         def from_page(message: str | bytes) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from playwright.async_api import Page, async_playwright, expect
 
-from tests.procs import ROOT, RedisNode, ServerProc, TEST_ENV, free_port
+from tests.procs import ROOT, TEST_ENV, RedisNode, ServerProc, free_port
 from tests.web.conftest import CHROMIUM_ARGS, chromium_path
 from tests.web.pages import bodies, conversations, open_with, register, send
 
