@@ -178,3 +178,39 @@ async def test_at_phone_width_the_page_fits_and_every_control_is_usable(
     assert await phone.evaluate(
         "document.documentElement.scrollWidth <= window.innerWidth") is True
     assert (await alice.event())["message"]["from"] == "bob"
+
+
+async def test_keyboard_alone_registers_finds_a_user_and_sends(
+    web_set: WebSet, new_page: NewPage
+) -> None:
+    bob = await Peer.connect(web_set.servers[1].url)
+    await bob.register_login("bob")
+    page = await new_page(web_set.page_url(0))
+    keys = page.keyboard
+    await expect(page.get_by_role("textbox", name="Username")).to_be_focused()
+    await keys.type("alice")
+    for secret in (PASSWORD, PASSWORD):
+        await keys.press("Tab")
+        await keys.type(secret)
+    await keys.press("Enter")  # in "Repeat password": Register
+    await expect(page.get_by_role("button", name="Log out")).to_be_visible()
+
+    async def tab_to(name: str, role: str) -> None:
+        target = page.get_by_role(role, name=name, exact=True)  # type: ignore[arg-type]
+        for _ in range(15):
+            await keys.press("Tab")
+            if await target.evaluate("el => el === document.activeElement"):
+                return
+        raise AssertionError(f"Tab never reached {role} {name!r}")
+
+    await tab_to("Find users", "searchbox")
+    await keys.type("bo")
+    await expect(page.get_by_role("list", name="Search results").get_by_role(
+        "button", name="bob", exact=True)).to_be_visible()
+    await tab_to("bob", "button")
+    await keys.press("Enter")
+    await expect(page.get_by_role("textbox", name="Message")).to_be_focused()
+    await keys.type("sent by keyboard alone")
+    await keys.press("Enter")
+    await expect(page.locator(".msg.mine .status")).to_have_text(["Sent"])
+    assert (await bob.event())["message"]["body"] == "sent by keyboard alone"

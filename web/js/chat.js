@@ -4,6 +4,9 @@
 import { renderLog, renderPeople } from "./view.js";
 
 const PAGE_SIZE = 20;
+const TITLE = "Chat";
+// The open conversation renders its newest messages; "Show earlier" adds more.
+const SHOWN_AT_FIRST = 300;
 const $ = (id) => document.getElementById(id);
 
 export class ChatView {
@@ -14,6 +17,7 @@ export class ChatView {
     this.me = null;
     this.peer = null;
     this.search = { pattern: null, cursor: null, names: [] };
+    this.shown = SHOWN_AT_FIRST;
     this.bind();
   }
 
@@ -77,6 +81,9 @@ export class ChatView {
   stop() {
     this.history = null;
     this.peer = null;
+    this.shown = SHOWN_AT_FIRST;
+    document.body.classList.remove("conversation-open");
+    document.title = TITLE;
     $("log").replaceChildren();
     $("convs").replaceChildren();
   }
@@ -122,11 +129,14 @@ export class ChatView {
     const convs = await this.history.conversations();
     renderPeople($("convs"), convs, (peer) => this.open(peer), { current: this.peer });
     $("no-convs").hidden = convs.length > 0;
+    const unread = convs.reduce((sum, c) => sum + (c.unread || 0), 0);
+    document.title = unread ? `(${unread}) ${TITLE}` : TITLE;
   }
 
   async open(peer) {
     if (!this.history) return;
     this.peer = peer;
+    this.shown = SHOWN_AT_FIRST;
     document.body.classList.add("conversation-open");
     await this.history.openConversation(peer);
     this.showPane();
@@ -155,7 +165,9 @@ export class ChatView {
     const peer = this.peer;
     const records = await this.history.conversation(peer);
     if (peer !== this.peer) return;
-    renderLog($("log"), records, this.me, (record) => this.outbox.retry(record));
+    const hidden = Math.max(0, records.length - this.shown);
+    renderLog($("log"), records.slice(hidden), this.me, (record) => this.outbox.retry(record),
+      hidden ? () => { this.shown += SHOWN_AT_FIRST; this.refreshLog(); } : null);
   }
 
   // Called after a stored change to one of our sends.
@@ -164,13 +176,16 @@ export class ChatView {
     this.refreshList();
   }
 
-  // Called after a new message from the server was stored.
-  received(message) {
-    const peer = message.from === this.me ? message.to : message.from;
-    if (peer !== this.peer) {
-      $("announce").textContent = `New message from ${message.from}`;
+  // Called after new messages from the server were stored.
+  received(messages) {
+    const others = messages.filter((m) => m.from !== this.me && m.from !== this.peer);
+    if (others.length === 1) {
+      $("announce").textContent = `New message from ${others[0].from}`;
+    } else if (others.length > 1) {
+      $("announce").textContent = `${others.length} new messages`;
     }
-    this.changed(peer);
+    if (messages.some((m) => m.from === this.peer || m.to === this.peer)) this.refreshLog();
+    this.refreshList();
   }
 
   async send() {

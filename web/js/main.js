@@ -99,6 +99,13 @@ class Page {
       this.authenticate(false);
     });
     $("register-btn").addEventListener("click", () => this.authenticate(true));
+    $("password2").addEventListener("keydown", (e) => {
+      // Whoever typed the password twice means Register, not Log in.
+      if (e.key === "Enter" && $("password2").value) {
+        e.preventDefault();
+        this.authenticate(true);
+      }
+    });
     $("logout").addEventListener("click", () => this.logout());
   }
 
@@ -220,14 +227,14 @@ class Page {
   // Stores in arrival order, one after the other; resolves when all are stored.
   store(messages) {
     this.incoming = this.incoming.catch(() => {}).then(async () => {
+      const added = [];
       for (const message of messages) {
         if (!this.history) return;
         const open = this.chat.isOpen(message.from === this.session.username
           ? message.to : message.from);
-        if (await this.history.storeReceived(message, { unread: !open })) {
-          this.chat.received(message);
-        }
+        if (await this.history.storeReceived(message, { unread: !open })) added.push(message);
       }
+      if (added.length) this.chat.received(added);
     });
     return this.incoming;
   }

@@ -57,9 +57,15 @@ function messageNode(record, me, onRetry) {
 }
 
 // The whole open conversation, day separators between days.
-export function renderLog(log, records, me, onRetry) {
+export function renderLog(log, records, me, onRetry, onEarlier) {
   const nearBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 80;
   const nodes = [];
+  if (onEarlier) {
+    const earlier = el("button", { cls: "secondary small earlier", text: "Show earlier messages",
+      attrs: { type: "button" } });
+    earlier.addEventListener("click", onEarlier);
+    nodes.push(earlier);
+  }
   let lastDay = null;
   for (const record of records) {
     const day = new Date(sortTime(record)).toDateString();
