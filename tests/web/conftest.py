@@ -30,8 +30,12 @@ HOW_TO_GET = ("browser tests skipped: no chromium found; `apt-get install chromi
 
 
 def chromium_path() -> str | None:
-    for candidate in (os.environ.get("CHAT_CHROMIUM"), "/usr/bin/chromium",
-                      shutil.which("chromium"), shutil.which("chromium-browser")):
+    """CHAT_CHROMIUM when set (even to nothing usable), else a chromium on this machine."""
+    chosen = os.environ.get("CHAT_CHROMIUM")
+    if chosen is not None:
+        return chosen if os.access(chosen, os.X_OK) else None
+    for candidate in ("/usr/bin/chromium", shutil.which("chromium"),
+                      shutil.which("chromium-browser")):
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     return None
