@@ -83,6 +83,8 @@ class App:
         self._server: Server | None = None
         self._tls = bool(settings.tls_cert and settings.tls_key)
         self.web = WebFiles(public_urls=settings.public_urls, tls=self._tls)
+        self._origins = origins.configured_origins(public_urls=settings.public_urls,
+                                                   allowed=settings.allowed_origins)
         self.health = Health(
             topology=self.topology, delivery=delivery,
             probe=RedisProbe(settings, self.handles), instance_id=self.instance_id,
@@ -146,10 +148,8 @@ class App:
             return _with_type(connection.respond(HTTPStatus.OK, page.decode()), content_type)
         if path != "/ws":
             return self.web.respond(request)  # the page, its files, or 404
-        allowed = origins.allowed_origins(
-            own=origins.own_origin(request.headers.get("Host"), tls=self._tls),
-            public_urls=self.settings.public_urls, allowed=self.settings.allowed_origins)
-        if not origins.origin_allowed(request.headers.get_all("Origin"), allowed):
+        own = origins.own_origin(request.headers.get("Host"), tls=self._tls)
+        if not origins.origin_allowed(request.headers.get_all("Origin"), self._origins, own):
             log.info("refused /ws from origin %s (%s)",
                      request.headers.get_all("Origin"), _address(connection))
             return connection.respond(HTTPStatus.FORBIDDEN, "origin not allowed\n")

@@ -58,20 +58,21 @@ def own_origin(host_header: str | None, *, tls: bool) -> str | None:
         return None
 
 
-def allowed_origins(*, own: str | None, public_urls: str | None,
-                    allowed: str | None) -> set[str]:
-    """The instance's own origin, plus --allowed-origins or, by default, its peers'."""
-    extra = parse_url_list(allowed) if allowed else parse_url_list(public_urls)
-    return {*extra, *([own] if own else [])}
+def configured_origins(*, public_urls: str | None, allowed: str | None) -> frozenset[str]:
+    """--allowed-origins, or by default the origins of --public-urls (the peers)."""
+    return frozenset(parse_url_list(allowed) if allowed else parse_url_list(public_urls))
 
 
-def origin_allowed(origin_headers: list[str], allowed: set[str]) -> bool:
-    """True for no Origin (not a browser) or exactly one Origin that is allowed."""
+def origin_allowed(origin_headers: list[str], configured: frozenset[str],
+                   own: str | None) -> bool:
+    """True for no Origin (not a browser), or exactly one Origin that is the
+    instance's own (`own`, from the Host header) or a configured one."""
     if not origin_headers:
         return True
     if len(origin_headers) != 1:
         return False
     try:
-        return origin_of(origin_headers[0]) in allowed
+        origin = origin_of(origin_headers[0])
     except ValueError:
         return False  # "null" (sandboxed frames, file://) and junk
+    return origin == own or origin in configured

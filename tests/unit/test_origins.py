@@ -6,48 +6,50 @@ import pytest
 
 from server import origins
 
-
-def allowed(**kwargs: str | None) -> set[str]:
-    return origins.allowed_origins(
-        own=kwargs.get("own"), public_urls=kwargs.get("public_urls"),
-        allowed=kwargs.get("allowed"))
+NONE: frozenset[str] = frozenset()
 
 
 def test_a_request_without_origin_is_a_non_browser_client_and_accepted() -> None:
-    assert origins.origin_allowed([], set()) is True
+    assert origins.origin_allowed([], NONE, None) is True
 
 
 def test_by_default_the_own_origin_and_the_peers_are_allowed() -> None:
-    ok = allowed(own="http://127.0.0.1:8765",
-                 public_urls="http://127.0.0.1:8765/, http://127.0.0.1:8766")
-    assert origins.origin_allowed(["http://127.0.0.1:8765"], ok)
-    assert origins.origin_allowed(["http://127.0.0.1:8766"], ok)
-    assert not origins.origin_allowed(["http://127.0.0.1:8767"], ok)
-    assert not origins.origin_allowed(["https://127.0.0.1:8766"], ok)
-    assert not origins.origin_allowed(["http://evil.example"], ok)
+    peers = origins.configured_origins(
+        public_urls="http://127.0.0.1:8765/, http://127.0.0.1:8766", allowed=None)
+    own = "http://127.0.0.1:8765"
+    assert origins.origin_allowed(["http://127.0.0.1:8765"], peers, own)
+    assert origins.origin_allowed(["http://127.0.0.1:8766"], peers, own)
+    assert not origins.origin_allowed(["http://127.0.0.1:8767"], peers, own)
+    assert not origins.origin_allowed(["https://127.0.0.1:8766"], peers, own)
+    assert not origins.origin_allowed(["http://evil.example"], peers, own)
 
 
 def test_allowed_origins_replace_the_peers_but_keep_the_own_origin() -> None:
-    ok = allowed(own="http://10.0.0.1:8765", public_urls="http://10.0.0.2:8765",
-                 allowed="https://chat.example.org")
-    assert ok == {"http://10.0.0.1:8765", "https://chat.example.org"}
+    listed = origins.configured_origins(public_urls="http://10.0.0.2:8765",
+                                        allowed="https://chat.example.org")
+    assert listed == {"https://chat.example.org"}
+    own = "http://10.0.0.1:8765"
+    assert origins.origin_allowed([own], listed, own)
+    assert origins.origin_allowed(["https://chat.example.org"], listed, own)
+    assert not origins.origin_allowed(["http://10.0.0.2:8765"], listed, own)
 
 
 @pytest.mark.parametrize("origin", ["null", "", "chat.example.org", "ftp://a.example",
                                     "http://", "http://a:notaport"])
 def test_junk_and_null_origins_are_refused(origin: str) -> None:
-    assert not origins.origin_allowed([origin], {"http://a.example"})
+    assert not origins.origin_allowed([origin], frozenset({"http://a.example"}), None)
 
 
 def test_two_origin_headers_are_refused() -> None:
-    ok = {"http://a.example"}
-    assert not origins.origin_allowed(["http://a.example", "http://a.example"], ok)
+    ok = frozenset({"http://a.example"})
+    assert not origins.origin_allowed(["http://a.example", "http://a.example"], ok, None)
 
 
 def test_origins_compare_without_case_or_default_ports() -> None:
     assert origins.origin_of("HTTPS://Chat.Example.ORG:443/path") == "https://chat.example.org"
     assert origins.origin_of("http://[::1]:80") == "http://[::1]"
-    assert origins.origin_allowed(["http://CHAT.example.org:80"], {"http://chat.example.org"})
+    assert origins.origin_allowed(["http://CHAT.example.org:80"],
+                                  frozenset({"http://chat.example.org"}), None)
 
 
 def test_own_origin_follows_the_host_header_and_tls() -> None:

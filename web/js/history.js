@@ -45,7 +45,10 @@ export class History {
       messages.createIndex("status", "status");
       db.createObjectStore("conversations", { keyPath: "peer" });
     };
-    return new History(await result(request), username);
+    const db = await result(request);
+    // Another tab deleting this account's history must not wait for us.
+    db.onversionchange = () => db.close();
+    return new History(db, username);
   }
 
   static async erase(username) {
