@@ -125,3 +125,14 @@ def test_the_repositorys_web_directory_holds_the_page(tmp_path: Path) -> None:
     files = WebFiles()
     for path in ("/", "/js/main.js", "/style.css", "/icon.svg"):
         assert get(files, path)[0] == 200, path
+
+
+def test_over_tls_the_page_may_connect_only_to_wss(tmp_path: Path) -> None:
+    (tmp_path / "index.html").write_text("x")
+    files = WebFiles(root=tmp_path, public_urls="https://b.example.org", tls=True)
+    _, headers, _ = get(files, "/")
+    connect = next(d for d in headers["Content-Security-Policy"].split("; ")
+                   if d.startswith("connect-src"))
+    assert connect == "connect-src 'self' wss://127.0.0.1:8765 wss://b.example.org"
+    body = orjson.loads(get(files, "/config.json")[2])
+    assert body["ws_urls"] == ["wss://127.0.0.1:8765/ws", "wss://b.example.org/ws"]
