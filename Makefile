@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast lint chaos bench soak clean venv lock
+.PHONY: run test test-fast test-web web-screenshots lint chaos bench soak clean venv lock
 
 venv: $(STAMP)
 
@@ -36,11 +36,23 @@ lock: $(STAMP)
 run: $(STAMP)
 	$(PY) deploy/redis-sentinel/redisset.py dev --dir .run
 
-## The whole suite: lint, unit, integration, chaos (slow tests included).
+## The whole suite: lint, unit, integration, chaos (slow tests included), browser.
 test: $(STAMP)
 	$(MAKE) lint
 	$(PY) -m pytest -q tests/unit
 	$(PY) -m pytest -q tests/integration
+	$(MAKE) test-web
+
+## The web client in a real Chromium (skipped, with one line saying why, without one;
+## CHAT_REQUIRE_BROWSER=1, as in CI, makes a missing browser a failure).
+test-web: $(STAMP)
+	@$(PY) -c 'import sys; from tests.web.conftest import chromium_path, HOW_TO_GET; \
+		chromium_path() or print(HOW_TO_GET, file=sys.stderr)'
+	$(PY) -m pytest -q tests/web
+
+## docs/web-desktop.png and docs/web-phone.png, taken from the real page.
+web-screenshots: $(STAMP)
+	$(PY) -m tests.web.screenshot
 
 ## Only the fast unit tier.
 test-fast: $(STAMP)

@@ -1,4 +1,4 @@
-"""Start and stop one instance: /ws, /healthz, /readyz and /metrics on one port.
+"""Start and stop one instance: /ws, /healthz, /readyz, /metrics and the web page on one port.
 
 Stopping is idempotent and drains: stop accepting, let each connection
 finish the request in hand, send `shutdown`, close with 1001, then close
@@ -23,7 +23,7 @@ import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
-from server import errors, logs, metrics, redis_conn
+from server import errors, logs, metrics, origins, redis_conn
 from server.auth import Passwords
 from server.commit import GroupCommitter
 from server.delivery import Delivery
@@ -33,6 +33,7 @@ from server.services import Services
 from server.settings import Settings
 from server.store import Store
 from server.topology import Topology
+from server.web import WebFiles
 from server.ws_handler import Connection
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,10 @@ class App:
         self._per_ip: Counter[str] = Counter()
         self._ids = itertools.count(1)
         self._server: Server | None = None
+        self._tls = bool(settings.tls_cert and settings.tls_key)
+        self.web = WebFiles(public_urls=settings.public_urls, tls=self._tls)
+        self._origins = origins.configured_origins(public_urls=settings.public_urls,
+                                                   allowed=settings.allowed_origins)
         self.health = Health(
             topology=self.topology, delivery=delivery,
             probe=RedisProbe(settings, self.handles), instance_id=self.instance_id,
@@ -157,7 +162,12 @@ class App:
             page, content_type = metrics.exposition()
             return _with_type(connection.respond(HTTPStatus.OK, page.decode()), content_type)
         if path != "/ws":
-            return connection.respond(HTTPStatus.NOT_FOUND, "not found; the chat is at /ws\n")
+            return self.web.respond(request)  # the page, its files, or 404
+        own = origins.own_origin(request.headers.get("Host"), tls=self._tls)
+        if not origins.origin_allowed(request.headers.get_all("Origin"), self._origins, own):
+            log.info("refused /ws from origin %s (%s)",
+                     request.headers.get_all("Origin"), _address(connection))
+            return connection.respond(HTTPStatus.FORBIDDEN, "origin not allowed\n")
         if self._stopping is not None:
             # Still listening so /healthz and /readyz can say "draining"; a
             # load balancer retries a refused upgrade on another instance.

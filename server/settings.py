@@ -11,6 +11,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from server import origins
+
 #: The fewest connections the Redis primary pool may have. Some connections
 #: stay checked out for long: the pub/sub listener for its whole life, each
 #: of the up to 4 group-commit batches for up to one WAIT (--ack-timeout-ms),
@@ -42,6 +44,14 @@ class Settings:
     instance_id: str = _opt("", "name of this instance in logs and metrics (default host:port)")
     log_format: str = _opt("text", "log line format", choices=("text", "json"))
     log_level: str = _opt("INFO", "log level", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+
+    # Web client (GET /)
+    public_urls: str | None = _opt(
+        None, "comma-separated http(s):// URLs at which browsers reach the instances (this one "
+        "and its peers); the page moves to them when its instance goes away")
+    allowed_origins: str | None = _opt(
+        None, "comma-separated origins whose pages may open /ws (default: this instance's "
+        "own origin and those of --public-urls); requests without Origin are accepted")
 
     # Redis
     redis_url: str | None = _opt(None, "a single Redis, e.g. redis://127.0.0.1:6379/0")
@@ -115,6 +125,12 @@ class Settings:
                 host, sep, port = item.strip().rpartition(":")
                 if not sep or not host or not port.isdigit():
                     raise ValueError(f"--sentinel entry {item!r} is not host:port")
+        for flag, value in (("--public-urls", self.public_urls),
+                            ("--allowed-origins", self.allowed_origins)):
+            try:
+                origins.parse_url_list(value)
+            except ValueError as exc:
+                raise ValueError(f"{flag}: {exc}") from None
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ValueError("--tls-cert and --tls-key go together")
         if not 0 <= self.port <= 65535:

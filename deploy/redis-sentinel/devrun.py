@@ -37,14 +37,17 @@ def _open_set(root: Path, redis_port: int) -> LocalSet:
     return local
 
 
-def _start_server(local: LocalSet, index: int, port: int, root: Path) -> subprocess.Popen[bytes]:
+def _start_server(local: LocalSet, index: int, port: int, root: Path,
+                  ports: list[int]) -> subprocess.Popen[bytes]:
     log = (root / f"server-{index}.log").open("ab")
     with log:
         # Own session: a Ctrl-C reaches only us, and we stop servers in order.
         return subprocess.Popen(
             [sys.executable, "-m", "server", "--host", HOST, "--port", str(port),
              "--sentinel", local.sentinel_arg, "--sentinel-master", local.master_name,
-             "--instance-id", f"dev-{index}"],
+             "--instance-id", f"dev-{index}",
+             # The web page moves to the other servers when its own goes away.
+             "--public-urls", ",".join(f"http://{HOST}:{p}" for p in ports)],
             cwd=REPO, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -106,7 +109,7 @@ def _supervise(local: LocalSet, procs: list[subprocess.Popen[bytes]], ports: lis
                 return 1
             print(f"chat server on port {ports[i]} exited ({code}); restarting it",
                   flush=True)
-            procs[i] = _start_server(local, i, ports[i], root)
+            procs[i] = _start_server(local, i, ports[i], root, ports)
             started[i] = time.monotonic()
             _wait_listening(procs[i], ports[i], log)
 
@@ -124,16 +127,18 @@ def run_dev(root: Path, *, server_port: int, redis_port: int, servers: int = 2) 
     try:
         local = _open_set(root, redis_port)
         for i, port in enumerate(ports):
-            procs.append(_start_server(local, i, port, root))
+            procs.append(_start_server(local, i, port, root, ports))
         for i, (proc, port) in enumerate(zip(procs, ports, strict=True)):
             _wait_listening(proc, port, root / f"server-{i}.log")
         primary = local.primary_address()
         urls = "  ".join(f"ws://{HOST}:{p}/ws" for p in ports) or "(none started)"
+        page = f"  web client:   open http://{HOST}:{ports[0]}/ in a browser\n" if ports else ""
         print(
             f"\nchat is up (pid {os.getpid()}).\n"
             f"  Redis primary {primary[0]}:{primary[1]} (per Sentinel), data in {root}\n"
             f"  Sentinels     {local.sentinel_arg} (master name {local.master_name!r})\n"
             f"  servers       {urls}   logs in {root}/server-N.log\n"
+            f"{page}"
             f"  connect:      {_client_python()} -m client"
             + "".join(f" --url ws://{HOST}:{p}/ws" for p in ports) + "\n"
             f"  status:       {_client_python()} deploy/redis-sentinel/redisset.py status"

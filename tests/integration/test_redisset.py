@@ -280,6 +280,8 @@ def test_dev_restarts_a_chat_server_that_was_killed(tmp_path: Path) -> None:
         proc, lines,
     ):
         assert proc.stdout is not None
+        assert any(f"open http://127.0.0.1:{server_port}/ in a browser" in line
+                   for line in lines), "".join(lines)
         server = subprocess.run(
             ["pgrep", "-f", "--", f"-m server --host 127.0.0.1 --port {server_port} "],
             capture_output=True, text=True, check=True,

@@ -72,6 +72,8 @@ def sample_value(f: dataclasses.Field[Any]) -> Any:
         return next(c for c in choices if c != f.default)
     if f.name == "sentinel":
         return "h:1"
+    if f.name in ("public_urls", "allowed_origins"):
+        return "https://chat.example.org,http://127.0.0.1:8766"
     if isinstance(f.default, bool):
         raise AssertionError(f"no sample for boolean {f.name}")
     if isinstance(f.default, int):
@@ -273,3 +275,14 @@ def test_bad_configuration_exits_2_with_a_one_line_reason_and_no_traceback() -> 
     assert proc.stderr.strip().splitlines()[-1] == (
         "python -m server: error: give exactly one of --redis-url and --sentinel")
     assert "Traceback" not in proc.stderr
+
+
+def test_public_urls_and_allowed_origins_must_be_http_urls(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    settings = load_settings([*URL, "--public-urls", "http://a:1,https://b"], {
+        "CHAT_ALLOWED_ORIGINS": "https://chat.example.org"})
+    assert settings.public_urls == "http://a:1,https://b"
+    assert settings.allowed_origins == "https://chat.example.org"
+    assert "--public-urls" in fails([*URL, "--public-urls", "a.example:8765"], {}, capsys)
+    assert "--allowed-origins" in fails([*URL, "--allowed-origins", "ws://x"], {}, capsys)
