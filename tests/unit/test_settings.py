@@ -72,6 +72,8 @@ def sample_value(f: dataclasses.Field[Any]) -> Any:
         return next(c for c in choices if c != f.default)
     if f.name == "sentinel":
         return "h:1"
+    if f.name in ("trusted_proxies", "admin_allow"):
+        return "10.0.0.0/8,2001:db8::/32"
     if isinstance(f.default, bool):
         raise AssertionError(f"no sample for boolean {f.name}")
     if isinstance(f.default, int):
@@ -252,3 +254,18 @@ def test_bad_configuration_exits_2_with_a_one_line_reason_and_no_traceback() -> 
     assert proc.stderr.strip().splitlines()[-1] == (
         "python -m server: error: give exactly one of --redis-url and --sentinel")
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("flag", ["--trusted-proxies", "--admin-allow"])
+def test_a_network_list_with_a_bad_entry_is_refused_naming_it(
+    flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        load_settings([*URL, flag, "10.0.0.0/8,nginx.local"], {})
+    assert f"{flag}: 'nginx.local' is not" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--login-max-failures-per-user", "--max-sessions-per-user"])
+def test_session_limits_below_one_are_refused(flag: str) -> None:
+    with pytest.raises(SystemExit):
+        load_settings([*URL, flag, "0"], {})
