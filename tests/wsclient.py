@@ -35,10 +35,11 @@ class Peer:
                       forwarded_for: Sequence[str] = ()) -> Peer:
         """source: the local address to connect from (127.0.0.2 is another client);
         forwarded_for: X-Forwarded-For headers to send, one header each."""
+        extra: dict[str, Any] = {"local_addr": (source, 0)} if source else {}
         return cls(await connect(
             url, open_timeout=10, max_size=None,
             additional_headers=[("X-Forwarded-For", value) for value in forwarded_for],
-            **({"local_addr": (source, 0)} if source else {}),
+            **extra,
         ))
 
     async def close(self) -> None:
