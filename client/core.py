@@ -94,6 +94,8 @@ class ClientCore:
         self._token: str | None = None
         self._username: str | None = None
         self._ending_session = False  # a logout/delete_account is in flight
+        #: Why the server last ended our session (session_ended), or None.
+        self.session_end_reason: str | None = None
         self._pending_sends: dict[str, tuple[str, str]] = {}
         self._inbox = Inbox(dedupe_size=dedupe_size)
         self._last_yielded_seq: str | None = None
@@ -233,6 +235,7 @@ class ClientCore:
             self._inbox.reset()
         if token is not None:
             self._token = token
+        self.session_end_reason = None
         self._username = username
         self._notify()
 

@@ -25,6 +25,7 @@ __all__ = [
     "RateLimited",
     "RequestTimeout",
     "RetryableError",
+    "SessionEnded",
     "TooLarge",
     "Unauthenticated",
     "Unavailable",
@@ -141,6 +142,21 @@ class AccountDeleted(FatalError):
     """This account was deleted (here or from another connection); the session is over."""
 
     code = "account_deleted"
+
+
+class SessionEnded(FatalError):
+    """The session was ended from elsewhere (PROTOCOL.md `session_ended`).
+
+    `reason`: "logout" (logged out, or out everywhere), "password_changed",
+    "replaced" (too many sessions: this was the oldest) or "expired". The
+    connection stays; the token is dropped (never resumed): log in again.
+    """
+
+    code = "session_ended"
+
+    def __init__(self, detail: str = "", *, code: str | None = None, reason: str = "") -> None:
+        super().__init__(detail, code=code)
+        self.reason = reason
 
 
 class ClientClosed(FatalError):
