@@ -199,13 +199,5 @@ class ChatClient(SessionOps):
         log.info("session of %s ended: %s", self._username, reason)
         self.session_end_reason = reason
         self._session_ended()
-        self._inbox.fail(SessionEnded(_END_REASONS.get(reason, f"session ended ({reason})"),
-                                      reason=reason))
+        self._inbox.fail(SessionEnded.because(reason))
 
-
-_END_REASONS = {
-    "logout": "logged out from another connection; log in again",
-    "password_changed": "the password was changed from another connection; log in again",
-    "replaced": "too many sessions: a new login ended this oldest one; log in again",
-    "expired": "the session expired; log in again",
-}

@@ -158,6 +158,20 @@ class SessionEnded(FatalError):
         super().__init__(detail, code=code)
         self.reason = reason
 
+    @classmethod
+    def because(cls, reason: str) -> SessionEnded:
+        """The error for a session_ended event with this `reason`."""
+        return cls(_END_REASONS.get(reason, f"session ended ({reason}); log in again"),
+                   reason=reason)
+
+
+_END_REASONS = {
+    "logout": "logged out from another connection; log in again",
+    "password_changed": "the password was changed from another connection; log in again",
+    "replaced": "too many sessions: a new login ended this oldest one; log in again",
+    "expired": "the session expired; log in again",
+}
+
 
 class ClientClosed(FatalError):
     """The ChatClient was closed while the call was waiting."""

@@ -104,6 +104,7 @@ class SessionOps(MessageOps):
         finally:
             self._ending_session = False
         self._session_ended()
+        self.session_end_reason = None  # ended here, not from elsewhere
 
     async def list_users(self, pattern: str = "*", *, page_size: int = 100) -> AsyncIterator[str]:
         """Every user name matching the glob `pattern`, sorted, following cursors to the end."""
