@@ -60,8 +60,8 @@ async def _check_password(conn: Connection, name: str, password: str) -> str:
     if by_name > settings.login_max_failures + 1 or (
         by_address > settings.login_max_failures_per_address + 1
     ) or by_user > settings.login_max_failures_per_user + 1:
-        log.info("login throttled user=%s addr=%s conn=%s", name[:40], conn.address,
-                 conn.conn_id)
+        # Not the name tried: people type passwords into the name field.
+        log.info("login throttled addr=%s conn=%s", conn.address, conn.conn_id)
         raise errors.RateLimited("too many failed logins; wait a minute")
     account = await svc.store.account(name) if valid else None
     matched = await svc.passwords.verify(account.password_hash if account else None, password)
