@@ -299,3 +299,46 @@ def test_logout_everywhere_ends_a_following_session(server: ServerProc) -> None:
         follower.kill()
     assert follower.returncode == 3 and "logged out from another connection" in err
     assert chat(url, "logout", "alice").returncode == 2  # without --everywhere: usage
+
+
+def test_repl_shows_a_session_ended_elsewhere_and_has_passwd_and_logout_all(
+    server: ServerProc,
+) -> None:
+    url = server.url
+    ok(chat(url, "register", "carol"))
+    transcript = io.StringIO()
+    env = {**os.environ, "TERM": "xterm"}
+    env.pop("CHAT_PASSWORD", None)
+    child = pexpect.spawn(
+        sys.executable, ["-m", "client", "--url", url], cwd=str(ROOT), env=env,
+        encoding="utf-8", timeout=20, dimensions=(24, 160),
+    )
+    child.logfile_read = transcript
+    try:
+        expect(child, "type /help")
+        child.sendline("/login carol")
+        expect(child, "password:")
+        child.sendline(PASSWORD)
+        expect(child, "logged in as carol")
+        ok(chat(url, "logout", "carol", "--everywhere"))
+        expect(child, "session ended: logged out from another connection")
+        child.sendline("/login carol")
+        expect(child, "password:")
+        child.sendline(PASSWORD)
+        expect(child, "logged in as carol")
+        child.sendline("/passwd")
+        expect(child, "current password:")
+        child.sendline(PASSWORD)
+        expect(child, "new password:")
+        child.sendline("carol-new-pass-9")
+        expect(child, "new password again:")
+        child.sendline("carol-new-pass-9")
+        expect(child, "password changed; your other sessions ended")
+        child.sendline("/logout all")
+        expect(child, "logged out everywhere")
+        child.sendline("/quit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert "carol-new-pass-9" not in transcript.getvalue()  # never echoed
+    ok(chat(url, "login", "carol", password="carol-new-pass-9"))
