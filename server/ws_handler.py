@@ -286,6 +286,7 @@ class Connection(RequestHandler):
         self.username, self.gen, self.token_hash = None, "", None
         task = asyncio.create_task(self.services.delivery.detach(name, self))
         task.add_done_callback(_log_failure)
+        metrics.SESSIONS_ENDED.labels(reason).inc()
         self._send(protocol.session_ended_event(reason))
 
 
