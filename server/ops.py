@@ -117,13 +117,20 @@ async def logout(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
     """Revoke this token (or every token of the account); their sessions end everywhere."""
     name, token_hash, gen = conn.require_session(), conn.token_hash, conn.gen
     svc = conn.services
-    await conn.end_session()
-    if token_hash is None:
-        return {}
-    revoked = await svc.store.revoke_tokens(
-        name, gen=gen, now_ms=now_ms(), reason="logout",
-        token_hash=None if args["everywhere"] else token_hash)
-    await svc.delivery.notify_ended(name, revoked, origin=conn.conn_id)
+    if token_hash is not None:
+        # Revoked first, so a failure leaves the session as it was (the client
+        # retries); meanwhile no note or sweep may end this connection itself.
+        conn.token_hash = None
+        try:
+            revoked = await svc.store.revoke_tokens(
+                name, gen=gen, now_ms=now_ms(), reason="logout",
+                token_hash=None if args["everywhere"] else token_hash)
+        finally:
+            if conn.username == name and conn.token_hash is None:
+                conn.token_hash = token_hash
+    await conn.end_session()  # clears the session before it awaits anything
+    if token_hash is not None:
+        await svc.delivery.notify_ended(name, revoked, origin=conn.conn_id)
     return {}
 
 
