@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from tests.conftest import StartServer
 from tests.procs import ServerProc
+from tests.scrape import wait_health
 from tests.wsclient import Peer, Reply
 
 PASSWORD = "correct horse"
@@ -127,6 +128,7 @@ async def test_metrics_are_forbidden_and_health_is_bare_for_other_addresses(
     redis_url: str, start_server: StartServer
 ) -> None:
     server = start_server("--admin-allow", "127.0.0.1/32", redis_url=redis_url)
+    await wait_health(server.http_url, lambda status, body: status == 200)  # as the operator
     status, _ = await asyncio.to_thread(get_from, server, "/metrics", source="127.0.0.2")
     assert status == 403
     for path in ("/healthz", "/readyz"):
@@ -142,6 +144,7 @@ async def test_operators_get_metrics_and_health_details(
     redis_url: str, start_server: StartServer
 ) -> None:
     server = start_server("--admin-allow", "127.0.0.1/32", redis_url=redis_url)
+    await wait_health(server.http_url, lambda status, body: status == 200)
     status, page = await asyncio.to_thread(get_from, server, "/metrics")
     assert status == 200 and "chat_" in page
     status, body = await asyncio.to_thread(get_from, server, "/healthz")
