@@ -27,6 +27,7 @@ from client.present import (
     exit_code_for,
     format_message,
     json_line,
+    render,
 )
 
 __all__ = ["UsageError", "build_parser", "main", "parse_args"]
@@ -43,6 +44,9 @@ commands (each logs in as USER, does its work, logs out):
                             printing; --follow keeps printing new ones
   users [PATTERN] --user U  list user names matching PATTERN (* and ?), as U
   delete USER               delete the account and its undelivered messages
+  passwd USER               change the password (the new one from CHAT_NEW_PASSWORD,
+                            else asked twice without echo); ends every other session
+  logout USER --everywhere  end every session of USER, on every device
 
 With no command: an interactive session (type /help).
 The password comes from CHAT_PASSWORD, else a no-echo prompt on a terminal.
@@ -112,6 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", dest="user", help="log in as this user (default $CHAT_USER)")
     p = sub.add_parser("delete", parents=common, help="delete the account")
     p.add_argument("user")
+    p = sub.add_parser("passwd", parents=common, help="change the password")
+    p.add_argument("user")
+    p = sub.add_parser("logout", parents=common, help="end sessions of the account")
+    p.add_argument("user")
+    p.add_argument("--everywhere", action="store_true",
+                   help="end every session of the account, on every device")
     return parser
 
 
@@ -135,6 +145,9 @@ def parse_args(argv: Sequence[str], env: dict[str, str] | None = None) -> argpar
         raise UsageError("users needs a login: pass --user NAME or set CHAT_USER")
     if args.command == "read" and args.limit is not None and not 1 <= args.limit <= 1000:
         raise UsageError("--limit must be between 1 and 1000")
+    if args.command == "logout" and not args.everywhere:
+        # A one-shot command's own session ends when it exits anyway.
+        raise UsageError("logout needs --everywhere (it ends every session of the account)")
     return args
 
 
@@ -145,6 +158,19 @@ def read_password(user: str, env: dict[str, str] | None = None) -> str:
     if not sys.stdin.isatty():
         raise UsageError("no password: set CHAT_PASSWORD or run on a terminal")
     return getpass.getpass(f"password for {user}: ")
+
+
+def read_new_password(env: dict[str, str] | None = None) -> str:
+    """CHAT_NEW_PASSWORD, else asked twice without echo (they must match)."""
+    env = dict(os.environ) if env is None else env
+    if env.get("CHAT_NEW_PASSWORD"):
+        return env["CHAT_NEW_PASSWORD"]
+    if not sys.stdin.isatty():
+        raise UsageError("no new password: set CHAT_NEW_PASSWORD or run on a terminal")
+    first = getpass.getpass("new password: ")
+    if getpass.getpass("new password again: ") != first:
+        raise UsageError("the two new passwords differ")
+    return first
 
 
 def _out(args: argparse.Namespace, text: str, data: Any) -> None:
@@ -164,7 +190,7 @@ async def run_command(args: argparse.Namespace, password: str) -> None:
     async with client:
         if args.command == "register":
             name = await client.register(args.user, password)
-            _out(args, f"registered {name}", {"username": name})
+            _out(args, f"registered {render(name)}", {"username": name})
             return
         login = await client.login(args.user, password)
         try:
@@ -178,17 +204,25 @@ async def _logged_in_command(
     args: argparse.Namespace, client: ChatClient, user: str, unread: int
 ) -> None:
     if args.command == "login":
-        _out(args, f"{user}: {unread} unread", {"username": user, "unread": unread})
+        _out(args, f"{render(user)}: {unread} unread", {"username": user, "unread": unread})
     elif args.command == "send":
         sent = await client.send(args.to, args.text)
-        _out(args, f"sent {sent.msg_id} at {sent.ts}",
+        _out(args, f"sent {render(sent.msg_id)} at {sent.ts}",
              {"msg_id": sent.msg_id, "ts": sent.ts, "from": user, "to": args.to})
     elif args.command == "users":
         names = [name async for name in client.list_users(args.pattern)]
-        _out(args, "\n".join(names), {"users": names})
+        _out(args, "\n".join(render(name) for name in names), {"users": names})
+    elif args.command == "passwd":
+        await client.change_password(args.password, args.new_password)
+        _out(args, f"password of {render(user)} changed; its other sessions ended",
+             {"username": user, "password_changed": True})
+    elif args.command == "logout":
+        await client.logout(everywhere=True)
+        _out(args, f"every session of {render(user)} ended",
+             {"username": user, "logged_out_everywhere": True})
     elif args.command == "delete":
         await client.delete_account(args.password)
-        _out(args, f"deleted {user}", {"username": user, "deleted": True})
+        _out(args, f"deleted {render(user)}", {"username": user, "deleted": True})
     elif args.command == "read":
         await _read(args, client)
 
@@ -236,6 +270,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return asyncio.run(run_interactive(args))
         args.password = read_password(args.user)
+        if args.command == "passwd":
+            args.new_password = read_new_password()
         asyncio.run(run_command(args, args.password))
         return EXIT_OK
     except UsageError as exc:

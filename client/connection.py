@@ -3,7 +3,7 @@
 One supervisor task owns the connection: it dials the configured URLs in
 turn with jittered backoff, resumes the session with its token, and then
 waits until the connection ends. Events (pushes, `shutdown`,
-`account_deleted`) arrive here too. The ops themselves live in
+`account_deleted`, `session_ended`) arrive here too. The ops themselves live in
 client/session.py and client/messaging.py, the request path in
 client/core.py.
 """
@@ -23,6 +23,7 @@ from client.errors import (
     ChatError,
     ClientClosed,
     RetryableError,
+    SessionEnded,
 )
 from client.models import Message, State
 from client.session import SessionOps
@@ -182,7 +183,22 @@ class ChatClient(SessionOps):
             transport.retry_after = retry_after
             self._rotation.avoid(transport.url, retry_after)
             self._drain(transport, SHUTDOWN_GRACE_SECONDS)
+        elif event == "session_ended":
+            self._session_ended_elsewhere(str(frame.get("reason") or "unknown"))
         elif event == "account_deleted":
             self._fail(AccountDeleted(f"account {self._username or ''} was deleted".strip()))
         else:
             log.debug("ignoring unknown event %r", event)
+
+    def _session_ended_elsewhere(self, reason: str) -> None:
+        """The server ended our session: forget the token (never resume it) and say why.
+
+        The connection stays usable for a new login; messages() raises
+        SessionEnded, and so does nothing else: further ops get
+        `unauthenticated` from the server until the application logs in.
+        """
+        log.info("session of %s ended: %s", self._username, reason)
+        self.session_end_reason = reason
+        self._session_ended()
+        self._inbox.fail(SessionEnded.because(reason))
+

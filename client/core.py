@@ -101,6 +101,8 @@ class ClientCore:
         self._token: str | None = None
         self._username: str | None = None
         self._ending_session = False  # a logout/delete_account is in flight
+        #: Why the server last ended our session (session_ended), or None.
+        self.session_end_reason: str | None = None
         self._pending_sends: dict[str, tuple[str, str]] = {}
         #: How long the server recognises a resent msg_id (login/resume replies).
         self.dedupe_window_s = DEFAULT_DEDUPE_WINDOW_S
@@ -248,6 +250,7 @@ class ClientCore:
             self._inbox.reset()
         if token is not None:
             self._token = token
+        self.session_end_reason = None
         self._username = username
         self._notify()
 

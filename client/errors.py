@@ -25,6 +25,7 @@ __all__ = [
     "RateLimited",
     "RequestTimeout",
     "RetryableError",
+    "SessionEnded",
     "TooLarge",
     "Unauthenticated",
     "Unavailable",
@@ -152,6 +153,35 @@ class Unconfirmed(FatalError):
     """
 
     code = "unconfirmed"
+
+
+class SessionEnded(FatalError):
+    """The session was ended from elsewhere (PROTOCOL.md `session_ended`).
+
+    `reason`: "logout" (logged out, or out everywhere), "password_changed",
+    "replaced" (too many sessions: this was the oldest) or "expired". The
+    connection stays; the token is dropped (never resumed): log in again.
+    """
+
+    code = "session_ended"
+
+    def __init__(self, detail: str = "", *, code: str | None = None, reason: str = "") -> None:
+        super().__init__(detail, code=code)
+        self.reason = reason
+
+    @classmethod
+    def because(cls, reason: str) -> SessionEnded:
+        """The error for a session_ended event with this `reason`."""
+        return cls(_END_REASONS.get(reason, f"session ended ({reason}); log in again"),
+                   reason=reason)
+
+
+_END_REASONS = {
+    "logout": "logged out from another connection; log in again",
+    "password_changed": "the password was changed from another connection; log in again",
+    "replaced": "too many sessions: a new login ended this oldest one; log in again",
+    "expired": "the session expired; log in again",
+}
 
 
 class ClientClosed(FatalError):

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 from client.core import RESEND_MARGIN_S, ClientCore
-from client.errors import ChatError, RetryableError, Unauthenticated, Unconfirmed
+from client.errors import ChatError, RetryableError, SessionEnded, Unauthenticated, Unconfirmed
 from client.inbox import PageEnd
 from client.models import FetchResult, Message, SendResult
 
@@ -81,12 +81,14 @@ class MessageOps(ClientCore):
         With auto_ack=False the application calls `ack(message)` after
         handling each one (acks are cumulative). With auto_ack=True a message
         is acked when the next one is requested, i.e. after the loop body
-        handled it. Ends when the client is closed; raises AccountDeleted or
-        BadToken when the session ends.
+        handled it. Ends when the client is closed; raises AccountDeleted,
+        BadToken or SessionEnded when the session ends.
         """
         if self._inbox.streaming:
             raise RuntimeError("messages() is already being iterated")
         self._check_usable()
+        if self._token is None and self.session_end_reason is not None:
+            raise SessionEnded.because(self.session_end_reason)  # ended before we began
         self._inbox.reset()
         self._inbox.streaming = True
         if self._token is not None:

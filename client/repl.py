@@ -15,9 +15,16 @@ from prompt_toolkit import PromptSession
 from prompt_toolkit.patch_stdout import patch_stdout
 
 from client.connection import ChatClient
-from client.errors import ChatError
+from client.errors import ChatError, SessionEnded
 from client.models import State, Status
-from client.present import EXIT_OK, error_line, exit_code_for, format_message, format_time
+from client.present import (
+    EXIT_OK,
+    error_line,
+    exit_code_for,
+    format_message,
+    format_time,
+    render,
+)
 
 __all__ = ["HELP", "Repl", "run_interactive"]
 
@@ -30,7 +37,10 @@ HELP = """\
 /msg USER TEXT      send TEXT to USER
 /read [N]           show up to N (default 20) undelivered messages and remove them
 /delete             delete your account (asks for the password)
+/passwd             change your password (asks for the current one, the new one twice);
+                    your other sessions end
 /logout             log out
+/logout all         log out every session of the account, on every device
 /help               this text
 /quit               leave (also Ctrl-D)"""
 
@@ -58,7 +68,7 @@ class Repl:
             where = f"{status.state.value}..."
         else:
             where = status.state.value
-        return f" {where} | {status.username or 'not logged in'} "
+        return f" {where} | {render(status.username or 'not logged in')} "
 
     def on_status(self, _status: Status) -> None:
         self.session.app.invalidate()  # redraw the toolbar now, not at the next key
@@ -82,7 +92,7 @@ class Repl:
             except Exception as exc:
                 # The user gets one line, never a traceback; -v logs the details.
                 log.debug("command failed", exc_info=True)
-                print(f"error: {type(exc).__name__}: {exc}")
+                print(f"error: {type(exc).__name__}: {render(str(exc))}")
 
     async def password(self, prompt: str = "password: ") -> str:
         return await self.password_session.prompt_async(prompt, is_password=True)
@@ -98,35 +108,47 @@ class Repl:
         if command == "/help":
             print(HELP)
         elif command == "/register" and len(parts) == 1:
-            name = await client.register(parts[0], await self.password())
+            name = render(await client.register(parts[0], await self.password()))
             print(f"registered {name}; now /login {name}")
         elif command == "/login" and len(parts) == 1:
             result = await client.login(parts[0], await self.password())
-            print(f"logged in as {result.username}, {result.unread} unread")
+            print(f"logged in as {render(result.username)}, {result.unread} unread")
             self.start_incoming()
         elif command == "/users" and len(parts) <= 1:
             names = [n async for n in client.list_users(parts[0] if parts else "*")]
-            print(", ".join(names) if names else "no users match")
+            print(", ".join(render(n) for n in names) if names else "no users match")
         elif command == "/msg" and len(parts) >= 2:
             to, _, text = rest.partition(" ")
             sent = await client.send(to, text.strip())
-            print(f"[{format_time(sent.ts)}] -> {to}: {text.strip()}")
+            print(f"[{format_time(sent.ts)}] -> {render(to)}: "
+                  f"{render(text.strip(), multiline=True)}")
         elif command == "/read" and len(parts) <= 1 and (not parts or parts[0].isdigit()):
             await self.read(int(parts[0]) if parts else 20)
         elif command == "/delete" and not parts:
             user = client.username
             await self.stop_incoming()
             await client.delete_account(await self.password(f"password for {user}: "))
-            print(f"account {user} deleted")
-        elif command == "/logout" and not parts:
+            print(f"account {render(user or '')} deleted")
+        elif command == "/passwd" and not parts:
+            await self.change_password()
+        elif command == "/logout" and parts in ([], ["all"]):
             await self.stop_incoming()
-            await client.logout()
-            print("logged out")
+            await client.logout(everywhere=bool(parts))
+            print("logged out everywhere" if parts else "logged out")
         elif command.startswith("/"):
             print(f"error: bad command or arguments: {line!r} (type /help)")
         else:
             print("error: commands start with / (try /msg USER TEXT or /help)")
         return True
+
+    async def change_password(self) -> None:
+        current = await self.password("current password: ")
+        new = await self.password("new password: ")
+        if await self.password("new password again: ") != new:
+            print("error: the two new passwords differ; nothing changed")
+            return
+        await self.client.change_password(current, new)
+        print("password changed; your other sessions ended")
 
     async def read(self, limit: int) -> None:
         result = await self.client.fetch(min(max(limit, 1), 1000))
@@ -153,6 +175,8 @@ class Repl:
             async for message in self.client.messages():
                 print(format_message(message))
                 await self.client.ack(message)  # only after it is on the screen
+        except SessionEnded as exc:
+            print(f"session ended: {render(exc.detail)}")
         except ChatError as exc:
             print(error_line(exc))
 

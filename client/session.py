@@ -63,9 +63,31 @@ class SessionOps(MessageOps):
             catch_up = self._inbox.begin_catch_up()
         self._spawn(self._fetch_page(catch_up))
 
-    async def logout(self) -> None:
-        """Revoke the token; the connection stays open, unauthenticated."""
-        await self._end_session("logout", {})
+    async def logout(self, *, everywhere: bool = False) -> None:
+        """Revoke the token (everywhere: every token of the account, all devices).
+
+        The connection stays open, unauthenticated; the sessions of the
+        revoked tokens, on any instance, hear `session_ended`.
+        """
+        await self._end_session("logout", {"everywhere": True} if everywhere else {})
+
+    async def change_password(self, password: str, new_password: str) -> None:
+        """Change the password; this client keeps its session on a new token.
+
+        Every other session of the account ends (`password_changed`). Not
+        retried after a lost connection: the change may have happened, and
+        then the old token is dead and the current password wrong, so the
+        error surfaces (ConnectionLost) and the application logs in again.
+        """
+        self._ending_session = True  # a resume with the old token may fail: not fatal
+        try:
+            reply = await self._call(
+                "change_password", {"password": password, "new_password": new_password},
+                retry_connection_loss=False,
+            )
+        finally:
+            self._ending_session = False
+        self._session_started(self._username or "", str(reply["token"]))
 
     async def delete_account(self, password: str) -> None:
         """Delete the logged-in account, its sessions and its undelivered messages."""
@@ -84,6 +106,7 @@ class SessionOps(MessageOps):
         finally:
             self._ending_session = False
         self._session_ended()
+        self.session_end_reason = None  # ended here, not from elsewhere
 
     async def list_users(self, pattern: str = "*", *, page_size: int = 100) -> AsyncIterator[str]:
         """Every user name matching the glob `pattern`, sorted, following cursors to the end."""

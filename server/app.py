@@ -23,7 +23,7 @@ import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
-from server import errors, logs, metrics, origins, redis_conn
+from server import client_address, errors, logs, metrics, origins, redis_conn
 from server.auth import Passwords
 from server.commit import GroupCommitter
 from server.delivery import Delivery
@@ -149,24 +149,15 @@ class App:
 
     def _http(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.partition("?")[0]
-        if path == "/healthz":
-            status, body = self.health.status()
-            return _json(connection, status, body)
-        if path == "/readyz":
-            # Ready for new connections: healthy (ok or degraded) and not draining.
-            status, body = self.health.status()
-            ready = status == HTTPStatus.OK
-            return _json(connection, status, {"ready": ready, "status": body["status"],
-                                              **({} if ready else {"reason": body["reason"]})})
-        if path == "/metrics":
-            page, content_type = metrics.exposition()
-            return _with_type(connection.respond(HTTPStatus.OK, page.decode()), content_type)
+        address = self.client_of(connection, request)
+        if path in ("/healthz", "/readyz", "/metrics"):
+            return self._operator_http(connection, path, address)
         if path != "/ws":
             return self.web.respond(request)  # the page, its files, or 404
         own = origins.own_origin(request.headers.get("Host"), tls=self._tls)
         if not origins.origin_allowed(request.headers.get_all("Origin"), self._origins, own):
             log.info("refused /ws from origin %s (%s)",
-                     request.headers.get_all("Origin"), _address(connection))
+                     request.headers.get_all("Origin"), address)
             return connection.respond(HTTPStatus.FORBIDDEN, "origin not allowed\n")
         if self._stopping is not None:
             # Still listening so /healthz and /readyz can say "draining"; a
@@ -174,18 +165,45 @@ class App:
             response = connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "draining\n")
             response.headers["Retry-After"] = str(max(1, self.settings.retry_after_ms // 1000))
             return response
-        address = _address(connection)
-        if self._per_ip[address] >= self.settings.max_connections_per_ip:
+        if self._per_ip[client_address.limit_key(address)] >= self.settings.max_connections_per_ip:
+            log.info("refused connection addr=%s: too many from its address", address)
             return connection.respond(HTTPStatus.TOO_MANY_REQUESTS,
                                       "too many connections from your address\n")
         return None
 
+    def _operator_http(self, connection: ServerConnection, path: str, address: str) -> Response:
+        """/healthz, /readyz, /metrics: details only for --admin-allow addresses."""
+        operator = client_address.allowed(address, self.settings.admin_networks)
+        if path == "/metrics":
+            if not operator:
+                return connection.respond(HTTPStatus.FORBIDDEN, "forbidden\n")
+            page, content_type = metrics.exposition()
+            return _with_type(connection.respond(HTTPStatus.OK, page.decode()), content_type)
+        status, body = self.health.status()
+        if path == "/readyz":
+            # Ready for new connections: healthy (ok or degraded) and not draining.
+            ready = status == HTTPStatus.OK
+            body = {"ready": ready, "status": body["status"],
+                    **({} if ready or not operator else {"reason": body["reason"]})}
+        elif not operator:
+            # Reasons and fields name hosts and ports: the status alone for others.
+            body = {"status": body["status"]}
+        return _json(connection, status, body)
+
+    def client_of(self, connection: ServerConnection, request: Request) -> str:
+        """The client address of a request (the one place it is computed)."""
+        peer = connection.remote_address
+        return client_address.client_address(
+            str(peer[0]) if peer else None, request.headers.get_all("X-Forwarded-For"),
+            self.settings.trusted_networks)
+
     # Connections ----------------------------------------------------------------
 
     async def _handle(self, ws: ServerConnection) -> None:
-        address = _address(ws)
+        address = self.client_of(ws, ws.request) if ws.request is not None else "unknown"
         conn = Connection(ws, self.services, conn_id=f"{self.instance_id}/{next(self._ids)}",
                           address=address)
+        address = conn.address_key  # what the per-address connection limit counts
         self.connections.add(conn)
         self._per_ip[address] += 1
         try:
@@ -247,11 +265,6 @@ class App:
 def _give_up(limit: float) -> None:
     log.error("drain did not finish within %.0f s; exiting now", limit)
     os._exit(1)
-
-
-def _address(connection: ServerConnection) -> str:
-    peer = connection.remote_address
-    return str(peer[0]) if peer else "unknown"
 
 
 def _json(connection: ServerConnection, status: HTTPStatus, body: dict[str, Any]) -> Response:

@@ -29,11 +29,12 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
-from server import errors, keys, metrics, notifications, protocol
+from server import errors, keys, metrics, notifications, protocol, revocation
 from server.publisher import Publisher
 from server.pubsub_reader import PubSubReader
 from server.redis_conn import raise_if_cancelled
 from server.store import Store
+from server.store_sessions import Revoked
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +49,12 @@ class Subscriber(Protocol):
     gen: str
     conn_id: str
     last_seq: str
+    token_hash: str | None
 
     def deliver(self, message: dict[str, Any]) -> None: ...
     def push(self, frame: bytes) -> None: ...
     def kick_deleted(self) -> None: ...
+    def end_by(self, reason: str, token_hash: str) -> None: ...
 
 
 @functools.lru_cache(maxsize=4096)
@@ -159,6 +162,10 @@ class Delivery:
     async def notify_deleted(self, name: str, origin: str) -> None:
         await self._store.publish(name, notifications.deleted(origin))
 
+    async def notify_ended(self, name: str, revoked: list[Revoked], origin: str) -> None:
+        """Sessions of these tokens end on every instance (but the connection `origin`)."""
+        await revocation.announce(self._store, name, revoked, origin=origin)
+
     # Listener -------------------------------------------------------------------
 
     async def _listen(self) -> None:
@@ -227,6 +234,10 @@ class Delivery:
             for sub in list(self._local.get(user, ())):
                 if sub.conn_id != origin:
                     sub.kick_deleted()
+            return None
+        ended = notifications.ended_sessions(data)
+        if ended is not None:
+            revocation.end_local(self._local.get(user, ()), *ended)
         return None
 
     def _on_message(
@@ -293,6 +304,8 @@ class Delivery:
             await asyncio.sleep(self._sweep_interval)
             try:
                 await self._catch_up_all()
+                # Sessions whose revocation note was lost, or whose token expired.
+                await revocation.sweep(self._store, self._local)
             except (RedisError, OSError, errors.Unavailable) as exc:
                 log.warning("inbox sweep failed: %s", exc)
 

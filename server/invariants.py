@@ -25,7 +25,7 @@ from server.redis_conn import read_password
 from server.store import Store
 
 #: Kinds of per-user key that may only exist while the account does.
-OWNED_BY_ACCOUNT = ("inbox", "dedupe", "seen", "seen-exp", "tokens")
+OWNED_BY_ACCOUNT = ("inbox", "dedupe", "seen", "seen-exp", "tokens", "revoked")
 #: How far in the future a token may expire (a token_ttl_s larger than this
 #: would be a misconfiguration, and a corrupt expiry would show up here).
 MAX_TOKEN_LIFETIME_MS = 366 * 24 * 3600 * 1000
@@ -43,7 +43,7 @@ async def check(store: Store, *, now_ms: int | None = None) -> list[str]:
         owner = keys.owner_of(key)
         if owner is not None:
             by_kind[owner[1]].add(owner[0])
-            if owner[1] == "login-fail":
+            if owner[1] in ("login-fail", "login-fail-all"):
                 counters.append(key)
             elif owner[1] == "dedupe":
                 dedupe.append(key)

@@ -71,6 +71,20 @@ def tokens(name: str) -> str:
     return f"{PREFIX}:{{{name}}}:tokens"
 
 
+def revoked(name: str) -> str:
+    """Hash sha256(token) -> "reason expiry_ms" of this user's revoked tokens.
+
+    Kept for the token's remaining life, so the sweep can tell a session
+    whose revocation note pub/sub lost why it ended.
+    """
+    return f"{PREFIX}:{{{name}}}:revoked"
+
+
+def login_failures_of(name: str) -> str:
+    """Counter of failed logins for one name from every address together."""
+    return f"{PREFIX}:{{{name}}}:login-fail-all"
+
+
 def login_failures(name: str, address: str) -> str:
     """Counter of failed logins for one name from one client address."""
     return f"{PREFIX}:{{{name}}}:login-fail:{address}"
@@ -101,7 +115,8 @@ def health_marker(instance_id: str) -> str:
 
 
 #: The kinds of per-user key, by the suffix after `chat:{name}:`.
-USER_KINDS = ("account", "inbox", "dedupe", "seen", "seen-exp", "tokens", "login-fail")
+USER_KINDS = ("account", "inbox", "dedupe", "seen", "seen-exp", "tokens", "revoked",
+              "login-fail", "login-fail-all")
 
 
 def owner_of(key: str) -> tuple[str, str] | None:

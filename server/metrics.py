@@ -48,6 +48,10 @@ PUSH_REPAIRS = Counter(
     "chat_push_repairs_total", "Messages pushed by a resync or sweep instead of pub/sub",
     registry=REGISTRY,
 )
+SESSIONS_ENDED = Counter(
+    "chat_sessions_ended_total", "Connections told their session ended elsewhere (session_ended)",
+    ["reason"], registry=REGISTRY,
+)
 PUBSUB_RECONNECTS = Counter(
     "chat_pubsub_reconnects_total", "Times the pub/sub listener reconnected", registry=REGISTRY,
 )

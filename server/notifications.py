@@ -3,6 +3,9 @@
     {"k":"msg","seq":S,"prev":P,"m":M}   a new message; M null for a retry's
                                          notification (receivers re-read the inbox)
     {"k":"del","origin":CONN_ID}         the account was deleted from that connection
+    {"k":"end","s":{SHA:REASON},"origin":CONN_ID}
+                                         these tokens were revoked (from that connection,
+                                         which hears no session_ended)
 
 Receiving a message is the hot path of an instance, so it is split with one
 regex instead of parsing and re-encoding the message: the message's JSON as
@@ -61,3 +64,17 @@ def deleted_origin(data: str) -> str | None:
         return None
     origin = note.get("origin")
     return "" if origin is None else str(origin)
+
+
+def ended(sessions: dict[str, str], origin: str) -> bytes:
+    """Tokens (sha256 -> reason) revoked by the connection `origin`."""
+    return orjson.dumps({"k": "end", "s": sessions, "origin": origin})
+
+
+def ended_sessions(data: str) -> tuple[dict[str, str], str] | None:
+    """(token sha256 -> reason, origin) of a revocation note; None for other kinds."""
+    note = orjson.loads(data)
+    if note.get("k") != "end" or not isinstance(note.get("s"), dict):
+        return None
+    sessions = {str(h): str(r) for h, r in note["s"].items()}
+    return sessions, str(note.get("origin") or "")

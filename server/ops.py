@@ -44,24 +44,30 @@ async def register(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
 async def _check_password(conn: Connection, name: str, password: str) -> str:
     """The account generation if the password is right.
 
-    Throttled per name+address and per address over all names (password
-    spraying). The attempt is counted before the slow argon2 check and
+    Throttled per name+address, per address over all names (password
+    spraying) and per name over all addresses (guessing one account from
+    many places). The attempt is counted before the slow argon2 check and
     refunded on success, so parallel guesses cannot outrun the counters.
     """
     svc, settings = conn.services, conn.services.settings
     valid = protocol.is_valid_username(name)
+    window_ms = settings.login_window_s * 1000
     by_name, by_address = await svc.store.login_attempt(
-        name if valid else None, conn.address, window_ms=settings.login_window_s * 1000
+        name if valid else None, conn.address_key, window_ms=window_ms
     )
+    by_user = await svc.store.login_attempt_for_name(name, window_ms=window_ms) if valid else 0
     # Counts include this attempt: "more than N failures" blocks attempt N+2.
     if by_name > settings.login_max_failures + 1 or (
         by_address > settings.login_max_failures_per_address + 1
-    ):
+    ) or by_user > settings.login_max_failures_per_user + 1:
+        # Not the name tried: people type passwords into the name field.
+        log.info("login throttled addr=%s conn=%s", conn.address, conn.conn_id)
         raise errors.RateLimited("too many failed logins; wait a minute")
     account = await svc.store.account(name) if valid else None
     matched = await svc.passwords.verify(account.password_hash if account else None, password)
     if matched and account is not None:
-        await svc.store.login_refund(name, conn.address)
+        await svc.store.login_refund(name, conn.address_key)
+        await svc.store.login_refund_for_name(name)
         return account.gen
     raise errors.BadCredentials("wrong username or password")
 
@@ -74,8 +80,12 @@ async def login(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
     token_hash = auth.token_hash(token)
     now = now_ms()
     expires = now + svc.settings.token_ttl_s * 1000
-    if not await svc.store.issue_token(name, token_hash, gen=gen, expires_ms=expires, now_ms=now):
+    replaced = await svc.store.issue_token(
+        name, token_hash, gen=gen, expires_ms=expires, now_ms=now,
+        max_sessions=svc.settings.max_sessions_per_user)
+    if replaced is None:
         raise errors.BadCredentials("wrong username or password")
+    await svc.delivery.notify_ended(name, replaced, origin=conn.conn_id)
     await conn.start_session(name, gen, token_hash)
     return {"username": name, "token": token, "unread": await _unread_or_end(conn, name),
             "dedupe_window_ms": svc.settings.dedupe_window_s * 1000}
@@ -106,11 +116,55 @@ async def _unread_or_end(conn: Connection, name: str) -> int:
 
 
 async def logout(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
-    name, token_hash = conn.require_session(), conn.token_hash
-    await conn.end_session()
-    if token_hash:
-        await conn.services.store.revoke_token(name, token_hash)
+    """Revoke this token (or every token of the account); their sessions end everywhere."""
+    name, token_hash, gen = conn.require_session(), conn.token_hash, conn.gen
+    svc = conn.services
+    if token_hash is not None:
+        # Revoked first, so a failure leaves the session as it was (the client
+        # retries); meanwhile no note or sweep may end this connection itself.
+        conn.token_hash = None
+        try:
+            revoked = await svc.store.revoke_tokens(
+                name, gen=gen, now_ms=now_ms(), reason="logout",
+                token_hash=None if args["everywhere"] else token_hash)
+        finally:
+            if conn.username == name and conn.token_hash is None:
+                conn.token_hash = token_hash
+    await conn.end_session()  # clears the session before it awaits anything
+    if token_hash is not None:
+        await svc.delivery.notify_ended(name, revoked, origin=conn.conn_id)
     return {}
+
+
+async def change_password(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
+    """New password and a new token for this connection; every other session ends."""
+    name = conn.require_session()
+    svc = conn.services
+    gen = await _check_password(conn, name, args["password"])
+    if gen != conn.gen:
+        raise errors.BadCredentials("the account changed; log in again")
+    password_hash = await svc.passwords.hash(args["new_password"])
+    token = auth.new_token(name)
+    token_hash = auth.token_hash(token)
+    now = now_ms()
+    # While the tokens change, neither a revocation note nor the sweep may end
+    # this connection: it holds no token until it holds the new one.
+    old, conn.token_hash = conn.token_hash, None
+    try:
+        revoked = await svc.store.change_password(
+            name, gen=gen, password_hash=password_hash, token_hash=token_hash,
+            expires_ms=now + svc.settings.token_ttl_s * 1000, now_ms=now,
+            max_sessions=svc.settings.max_sessions_per_user)
+    finally:
+        if conn.username == name and conn.token_hash is None:
+            conn.token_hash = old
+    if revoked is None:
+        raise errors.BadCredentials("the account changed; log in again")
+    conn.token_hash = token_hash
+    log.info("password changed user=%s addr=%s conn=%s sessions_ended=%d",
+             name, conn.address, conn.conn_id, len(revoked))
+    await svc.delivery.notify_ended(name, revoked, origin=conn.conn_id)
+    return {"token": token}
 
 
 async def list_users(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
@@ -182,6 +236,7 @@ OPS: dict[str, Op] = {
     "login": login,
     "resume": resume,
     "logout": logout,
+    "change_password": change_password,
     "list_users": list_users,
     "send": send,
     "fetch": fetch,

@@ -59,7 +59,11 @@ class Rejected(Exception):
 
 
 PRE_AUTH_OPS = frozenset({"register", "login", "resume"})
-OPS = PRE_AUTH_OPS | {"logout", "list_users", "send", "fetch", "ack", "delete_account"}
+OPS = PRE_AUTH_OPS | {"logout", "change_password", "list_users", "send", "fetch", "ack",
+                      "delete_account"}
+
+#: Why a session ended (the `reason` of the session_ended event).
+SESSION_END_REASONS = ("logout", "password_changed", "replaced", "expired")
 
 
 def is_valid_username(name: str) -> bool:
@@ -191,8 +195,18 @@ def _resume(data: dict[str, Any], limits: Limits) -> dict[str, Any]:
     return {"token": _string(data, "token")}
 
 
-def _no_args(data: dict[str, Any], limits: Limits) -> dict[str, Any]:
-    return {}
+def _logout(data: dict[str, Any], limits: Limits) -> dict[str, Any]:
+    everywhere = data.get("everywhere", False)
+    if not isinstance(everywhere, bool):
+        raise errors.BadRequest("`everywhere` must be true or false")
+    return {"everywhere": everywhere}
+
+
+def _change_password(data: dict[str, Any], limits: Limits) -> dict[str, Any]:
+    # A current password that breaks the rules cannot match: bad_credentials
+    # (like login); the new one must follow them.
+    current, new = _string(data, "password"), _string(data, "new_password")
+    return {"password": current, "new_password": _password(new)}
 
 
 def _list_users(data: dict[str, Any], limits: Limits) -> dict[str, Any]:
@@ -237,7 +251,8 @@ _VALIDATORS = {
     "register": _register,
     "login": _login,
     "resume": _resume,
-    "logout": _no_args,
+    "logout": _logout,
+    "change_password": _change_password,
     "list_users": _list_users,
     "send": _send,
     "fetch": _fetch,
@@ -299,3 +314,7 @@ def account_deleted_event() -> bytes:
 
 def shutdown_event(retry_after_ms: int) -> bytes:
     return orjson.dumps({"event": "shutdown", "retry_after_ms": retry_after_ms})
+
+
+def session_ended_event(reason: str) -> bytes:
+    return orjson.dumps({"event": "session_ended", "reason": reason})

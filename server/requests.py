@@ -38,6 +38,7 @@ class RequestHandler:
     ws: ServerConnection
     services: Services
     conn_id: str
+    address: str
     username: str | None
     _limits: protocol.Limits
 
@@ -143,9 +144,10 @@ class RequestHandler:
         level = logging.DEBUG if code == "ok" else logging.INFO
         if log.isEnabledFor(level):  # the hot path skips building the record
             log.log(
-                level, "op=%s user=%s conn=%s result=%s ms=%.1f",
-                op, self.username, self.conn_id, code, elapsed * 1000,
-                extra={"op": op, "user": self.username, "conn": self.conn_id, "result": code,
+                level, "op=%s user=%s conn=%s addr=%s result=%s ms=%.1f",
+                op, self.username, self.conn_id, self.address, code, elapsed * 1000,
+                extra={"op": op, "user": self.username, "conn": self.conn_id,
+                       "addr": self.address, "result": code,
                        "latency_ms": round(elapsed * 1000, 1)},
             )
         return reply

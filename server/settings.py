@@ -8,10 +8,12 @@ over the default. `help` in the field metadata is what `--help` prints.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
 from server import origins
+from server.client_address import Network, parse_networks
 
 #: The fewest connections the Redis primary pool may have. Some connections
 #: stay checked out for long: the pub/sub listener for its whole life, each
@@ -102,9 +104,32 @@ class Settings:
     argon2_memory_kib: int = _opt(65536, "argon2id memory in KiB")
     argon2_parallelism: int = _opt(4, "argon2id lanes")
 
+    # Who the client is, who the operator is (server/client_address.py)
+    trusted_proxies: str = _opt(
+        "", "CIDR list of reverse proxies whose X-Forwarded-For names the client "
+        "(e.g. 127.0.0.1/32 for nginx on this host); empty: the TCP peer is the client")
+    admin_allow: str = _opt(
+        "127.0.0.1/32,::1/128", "CIDR list of client addresses that may read /metrics and "
+        "the detailed /healthz and /readyz (judged after --trusted-proxies)")
+
+    # Sessions
+    login_max_failures_per_user: int = _opt(
+        100, "failed logins for one name over all addresses per --login-window-s before "
+        "every attempt for it answers rate_limited")
+    max_sessions_per_user: int = _opt(
+        100, "live tokens per account; a login beyond it revokes the oldest ('replaced')")
+
     # Lifecycle
     shutdown_grace_ms: int = _opt(10000, "longest drain on SIGTERM before closing anyway")
     retry_after_ms: int = _opt(1000, "retry_after_ms sent in the shutdown event")
+
+    @functools.cached_property
+    def trusted_networks(self) -> tuple[Network, ...]:
+        return parse_networks(self.trusted_proxies)
+
+    @functools.cached_property
+    def admin_networks(self) -> tuple[Network, ...]:
+        return parse_networks(self.admin_allow)
 
     @property
     def sentinels(self) -> list[tuple[str, int]]:
@@ -155,6 +180,15 @@ class Settings:
             raise ValueError(
                 f"--max-inbox-bytes must hold one message of --max-body-chars "
                 f"({MAX_UTF8_BYTES * self.max_body_chars} bytes at {MAX_UTF8_BYTES} per character)")
+        for flag, spec in (("--trusted-proxies", self.trusted_proxies),
+                           ("--admin-allow", self.admin_allow)):
+            try:
+                parse_networks(spec)
+            except ValueError as exc:
+                raise ValueError(f"{flag}: {exc}") from None
+        for name in ("login_max_failures_per_user", "max_sessions_per_user"):
+            if not 1 <= getattr(self, name) <= 1_000_000:
+                raise ValueError(f"--{name.replace('_', '-')} must be between 1 and 1000000")
         if not self.requests_per_second > 0:
             raise ValueError("--requests-per-second must be more than 0")
 

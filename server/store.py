@@ -23,6 +23,7 @@ from server import errors, keys, protocol
 from server.redis_conn import unavailable_on_redis_error
 from server.store_audit import AuditReads
 from server.store_dedupe import DedupeLayout
+from server.store_sessions import SessionWrites
 
 if TYPE_CHECKING:
     from server.commit import GroupCommitter
@@ -72,7 +73,7 @@ def next_seq(seq: str) -> str | None:
     return f"{ms + 1}-0" if ms < MAX_STREAM_INT else None
 
 
-class Store(AuditReads, DedupeLayout):
+class Store(AuditReads, DedupeLayout, SessionWrites):
     """The chat's data in Redis: accounts, tokens, inboxes, dedupe records.
 
     The read-only inspection reads of server.invariants come from AuditReads
@@ -146,7 +147,7 @@ class Store(AuditReads, DedupeLayout):
         deleted = await self._committer.run(
             self._scripts["delete_account"],
             [keys.account(name), keys.inbox(name), *self.dedupe_keys_to_delete(name, now),
-             keys.tokens(name), keys.USERS],
+             keys.tokens(name), keys.USERS, keys.revoked(name)],
             [name, gen],
         )
         return bool(deleted)
@@ -162,32 +163,11 @@ class Store(AuditReads, DedupeLayout):
         )
         return names
 
-    # Sessions ---------------------------------------------------------------
-
-    @unavailable_on_redis_error
-    async def issue_token(
-        self, name: str, token_hash: str, *, gen: str, expires_ms: int, now_ms: int
-    ) -> bool:
-        issued = await self._committer.run(
-            self._scripts["issue_token"],
-            [keys.account(name), keys.tokens(name)],
-            [token_hash, expires_ms, now_ms, gen],
-        )
-        return bool(issued)
-
-    @unavailable_on_redis_error
-    async def token_session(self, name: str, token_hash: str, *, now_ms: int) -> str | None:
-        """The account generation a live token belongs to, or None."""
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hget(keys.tokens(name), token_hash)
-        pipe.hget(keys.account(name), "gen")
-        expiry, gen = await pipe.execute()
-        if expiry is None or gen is None or int(expiry) <= now_ms:
-            return None
-        return str(gen)
+    # Sessions (and the rest in store_sessions.py) ---------------------------
 
     @unavailable_on_redis_error
     async def revoke_token(self, name: str, token_hash: str) -> None:
+        """Forget a token without a reason (tests and tools; ops use revoke_tokens)."""
         await self.redis.hdel(keys.tokens(name), token_hash)
 
     @unavailable_on_redis_error

@@ -23,7 +23,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
-from server import errors, metrics, protocol
+from server import client_address, errors, metrics, protocol
 from server.requests import RequestHandler
 from server.services import Services
 
@@ -60,6 +60,7 @@ class Connection(RequestHandler):
         "_task",
         "_writer",
         "address",
+        "address_key",
         "conn_id",
         "gen",
         "last_seq",
@@ -75,7 +76,8 @@ class Connection(RequestHandler):
         self.ws = ws
         self.services = services
         self.conn_id = conn_id
-        self.address = address
+        self.address = address  # the client address (server/client_address.py)
+        self.address_key = client_address.limit_key(address)  # what per-address limits count
         self.username: str | None = None
         self.gen = ""
         self.token_hash: str | None = None
@@ -269,6 +271,23 @@ class Connection(RequestHandler):
         task.add_done_callback(_log_failure)
         self._send(protocol.account_deleted_event())
         self._send(_Close(CLOSE_ACCOUNT_DELETED, "account deleted"))
+
+    def end_by(self, reason: str, token_hash: str) -> None:
+        """The session's token was revoked or expired: tell the client; stay open.
+
+        Only while the session still uses `token_hash`: a change_password
+        on this connection may have given it a new token meanwhile.
+        """
+        name = self.username
+        if name is None or self.token_hash != token_hash or self._closed:
+            return
+        log.info("session ended user=%s conn=%s addr=%s reason=%s",
+                 name, self.conn_id, self.address, reason)
+        self.username, self.gen, self.token_hash = None, "", None
+        task = asyncio.create_task(self.services.delivery.detach(name, self))
+        task.add_done_callback(_log_failure)
+        metrics.SESSIONS_ENDED.labels(reason).inc()
+        self._send(protocol.session_ended_event(reason))
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:

@@ -10,6 +10,7 @@ import asyncio
 import itertools
 import json
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -30,8 +31,16 @@ class Peer:
         self._ids = itertools.count(1)
 
     @classmethod
-    async def connect(cls, url: str) -> Peer:
-        return cls(await connect(url, open_timeout=10, max_size=None))
+    async def connect(cls, url: str, *, source: str | None = None,
+                      forwarded_for: Sequence[str] = ()) -> Peer:
+        """source: the local address to connect from (127.0.0.2 is another client);
+        forwarded_for: X-Forwarded-For headers to send, one header each."""
+        extra: dict[str, Any] = {"local_addr": (source, 0)} if source else {}
+        return cls(await connect(
+            url, open_timeout=10, max_size=None,
+            additional_headers=[("X-Forwarded-For", value) for value in forwarded_for],
+            **extra,
+        ))
 
     async def close(self) -> None:
         await self.ws.close()

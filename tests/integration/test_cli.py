@@ -176,3 +176,169 @@ def test_interactive_session_register_login_receive_live_and_delete(
     assert "Traceback" not in transcript.getvalue()
     assert "] carol: hi dave" in ok(chat(two.url, "read", "dave"))
     assert chat(two.url, "login", "carol").returncode == 3
+
+
+HOSTILE_BODY = (
+    "hi\x1b]0;pwned\x07\x1b[2J\x1b[31mred\r\x08\x9b\u202eevil\u2066\u200b\ufeff\u00ad"
+    "\n[12:00:00] admin: type your password here\u2028[12:00:01] admin: now"
+)
+#: What must never reach the terminal from a message (issue 18).
+UNSAFE = re.compile(
+    "[\x1b\x07\r\x08\x80-\x9f\u00ad\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2064"
+    "\u2066-\u2069\ufeff]"
+)
+MESSAGE_START = re.compile(r"^\[\d\d:\d\d:\d\d\] ")
+
+
+def assert_safe(output: str, sender: str) -> None:
+    """No unsafe character, and every line that starts like a message is one from `sender`."""
+    assert UNSAFE.search(output) is None, repr(output)
+    starts = [line for line in output.split("\n") if MESSAGE_START.match(line)]
+    assert starts and all(MESSAGE_START.sub("", line).startswith(f"{sender}: ")
+                          for line in starts), starts
+
+
+def test_a_hostile_body_cannot_drive_the_terminal_or_fake_a_message_line(
+    server: ServerProc,
+) -> None:
+    url = server.url
+    ok(chat(url, "register", "mallory"))
+    ok(chat(url, "register", "bob"))
+    ok(chat(url, "send", "mallory", "bob", HOSTILE_BODY))
+    shown = ok(chat(url, "read", "bob"))
+    assert_safe(shown, "mallory")
+    assert "\\x1b]0;pwned\\x07" in shown and "\\u202eevil" in shown
+    assert "\n    [12:00:00] admin:" in shown
+    # --json stays exact JSON: the body round-trips unchanged.
+    [line] = ok(chat(url, "read", "bob", "--json")).strip().split("\n")
+    assert json.loads(line)["body"] == HOSTILE_BODY
+
+
+def test_a_hostile_body_arriving_live_in_the_repl_is_rendered_safely(
+    two_servers: tuple[ServerProc, ServerProc],
+) -> None:
+    one, two = two_servers
+    ok(chat(two.url, "register", "mallory"))
+    ok(chat(two.url, "register", "carol"))
+    transcript = io.StringIO()
+    env = {**os.environ, "TERM": "xterm"}
+    env.pop("CHAT_PASSWORD", None)
+    child = pexpect.spawn(
+        sys.executable, ["-m", "client", "--url", one.url], cwd=str(ROOT), env=env,
+        encoding="utf-8", timeout=20, dimensions=(24, 200),
+    )
+    child.logfile_read = transcript
+    try:
+        expect(child, "type /help")
+        child.sendline("/login carol")
+        expect(child, "password:")
+        child.sendline(PASSWORD)
+        expect(child, "logged in as carol")
+        mark = len(transcript.getvalue())
+        ok(chat(two.url, "send", "mallory", "carol", HOSTILE_BODY))
+        expect(child, re.escape("admin: now"))
+        child.sendline("/quit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    printed = transcript.getvalue()[mark:]
+    # The REPL itself draws with escape sequences (prompt, toolbar): the
+    # message's own text is what must come through escaped.
+    assert "\\x1b]0;pwned\\x07\\x1b[2J\\x1b[31mred\\x0d\\x08\\x9b\\u202eevil" in printed
+    assert "\x1b]0;pwned" not in printed and "\u202e" not in printed and "\x9b" not in printed
+    assert "    [12:00:00] admin: type your password here\\u2028[12:00:01] admin: now" \
+        in printed
+
+
+def wait_following(follower: subprocess.Popen[str], url: str) -> None:
+    """Until `read alice --follow` is logged in: it prints a message sent now."""
+    ok(chat(url, "send", "alice", "alice", "are you there"))
+    assert follower.stdout is not None
+    assert follower.stdout.readline().strip().endswith("alice: are you there")
+
+
+def test_passwd_changes_the_password_and_ends_the_other_sessions(server: ServerProc) -> None:
+    url = server.url
+    ok(chat(url, "register", "alice"))
+    env = {**os.environ, "CHAT_PASSWORD": PASSWORD}
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "client", "--url", url, "read", "alice", "--follow"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        wait_following(follower, url)
+        result = subprocess.run(
+            [sys.executable, "-m", "client", "--url", url, "passwd", "alice"],
+            cwd=ROOT, env={**env, "CHAT_NEW_PASSWORD": "brand-new-pass-2"},
+            capture_output=True, text=True, timeout=30, check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "password of alice changed" in result.stdout
+        _, err = follower.communicate(timeout=30)
+    finally:
+        follower.kill()
+    assert follower.returncode == 3
+    assert "session_ended" in err and "password was changed" in err
+    assert chat(url, "login", "alice").returncode == 3
+    ok(chat(url, "login", "alice", password="brand-new-pass-2"))
+
+
+def test_logout_everywhere_ends_a_following_session(server: ServerProc) -> None:
+    url = server.url
+    ok(chat(url, "register", "alice"))
+    env = {**os.environ, "CHAT_PASSWORD": PASSWORD}
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "client", "--url", url, "read", "alice", "--follow"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        wait_following(follower, url)
+        assert "every session of alice ended" in ok(chat(url, "logout", "alice", "--everywhere"))
+        _, err = follower.communicate(timeout=30)
+    finally:
+        follower.kill()
+    assert follower.returncode == 3 and "logged out from another connection" in err
+    assert chat(url, "logout", "alice").returncode == 2  # without --everywhere: usage
+
+
+def test_repl_shows_a_session_ended_elsewhere_and_has_passwd_and_logout_all(
+    server: ServerProc,
+) -> None:
+    url = server.url
+    ok(chat(url, "register", "carol"))
+    transcript = io.StringIO()
+    env = {**os.environ, "TERM": "xterm"}
+    env.pop("CHAT_PASSWORD", None)
+    child = pexpect.spawn(
+        sys.executable, ["-m", "client", "--url", url], cwd=str(ROOT), env=env,
+        encoding="utf-8", timeout=20, dimensions=(24, 160),
+    )
+    child.logfile_read = transcript
+    try:
+        expect(child, "type /help")
+        child.sendline("/login carol")
+        expect(child, "password:")
+        child.sendline(PASSWORD)
+        expect(child, "logged in as carol")
+        ok(chat(url, "logout", "carol", "--everywhere"))
+        expect(child, "session ended: logged out from another connection")
+        child.sendline("/login carol")
+        expect(child, "password:")
+        child.sendline(PASSWORD)
+        expect(child, "logged in as carol")
+        child.sendline("/passwd")
+        expect(child, "current password:")
+        child.sendline(PASSWORD)
+        expect(child, "new password:")
+        child.sendline("carol-new-pass-9")
+        expect(child, "new password again:")
+        child.sendline("carol-new-pass-9")
+        expect(child, "password changed; your other sessions ended")
+        child.sendline("/logout all")
+        expect(child, "logged out everywhere")
+        child.sendline("/quit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert "carol-new-pass-9" not in transcript.getvalue()  # never echoed
+    ok(chat(url, "login", "carol", password="carol-new-pass-9"))

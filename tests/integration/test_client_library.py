@@ -12,11 +12,12 @@ import pytest
 from client import (
     AccountDeleted,
     BadCredentials,
-    BadToken,
     ChatClient,
     Message,
     NoSuchUser,
+    SessionEnded,
     State,
+    Unauthenticated,
     UsernameTaken,
 )
 from tests.conftest import StartServer
@@ -159,7 +160,7 @@ async def test_resume_after_reconnect_needs_no_password(
     assert [name async for name in alice.list_users()] == ["alice"]
 
 
-async def test_revoked_token_on_resume_is_surfaced_as_bad_token(
+async def test_logout_elsewhere_surfaces_session_ended_and_the_token_is_never_resumed(
     two_servers: tuple[ServerProc, ServerProc], clients: Callable[..., ChatClient]
 ) -> None:
     one, two = two_servers
@@ -169,12 +170,51 @@ async def test_revoked_token_on_resume_is_surfaced_as_bad_token(
     await other.connect()
     await other.resume(alice.token)
     await other.logout()  # revokes alice's token while her connection lives on
-    one.kill()
-    with pytest.raises(BadToken):
+    with pytest.raises(SessionEnded) as ended:
         async for _ in alice.messages():
             pass
-    with pytest.raises(BadToken):
+    assert ended.value.reason == "logout"
+    assert alice.token is None and alice.username is None
+    assert alice.session_end_reason == "logout"
+    one.kill()  # the reconnect must not resume the dead token
+    with pytest.raises(Unauthenticated):
         await alice.send("alice", "nope")
+    await alice.login("alice", PASSWORD)  # the connection is still good for a new login
+    assert (await alice.send("alice", "back")).ts > 0
+
+
+async def test_change_password_keeps_this_client_and_ends_the_others(
+    two_servers: tuple[ServerProc, ServerProc], clients: Callable[..., ChatClient]
+) -> None:
+    one, two = two_servers
+    alice = await user(clients(one.url), "alice")
+    phone = clients(two.url)
+    await phone.connect()
+    await phone.login("alice", PASSWORD)
+    await alice.change_password(PASSWORD, "new password 2")
+    with pytest.raises(SessionEnded) as ended:
+        async for _ in phone.messages():
+            pass
+    assert ended.value.reason == "password_changed"
+    assert (await alice.send("alice", "still in")).ts > 0
+    with pytest.raises(BadCredentials):
+        await phone.login("alice", PASSWORD)
+    await phone.login("alice", "new password 2")
+
+
+async def test_logout_everywhere_ends_the_other_clients_sessions(
+    two_servers: tuple[ServerProc, ServerProc], clients: Callable[..., ChatClient]
+) -> None:
+    one, two = two_servers
+    alice = await user(clients(one.url), "alice")
+    laptop = clients(two.url)
+    await laptop.connect()
+    await laptop.login("alice", PASSWORD)
+    await alice.logout(everywhere=True)
+    assert alice.token is None
+    with pytest.raises(SessionEnded):
+        async for _ in laptop.messages():
+            pass
 
 
 async def test_account_deleted_elsewhere_ends_the_session(

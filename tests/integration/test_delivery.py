@@ -29,6 +29,7 @@ from server.store import Store
 class Session:
     def __init__(self, conn_id: str = "c1") -> None:
         self.gen, self.conn_id, self.last_seq = "g1", conn_id, "0-0"
+        self.token_hash: str | None = None  # no token: the session sweep leaves it alone
         self.pushed: list[dict[str, Any]] = []
         self.delivered: list[dict[str, Any]] = []
         self.kicked = False
@@ -47,6 +48,9 @@ class Session:
     def kick_deleted(self) -> None:
         self.kicked = True
         self.arrived.set()
+
+    def end_by(self, reason: str, token_hash: str) -> None:
+        raise AssertionError(f"no token to end ({reason})")
 
 
 @dataclass

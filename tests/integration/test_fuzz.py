@@ -39,7 +39,8 @@ FRAME_SECONDS = float(os.environ.get("FUZZ_SECONDS", "6"))
 SEED = int(os.environ.get("FUZZ_SEED", "7"))
 PASSWORD = "fuzz password"
 NO_THROTTLE = ("--requests-per-second", "1000000", "--request-burst", "1000000",
-               "--login-max-failures", "1000000", "--login-max-failures-per-address", "1000000")
+               "--login-max-failures", "1000000", "--login-max-failures-per-address", "1000000",
+               "--login-max-failures-per-user", "1000000")
 
 EDGE_TEXT = st.sampled_from([
     "", "\x00", "a\x00b", "\ud800", "\udfff", "x\udc00y", "\u202eevil", "\u200b", "ann\u200b",
@@ -55,7 +56,7 @@ JSON = st.recursive(st.none() | st.booleans() | NUMBER | TEXT,
                     lambda inner: st.lists(inner, max_size=4)
                     | st.dictionaries(TEXT, inner, max_size=4), max_leaves=12)
 FIELDS = st.sampled_from(["username", "password", "token", "pattern", "limit", "cursor", "to",
-                          "body", "msg_id", "seq"])
+                          "body", "msg_id", "seq", "new_password", "everywhere"])
 REQUEST = st.fixed_dictionaries(
     {"op": st.one_of(st.sampled_from(sorted(protocol.OPS)), TEXT, JSON)},
     optional={"id": st.one_of(st.integers(), TEXT, JSON)},
@@ -127,6 +128,12 @@ class Session:
                                              "password": PASSWORD}))
         assert reply["ok"], reply
 
+    def restore_password(self, changed_to: str) -> None:
+        """A fuzzed change_password worked: change it back so logins keep working."""
+        reply = request(self.ws, json.dumps({"op": "change_password", "id": 0,
+                                             "password": changed_to, "new_password": PASSWORD}))
+        assert reply["ok"], reply
+
     def exchange(self, frame: str) -> dict[str, Any]:
         try:
             reply = request(self.ws, frame)
@@ -160,7 +167,12 @@ async def test_random_requests_get_documented_replies_and_data_stays_consistent(
             frame = json.dumps(body)  # lone surrogates go out as \\ud800 escapes
             reply = sessions[which].exchange(frame)
             check_reply(reply, expected_id(frame))
-            if reply["ok"] and body["op"] in ("logout", "delete_account"):
+            if reply["ok"] and body["op"] == "change_password":
+                sessions[which].restore_password(body["new_password"])
+            if reply["ok"] and body["op"] in ("logout", "change_password"):
+                for session in sessions:  # logout everywhere, or a password change, ends both
+                    session.login()
+            elif reply["ok"] and body["op"] == "delete_account":
                 sessions[which].login()
 
         one_request()

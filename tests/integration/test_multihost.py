@@ -278,7 +278,9 @@ async def test_cutting_off_the_primarys_host_loses_no_message_acked_on_either_si
         a = await asyncio.to_thread(start_server, *args)
         b = await asyncio.to_thread(start_server, *args)
         cut_off = ServerProc(
-            args=["--host", net.ip(0), "--port", "0", "--instance-id", "on-host-0", *args],
+            # The test reads health details from the root namespace (the bridge).
+            args=["--host", net.ip(0), "--port", "0", "--instance-id", "on-host-0",
+                  "--admin-allow", f"{net.subnet}.0/24", *args],
             logdir=tmp_path, name="on-host-0", env={}, prefix=net.exec_prefix(0))
         await asyncio.to_thread(cut_off.start)
         c = cut_off

@@ -52,6 +52,7 @@ class FakeInbox:
 class Session:
     def __init__(self, conn_id: str) -> None:
         self.gen, self.conn_id, self.last_seq = "g", conn_id, "0-0"
+        self.token_hash: str | None = None
         self.seqs: list[str] = []  # every message it got, pushed or delivered, in order
 
     def deliver(self, message: dict[str, Any]) -> None:
@@ -62,6 +63,9 @@ class Session:
 
     def kick_deleted(self) -> None:
         raise AssertionError("not deleted")
+
+    def end_by(self, reason: str, token_hash: str) -> None:
+        raise AssertionError("no token")
 
 
 @pytest.fixture

@@ -48,3 +48,16 @@ def test_deletion_is_not_a_message_and_names_its_origin() -> None:
     assert notifications.parse_message(data) is None
     assert notifications.deleted_origin(data) == "conn-1"
     assert notifications.deleted_origin(notifications.message("1-1", None, None).decode()) is None
+
+
+def test_a_revocation_note_names_each_token_with_its_reason_and_the_origin() -> None:
+    data = notifications.ended({"h1": "logout", "h2": "replaced"}, "web-1/7").decode()
+    assert notifications.ended_sessions(data) == ({"h1": "logout", "h2": "replaced"}, "web-1/7")
+    assert notifications.parse_message(data) is None
+    assert notifications.deleted_origin(data) is None
+
+
+def test_other_notes_are_not_revocations() -> None:
+    assert notifications.ended_sessions(notifications.deleted("c1").decode()) is None
+    msg = notifications.message("1-0", None, None).decode()
+    assert notifications.ended_sessions(msg) is None

@@ -107,8 +107,31 @@ def test_resume_without_a_string_token_is_bad_request(token: Any) -> None:
     assert code_of({k: v for k, v in frame.items() if v is not _DROP}) == "bad_request"
 
 
-def test_logout_has_no_arguments() -> None:
-    assert parse({"op": "logout", "id": 1, "token": "ignored"}).args == {}
+def test_logout_ends_this_token_only_unless_everywhere_is_given() -> None:
+    assert parse({"op": "logout", "id": 1, "token": "ignored"}).args == {"everywhere": False}
+    assert parse({"op": "logout", "id": 1, "everywhere": True}).args == {"everywhere": True}
+
+
+@pytest.mark.parametrize("everywhere", [None, 1, "true", []])
+def test_logout_everywhere_that_is_not_a_bool_is_bad_request(everywhere: Any) -> None:
+    assert code_of({"op": "logout", "id": 1, "everywhere": everywhere}) == "bad_request"
+
+
+def test_change_password_takes_the_current_and_the_new_password() -> None:
+    args = parse({"op": "change_password", "id": 1, "password": "x", "new_password": "n" * 8}).args
+    assert args == {"password": "x", "new_password": "n" * 8}
+
+
+@pytest.mark.parametrize("new", ["short", "n" * 129])
+def test_change_password_to_a_password_breaking_the_rules_is_invalid_password(new: str) -> None:
+    frame = {"op": "change_password", "id": 1, "password": "current-pw", "new_password": new}
+    assert code_of(frame) == "invalid_password"
+
+
+@pytest.mark.parametrize("frame", [{"password": "current-pw"}, {"new_password": "n" * 8},
+                                   {"password": 1, "new_password": "n" * 8}])
+def test_change_password_without_both_strings_is_bad_request(frame: dict[str, Any]) -> None:
+    assert code_of({"op": "change_password", "id": 1, **frame}) == "bad_request"
 
 
 def test_delete_account_takes_the_password_without_length_rules() -> None:

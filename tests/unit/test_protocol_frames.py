@@ -117,7 +117,7 @@ def test_unknown_extra_arguments_are_ignored() -> None:
 
 def test_every_op_of_the_protocol_is_known_and_three_work_before_login() -> None:
     assert {"register", "login", "resume", "logout", "list_users", "send", "fetch", "ack",
-            "delete_account"} == OPS
+            "delete_account", "change_password"} == OPS
     assert {"register", "login", "resume"} == PRE_AUTH_OPS
 
 

@@ -74,6 +74,8 @@ def sample_value(f: dataclasses.Field[Any]) -> Any:
         return "h:1"
     if f.name in ("public_urls", "allowed_origins"):
         return "https://chat.example.org,http://127.0.0.1:8766"
+    if f.name in ("trusted_proxies", "admin_allow"):
+        return "10.0.0.0/8,2001:db8::/32"
     if isinstance(f.default, bool):
         raise AssertionError(f"no sample for boolean {f.name}")
     if isinstance(f.default, int):
@@ -286,3 +288,18 @@ def test_public_urls_and_allowed_origins_must_be_http_urls(
     assert settings.allowed_origins == "https://chat.example.org"
     assert "--public-urls" in fails([*URL, "--public-urls", "a.example:8765"], {}, capsys)
     assert "--allowed-origins" in fails([*URL, "--allowed-origins", "ws://x"], {}, capsys)
+
+
+@pytest.mark.parametrize("flag", ["--trusted-proxies", "--admin-allow"])
+def test_a_network_list_with_a_bad_entry_is_refused_naming_it(
+    flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        load_settings([*URL, flag, "10.0.0.0/8,nginx.local"], {})
+    assert f"{flag}: 'nginx.local' is not" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--login-max-failures-per-user", "--max-sessions-per-user"])
+def test_session_limits_below_one_are_refused(flag: str) -> None:
+    with pytest.raises(SystemExit):
+        load_settings([*URL, flag, "0"], {})
