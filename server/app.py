@@ -23,17 +23,19 @@ import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
-from server import client_address, errors, logs, metrics, origins, redis_conn
-from server.auth import Passwords
-from server.commit import GroupCommitter
-from server.delivery import Delivery
+from server import logs, metrics
+from server.conn.auth import Passwords
+from server.conn.services import Services
+from server.data.commit import GroupCommitter
+from server.delivery.fanout import Delivery
 from server.health import Health
-from server.redis_probe import RedisProbe
-from server.services import Services
 from server.settings import Settings
+from server.storage import redis_conn
+from server.storage.redis_probe import RedisProbe
+from server.storage.topology import Topology
 from server.store import Store
-from server.topology import Topology
 from server.web import WebFiles
+from server.wire import client_address, errors, origins
 from server.ws_handler import Connection
 
 log = logging.getLogger(__name__)

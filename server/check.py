@@ -4,7 +4,7 @@ Takes the server's own flags and CHAT_* variables, talks to the Redis set
 the way the server would, and prints one line per check, `OK`, `WARN` or
 `FAIL` with what is wrong in plain words. Exit 0 when nothing failed (WARN
 lines are risks, not faults), 1 otherwise. Redis commands live in
-server/redis_probe.py; this module decides what their answers mean.
+server/storage/redis_probe.py; this module decides what their answers mean.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from typing import Any, TypeVar
 from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, RedisError
 
-from server import redis_conn
-from server.redis_probe import RedisProbe
 from server.settings import Settings
+from server.storage import redis_conn
+from server.storage.redis_probe import RedisProbe
 
 T = TypeVar("T")
 

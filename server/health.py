@@ -23,10 +23,11 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from server import errors, metrics
-from server.delivery import Delivery
-from server.redis_probe import RedisProbe
-from server.topology import Topology
+from server import metrics
+from server.delivery.fanout import Delivery
+from server.storage.redis_probe import RedisProbe
+from server.storage.topology import Topology
+from server.wire import errors
 
 log = logging.getLogger(__name__)
 

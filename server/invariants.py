@@ -19,10 +19,11 @@ from collections.abc import Sequence
 
 from redis.asyncio import Redis
 
-from server import errors, keys, protocol
-from server.commit import GroupCommitter
-from server.redis_conn import read_password
+from server import keys
+from server.data.commit import GroupCommitter
+from server.storage.redis_conn import read_password
 from server.store import Store
+from server.wire import errors, protocol
 
 #: Kinds of per-user key that may only exist while the account does.
 OWNED_BY_ACCOUNT = ("inbox", "dedupe", "seen", "seen-exp", "tokens", "revoked")

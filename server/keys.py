@@ -12,7 +12,7 @@ PREFIX = "chat"
 USERS = f"{PREFIX}:users"
 
 #: Hash "ip:port" -> the replica-priority to restore when that node's fence is
-#: lifted (server/fencer.py). Present only while a node is fenced.
+#: lifted (server/storage/fencer.py). Present only while a node is fenced.
 FENCES = f"{PREFIX}:fences"
 
 #: Counter the group committer INCRs so its WAIT covers every earlier write.
@@ -53,7 +53,7 @@ def dedupe_generation(name: str, generation: int) -> str:
 
 def seen(name: str) -> str:
     """Legacy dedupe hash (before the dedupe window): read during one window
-    after an upgrade, expired by the upgrade (server/store_dedupe.py)."""
+    after an upgrade, expired by the upgrade (server/data/dedupe.py)."""
     return f"{PREFIX}:{{{name}}}:seen"
 
 

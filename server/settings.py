@@ -12,8 +12,8 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any
 
-from server import origins
-from server.client_address import Network, parse_networks
+from server.wire import origins
+from server.wire.client_address import Network, parse_networks
 
 #: The fewest connections the Redis primary pool may have. Some connections
 #: stay checked out for long: the pub/sub listener for its whole life, each
@@ -104,7 +104,7 @@ class Settings:
     argon2_memory_kib: int = _opt(65536, "argon2id memory in KiB")
     argon2_parallelism: int = _opt(4, "argon2id lanes")
 
-    # Who the client is, who the operator is (server/client_address.py)
+    # Who the client is, who the operator is (server/wire/client_address.py)
     trusted_proxies: str = _opt(
         "", "CIDR list of reverse proxies whose X-Forwarded-For names the client "
         "(e.g. 127.0.0.1/32 for nginx on this host); empty: the TCP peer is the client")

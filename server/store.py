@@ -19,18 +19,19 @@ from typing import TYPE_CHECKING, Any
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-from server import errors, keys, protocol
-from server.redis_conn import unavailable_on_redis_error
-from server.store_audit import AuditReads
-from server.store_dedupe import DedupeLayout
-from server.store_sessions import SessionWrites
+from server import keys
+from server.data.audit import AuditReads
+from server.data.dedupe import DedupeLayout
+from server.data.sessions import SessionWrites
+from server.storage.redis_conn import unavailable_on_redis_error
+from server.wire import errors, protocol
 
 if TYPE_CHECKING:
-    from server.commit import GroupCommitter
+    from server.data.commit import GroupCommitter
 
 log = logging.getLogger(__name__)
 
-SCRIPTS = Path(__file__).parent / "scripts"
+SCRIPTS = Path(__file__).parent / "data" / "scripts"
 #: Defaults of the Store's bounds (the server passes its flags).
 DEDUPE_WINDOW_MS = 3600 * 1000
 MAX_PENDING_PER_SENDER = 1000
@@ -77,8 +78,8 @@ class Store(AuditReads, DedupeLayout, SessionWrites):
     """The chat's data in Redis: accounts, tokens, inboxes, dedupe records.
 
     The read-only inspection reads of server.invariants come from AuditReads
-    (server/store_audit.py); where dedupe records go, from DedupeLayout
-    (server/store_dedupe.py).
+    (server/data/audit.py); where dedupe records go, from DedupeLayout
+    (server/data/dedupe.py).
     """
 
     def __init__(

@@ -21,7 +21,7 @@ import orjson
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from server import origins
+from server.wire import origins
 
 WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
 

@@ -1,6 +1,6 @@
 """One WebSocket connection: frames in -> protocol -> ops -> replies and events out.
 
-Requests are handled as server/requests.py says: one at a time, except
+Requests are handled as server/conn/requests.py says: one at a time, except
 that sends a client pipelines run together as one ordered group; replies
 always come in request order. A frame is written at once when nothing waits before it and
 the socket takes it; otherwise it goes to one bounded outbox drained by a
@@ -23,9 +23,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
-from server import client_address, errors, metrics, protocol
-from server.requests import RequestHandler
-from server.services import Services
+from server import metrics
+from server.conn.requests import RequestHandler
+from server.conn.services import Services
+from server.wire import client_address, errors, protocol
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ class Connection(RequestHandler):
         self.ws = ws
         self.services = services
         self.conn_id = conn_id
-        self.address = address  # the client address (server/client_address.py)
+        self.address = address  # the client address (server/wire/client_address.py)
         self.address_key = client_address.limit_key(address)  # what per-address limits count
         self.username: str | None = None
         self.gen = ""

@@ -6,7 +6,7 @@ majority names another primary, its config file is pointed at that primary
 and given `replica-priority 0` (the fence), after the priority to restore is
 recorded on the primary in the hash the chat servers use (server/keys.py
 FENCES). The chat servers lift the fence once the node is in sync with the
-primary (server/fencer.py), so the node can never win a promotion while it
+primary (server/storage/fencer.py), so the node can never win a promotion while it
 lacks acknowledged writes. See docs/failure-model.md.
 
 Used by LocalSet.restart_node and, on a multi-host install, by the

@@ -18,11 +18,11 @@ import pytest
 import redis
 
 from server import keys, metrics
-from server.commit import GroupCommitter
-from server.delivery import LISTEN_POLL_S, Delivery
-from server.pubsub_reader import PubSubReader
-from server.redis_conn import RedisHandles, connect
+from server.data.commit import GroupCommitter
+from server.delivery.fanout import LISTEN_POLL_S, Delivery
 from server.settings import Settings
+from server.storage.pubsub_reader import PubSubReader
+from server.storage.redis_conn import RedisHandles, connect
 from server.store import Store
 
 

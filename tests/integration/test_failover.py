@@ -134,7 +134,7 @@ async def test_new_primary_does_not_ack_before_the_other_replica_follows_it(
     Two things prevent it: Sentinel names the new primary only once the
     other replicas follow it (or its failover-timeout ran out), and the
     server waits for every replica a Sentinel could promote, following or
-    not (server/topology.py).
+    not (server/storage/topology.py).
     """
     local = make_sentinel_set(down_after_ms=DOWN_AFTER_MS)
     server = start_server(*sentinel_args(local))

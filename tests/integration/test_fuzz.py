@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from server import errors, protocol
+from server.wire import errors, protocol
 from tests.conftest import StartServer
 from tests.procs import ROOT, ServerProc
 from tests.wsclient import Peer

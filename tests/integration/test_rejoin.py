@@ -5,7 +5,7 @@ local Sentinel set, down-after 1 s, senders retrying on the other instance).
 An old primary restarted from its own config believes it is a master; the
 servers fence it (replica-priority 0), point it at the current primary and
 leave it out of the WAIT until it is in sync, then lift the fence
-(server/fencing.py, docs/failure-model.md). The gap measured is the longest
+(server/storage/fencing.py, docs/failure-model.md). The gap measured is the longest
 span in which no send was acked, by any sender or the probe.
 """
 

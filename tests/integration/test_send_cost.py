@@ -14,7 +14,7 @@ from typing import Any
 import redis
 from redis.asyncio import Redis
 
-from server.commit import GroupCommitter
+from server.data.commit import GroupCommitter
 from server.store import Store
 
 SENDS = 200

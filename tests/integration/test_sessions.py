@@ -13,8 +13,8 @@ import time
 import pytest
 import redis.asyncio as aioredis
 
-from server import auth
-from server.commit import GroupCommitter
+from server.conn import auth
+from server.data.commit import GroupCommitter
 from server.store import Store
 from tests.conftest import StartServer
 from tests.procs import ServerProc

@@ -13,7 +13,7 @@ import pytest
 from fakeredis.aioredis import FakeRedis
 from redis.asyncio import Redis
 
-from server.commit import GroupCommitter
+from server.data.commit import GroupCommitter
 from server.store import Store
 
 #: Inbox capacity of the `store` fixture: small, so tests can fill it.

@@ -1,4 +1,4 @@
-"""Plain helpers shared by the server/protocol.py unit tests: build frames, parse or reject them."""
+"""Plain helpers shared by the wire/protocol.py unit tests: build frames, parse or reject them."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
-from server.protocol import Limits, Rejected, Request, parse_frame
+from server.wire.protocol import Limits, Rejected, Request, parse_frame
 
 LIMITS = Limits()
 UUID = "3f2b8c1e-9d4a-4c7e-8f10-2a6b5c9d0e11"

@@ -1,4 +1,4 @@
-"""server/auth.py: argon2id passwords, random tokens naming their user, token hashes."""
+"""server/conn/auth.py: argon2id passwords, random tokens naming their user, token hashes."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import hashlib
 import pytest
 from argon2 import PasswordHasher
 
-from server import auth
-from server.auth import Passwords, new_token, same, split_token, token_hash
+from server.conn import auth
+from server.conn.auth import Passwords, new_token, same, split_token, token_hash
 
 CHEAP = {"time_cost": 1, "memory_kib": 8, "parallelism": 1}
 

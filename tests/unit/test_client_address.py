@@ -1,10 +1,10 @@
-"""server/client_address.py: who the client is behind (or without) a trusted proxy."""
+"""server/wire/client_address.py: who the client is behind (or without) a trusted proxy."""
 
 from __future__ import annotations
 
 import pytest
 
-from server.client_address import allowed, client_address, limit_key, parse_networks
+from server.wire.client_address import allowed, client_address, limit_key, parse_networks
 
 PROXY = parse_networks("10.0.0.0/8,::1/128")
 

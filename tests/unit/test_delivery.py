@@ -14,9 +14,10 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from server import keys, notifications, protocol
-from server.delivery import Delivery, seq_key
+from server import keys
+from server.delivery.fanout import Delivery, seq_key
 from server.store import Store
+from server.wire import notifications, protocol
 
 
 def _message(name: str, seq: str) -> dict[str, Any]:

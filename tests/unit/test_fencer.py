@@ -14,8 +14,8 @@ import pytest
 from redis.exceptions import ResponseError
 
 from server import keys
-from server.commit import WaitLedger
-from server.fencer import Fencer
+from server.data.commit import WaitLedger
+from server.storage.fencer import Fencer
 
 P, A, C = "10.0.0.1:6379", "10.0.0.2:6379", "10.0.0.3:6379"
 
@@ -198,7 +198,7 @@ async def test_refused_config_is_logged_once_and_the_node_waited_for(
 ) -> None:
     world = World(role="master", following=None, deny_config=True)
     fencer, ledger = fencer_of(world)
-    with caplog.at_level(logging.WARNING, logger="server.fencer"):
+    with caplog.at_level(logging.WARNING, logger="server.storage.fencer"):
         for _ in range(3):
             assert await world.poll(fencer, ledger) == {A, C}
     assert sum("refused CONFIG" in r.getMessage() for r in caplog.records) == 1

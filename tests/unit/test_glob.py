@@ -1,4 +1,4 @@
-"""server/protocol.py: glob_to_regex and literal_prefix, with hypothesis properties."""
+"""server/wire/protocol.py: glob_to_regex and literal_prefix, with hypothesis properties."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.protocol import glob_to_regex, literal_prefix
+from server.wire.protocol import glob_to_regex, literal_prefix
 
 # glob ---------------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server import notifications, protocol
+from server.wire import notifications, protocol
 
 SEQ = st.builds("{}-{}".format, st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1))
 MESSAGE = st.builds(

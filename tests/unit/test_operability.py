@@ -14,12 +14,12 @@ from redis.exceptions import AuthenticationError, ConnectionError
 
 from server import keys, logs, metrics
 from server.check import Checker, why
-from server.delivery import Delivery
+from server.delivery.fanout import Delivery
 from server.health import Health
-from server.redis_conn import RedisHandles
-from server.redis_probe import MARKER_TTL_MS, RedisProbe
 from server.settings import Settings
-from server.topology import Snapshot, Topology
+from server.storage.redis_conn import RedisHandles
+from server.storage.redis_probe import MARKER_TTL_MS, RedisProbe
+from server.storage.topology import Snapshot, Topology
 from tests.procs import ROOT
 
 

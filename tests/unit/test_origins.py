@@ -1,10 +1,10 @@
-"""server/origins.py: who may open /ws from a browser."""
+"""server/wire/origins.py: who may open /ws from a browser."""
 
 from __future__ import annotations
 
 import pytest
 
-from server import origins
+from server.wire import origins
 
 NONE: frozenset[str] = frozenset()
 

@@ -1,4 +1,4 @@
-"""server/protocol.py: argument validation of register, login, resume, logout, delete_account."""
+"""wire/protocol.py: argument validation of register, login, resume, logout, delete_account."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.protocol import Limits, Rejected, Request, is_valid_username, parse_frame
+from server.wire.protocol import Limits, Rejected, Request, is_valid_username, parse_frame
 from tests.unit.protocol_helpers import _DROP, code_of, parse, register_frame
 
 # register ----------------------------------------------------------------------

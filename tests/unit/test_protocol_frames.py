@@ -1,4 +1,4 @@
-"""server/protocol.py: parse_frame on whole frames: JSON, ids, ops, and what it never raises."""
+"""wire/protocol.py: parse_frame on whole frames: JSON, ids, ops, and what it never raises."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server import errors, protocol
-from server.protocol import OPS, PRE_AUTH_OPS, Limits, Rejected, Request, error, parse_frame
+from server.wire import errors, protocol
+from server.wire.protocol import OPS, PRE_AUTH_OPS, Limits, Rejected, Request, error, parse_frame
 from tests.unit.protocol_helpers import LIMITS, parse, rejected, rejected_raw
 
 # Frames ----------------------------------------------------------------------

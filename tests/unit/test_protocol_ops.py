@@ -1,4 +1,4 @@
-"""server/protocol.py: argument validation of fetch, list_users, send and ack; parse_seq."""
+"""server/wire/protocol.py: argument validation of fetch, list_users, send and ack; parse_seq."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from server.protocol import Limits, parse_seq
+from server.wire.protocol import Limits, parse_seq
 from tests.unit.protocol_helpers import _DROP, UUID, code_of, parse, send_frame
 
 # limit (fetch and list_users) ------------------------------------------------------

@@ -1,4 +1,4 @@
-"""server/protocol.py: reply and event builders, and the error codes they carry."""
+"""server/wire/protocol.py: reply and event builders, and the error codes they carry."""
 
 from __future__ import annotations
 
@@ -7,8 +7,15 @@ import re
 import orjson
 import pytest
 
-from server import errors
-from server.protocol import account_deleted_event, error, message, message_event, ok, shutdown_event
+from server.wire import errors
+from server.wire.protocol import (
+    account_deleted_event,
+    error,
+    message,
+    message_event,
+    ok,
+    shutdown_event,
+)
 from tests.unit.protocol_helpers import UUID, rejected_raw
 
 # replies and events ---------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""server/publisher.py: batched notifications and a close that always returns."""
+"""server/delivery/publisher.py: batched notifications and a close that always returns."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from typing import Any, cast
 
-from server.publisher import Publisher
+from server.delivery.publisher import Publisher
 from server.store import Store
 
 

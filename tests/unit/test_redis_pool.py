@@ -17,12 +17,13 @@ from fakeredis.aioredis import FakeAsyncRedisConnection
 from redis.asyncio.connection import AbstractConnection, BlockingConnectionPool
 from redis.exceptions import ConnectionError
 
-from server import errors, redis_conn
 from server.__main__ import load_settings
-from server.commit import GroupCommitter
-from server.redis_conn import PrimaryPool, RedisHandles
+from server.data.commit import GroupCommitter
 from server.settings import MIN_REDIS_CONNECTIONS, Settings
+from server.storage import redis_conn
+from server.storage.redis_conn import PrimaryPool, RedisHandles
 from server.store import Store
+from server.wire import errors
 
 CAP = MIN_REDIS_CONNECTIONS
 URL = "redis://127.0.0.1:6399/0"

@@ -1,8 +1,8 @@
-"""server/revocation.py: which local sessions a revocation note ends."""
+"""server/delivery/revocation.py: which local sessions a revocation note ends."""
 
 from __future__ import annotations
 
-from server import revocation
+from server.delivery import revocation
 
 
 class Holder:

@@ -9,8 +9,10 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from server import commit, errors, keys
+from server import keys
+from server.data import commit
 from server.store import Store
+from server.wire import errors
 from tests.unit.store_helpers import register
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis
 
-from server import errors, keys
+from server import keys
 from server.store import MAX_STREAM_INT, Store, next_seq
+from server.wire import errors
 from tests.unit.store_helpers import BIG, register, send
 
 # ack / next_seq ---------------------------------------------------------------------

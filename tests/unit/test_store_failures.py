@@ -8,9 +8,10 @@ import fakeredis
 import pytest
 from redis.asyncio import Redis
 
-from server import errors, keys
-from server.commit import GroupCommitter
+from server import keys
+from server.data.commit import GroupCommitter
 from server.store import Store
+from server.wire import errors
 from tests.unit.conftest import MAX_INBOX
 from tests.unit.store_helpers import register, send
 

@@ -7,8 +7,9 @@ import asyncio
 import pytest
 from redis.asyncio import Redis
 
-from server import errors, keys
+from server import keys
 from server.store import DEDUPE_WINDOW_MS, Store
+from server.wire import errors
 from tests.unit.conftest import MAX_INBOX
 from tests.unit.store_helpers import register, send
 

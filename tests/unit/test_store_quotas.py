@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis
 
-from server import errors, keys
-from server.commit import GroupCommitter
+from server import keys
+from server.data.commit import GroupCommitter
 from server.invariants import check
 from server.store import Store
+from server.wire import errors
 from tests.unit.store_helpers import register, send
 
 

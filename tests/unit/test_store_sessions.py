@@ -7,8 +7,8 @@ import asyncio
 from redis.asyncio import Redis
 
 from server import keys
+from server.data.sessions import RECORDS_PER_SESSION, Revoked
 from server.store import Store
-from server.store_sessions import RECORDS_PER_SESSION, Revoked
 from tests.unit.store_helpers import now, register
 
 

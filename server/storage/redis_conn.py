@@ -38,8 +38,8 @@ from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnec
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError, ReadOnlyError, RedisError, TimeoutError
 
-from server import errors
 from server.settings import Settings
+from server.wire import errors
 
 P = ParamSpec("P")
 T = TypeVar("T")

@@ -8,9 +8,9 @@ the inbox after that seq. Pushes to one session are serialized per user,
 so they always come in inbox order.
 
 The listener is the hot path of a receiving instance: it reads every
-notification one socket read brought in one go (server/pubsub_reader.py),
+notification one socket read brought in one go (server/storage/pubsub_reader.py),
 splits a new-message notification without parsing the message
-(server/notifications.py) and takes a user's lock only when something
+(server/wire/notifications.py) and takes a user's lock only when something
 else holds it or a session has to re-read the inbox.
 """
 
@@ -29,12 +29,14 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
-from server import errors, keys, metrics, notifications, protocol, revocation
-from server.publisher import Publisher
-from server.pubsub_reader import PubSubReader
-from server.redis_conn import raise_if_cancelled
+from server import keys, metrics
+from server.data.sessions import Revoked
+from server.delivery import revocation
+from server.delivery.publisher import Publisher
+from server.storage.pubsub_reader import PubSubReader
+from server.storage.redis_conn import raise_if_cancelled
 from server.store import Store
-from server.store_sessions import Revoked
+from server.wire import errors, notifications, protocol
 
 log = logging.getLogger(__name__)
 

@@ -38,10 +38,11 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from server import errors, metrics
-from server.commit import WaitLedger
-from server.fencer import Fencer
-from server.redis_conn import PrimaryPool, RedisHandles
+from server import metrics
+from server.data.commit import WaitLedger
+from server.storage.fencer import Fencer
+from server.storage.redis_conn import PrimaryPool, RedisHandles
+from server.wire import errors
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ class Topology:
         #: A view older than this is not trusted for a write (a stuck poll
         #: must not keep a majority that is gone).
         self.max_age_s = 2 * POLL_TIMEOUT_S + self._interval
-        #: Which snapshot each durable write in flight read (see server/fencer.py).
+        #: Which snapshot each durable write in flight read (see server/storage/fencer.py).
         self.ledger = WaitLedger()
         self._fencer = Fencer(handles.node, self.ledger) if handles.sentinels else None
 
@@ -196,7 +197,7 @@ class Topology:
         online = _online_replicas(info)
         snap.required = required_replicas(online, views) - {primary}
         if self._fencer is not None:
-            # A returning node is fenced instead of waited for (server/fencing.py).
+            # A returning node is fenced instead of waited for (server/storage/fencing.py).
             snap.required = await self._fencer.required(
                 primary, info, {addr for view in views for addr in view.replicas},
                 {addr for view in views for addr, ok in view.replicas.items() if ok},

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from server.auth import Passwords
-from server.delivery import Delivery
+from server.conn.auth import Passwords
+from server.delivery.fanout import Delivery
 from server.settings import Settings
+from server.storage.topology import Topology
 from server.store import Store
-from server.topology import Topology
 
 
 @dataclass

@@ -23,8 +23,9 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
-from server import errors, metrics
-from server.store_scripts import load_script, script_batch
+from server import metrics
+from server.data.script_calls import load_script, script_batch
+from server.wire import errors
 
 log = logging.getLogger(__name__)
 

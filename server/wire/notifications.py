@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from server import protocol
+from server.wire import protocol
 
 #: A new-message notification exactly as `message` writes it (orjson is
 #: compact and keeps key order): seq, prev, and the message's JSON.

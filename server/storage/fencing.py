@@ -1,7 +1,7 @@
 """Which returning Redis nodes to fence, repoint, lift, and which to wait for.
 
 A pure function from what one topology poll observed to what to do; the
-I/O lives in server/fencer.py. docs/failure-model.md has the whole safety
+I/O lives in server/storage/fencer.py. docs/failure-model.md has the whole safety
 argument; in short:
 
 A node that comes back (an old primary restarted from its own config, a
@@ -23,7 +23,7 @@ stale primary, which Sentinel converts only after a while). Instead:
   the smaller offset (a node it last saw as master, offset 0);
 - once online at the primary and caught up, require it again, and lift the
   fence only after every write that read the required set from before then
-  has finished (server/fencer.py orders that);
+  has finished (server/storage/fencer.py orders that);
 - never keep a node fenced when no other replica would be left to promote:
   lift it and wait for it (writes answer `unavailable` until it catches up).
 
@@ -123,7 +123,7 @@ def safe_to_leave_out(node: NodeState, nodes: list[NodeState], base_required: se
 def decide(primary: str, nodes: list[NodeState], base_required: set[str],
            *, allowed: bool = True) -> Plan:
     """What to do about every replica, given `base_required` (the rule of
-    server/topology.py without fencing). `allowed` False (CONFIG refused):
+    server/storage/topology.py without fencing). `allowed` False (CONFIG refused):
     today's behaviour, the base rule alone."""
     if not allowed:
         return Plan(required=frozenset(base_required))

@@ -1,4 +1,4 @@
-"""Fencing returning Redis nodes: observe them, then act on server/fencing.py's plan.
+"""Fencing returning Redis nodes: observe them, then act on server/storage/fencing.py's plan.
 
 Every step is idempotent, so instances may race: the priority to restore is
 recorded with HSETNX on the primary (keys.FENCES) before the fence is set
@@ -23,8 +23,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from server import keys, metrics
-from server.commit import WaitLedger
-from server.fencing import NodeState, Plan, decide, replica_progress
+from server.data.commit import WaitLedger
+from server.storage.fencing import NodeState, Plan, decide, replica_progress
 
 log = logging.getLogger(__name__)
 

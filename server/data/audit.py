@@ -10,7 +10,7 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from server import keys
-from server.redis_conn import unavailable_on_redis_error
+from server.storage.redis_conn import unavailable_on_redis_error
 
 
 class AuditReads:

@@ -19,9 +19,9 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 
 from server import keys
-from server.redis_conn import RedisHandles, read_password
+from server.data.dedupe import supported_layout
 from server.settings import Settings
-from server.store_dedupe import supported_layout
+from server.storage.redis_conn import RedisHandles, read_password
 
 #: How long a probe marker lives; long enough to see in `redis-cli`, short
 #: enough that stopped instances leave nothing behind.

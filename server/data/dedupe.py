@@ -29,7 +29,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from server import keys
-from server.redis_conn import unavailable_on_redis_error
+from server.storage.redis_conn import unavailable_on_redis_error
 
 log = logging.getLogger(__name__)
 

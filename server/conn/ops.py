@@ -12,7 +12,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from server import auth, errors, protocol
+from server.conn import auth
+from server.wire import errors, protocol
 
 if TYPE_CHECKING:
     from server.ws_handler import Connection

@@ -15,9 +15,9 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
-from server import errors, notifications
+from server.data.sessions import Revoked
 from server.store import Store
-from server.store_sessions import Revoked
+from server.wire import errors, notifications
 
 log = logging.getLogger(__name__)
 

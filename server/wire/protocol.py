@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from server import errors
+from server.wire import errors
 
 USERNAME_RE = re.compile(r"[a-z0-9][a-z0-9_.\-]{0,31}")
 MSG_ID_RE = re.compile(r"[A-Za-z0-9_\-]{1,64}")

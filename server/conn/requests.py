@@ -15,13 +15,15 @@ from typing import TYPE_CHECKING, cast
 
 from websockets.exceptions import ConnectionClosed
 
-from server import commit, errors, metrics, protocol
-from server.ops import OPS
+from server import metrics
+from server.conn.ops import OPS
+from server.data import commit
+from server.wire import errors, protocol
 
 if TYPE_CHECKING:
     from websockets.asyncio.server import ServerConnection
 
-    from server.services import Services
+    from server.conn.services import Services
     from server.ws_handler import Connection
 
 log = logging.getLogger(__name__)

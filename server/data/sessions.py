@@ -18,10 +18,10 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from server import keys
-from server.redis_conn import unavailable_on_redis_error
+from server.storage.redis_conn import unavailable_on_redis_error
 
 if TYPE_CHECKING:
-    from server.commit import GroupCommitter
+    from server.data.commit import GroupCommitter
 
 #: Revocation records kept per allowed live session (--max-sessions-per-user):
 #: bounds the record hash when one account logs in over and over.

@@ -12,9 +12,9 @@ import asyncio
 import contextlib
 import logging
 
-from server import errors
-from server.redis_conn import raise_if_cancelled
+from server.storage.redis_conn import raise_if_cancelled
 from server.store import Store
+from server.wire import errors
 
 log = logging.getLogger(__name__)
 
