@@ -15,7 +15,6 @@ import os
 import secrets
 import signal
 import ssl
-from collections import Counter
 from http import HTTPStatus
 from typing import Any
 
@@ -23,7 +22,7 @@ import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
-from server import errors, logs, metrics, redis_conn
+from server import admission, errors, logs, metrics, redis_conn
 from server.auth import Passwords
 from server.commit import GroupCommitter
 from server.delivery import Delivery
@@ -77,7 +76,8 @@ class App:
             instance_id=self.instance_id,
         )
         self.connections: set[Connection] = set()
-        self._per_ip: Counter[str] = Counter()
+        # Counted from TCP accept to close (server/admission.py).
+        self.per_address = admission.AddressCounts(settings.max_connections_per_ip)
         self._ids = itertools.count(1)
         self._server: Server | None = None
         self.health = Health(
@@ -113,9 +113,13 @@ class App:
         if s.tls_cert and s.tls_key:
             tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             tls.load_cert_chain(s.tls_cert, s.tls_key)
+        admission.check_descriptor_limit(s)
         self._server = await serve(
             self._handle, s.host, s.port, ssl=tls, process_request=self._http,
             max_size=s.max_frame_bytes, compression=None, max_queue=4, close_timeout=2,
+            open_timeout=s.open_timeout_s, ping_interval=s.ping_interval_s,
+            ping_timeout=s.ping_timeout_s,
+            create_connection=admission.connection_class(self.per_address),
         )
         host, port = next(iter(self._server.sockets)).getsockname()[:2]
         url = f"{'wss' if tls else 'ws'}://{host}:{port}/ws"
@@ -149,20 +153,14 @@ class App:
             response = connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "draining\n")
             response.headers["Retry-After"] = str(max(1, self.settings.retry_after_ms // 1000))
             return response
-        address = _address(connection)
-        if self._per_ip[address] >= self.settings.max_connections_per_ip:
-            return connection.respond(HTTPStatus.TOO_MANY_REQUESTS,
-                                      "too many connections from your address\n")
         return None
 
     # Connections ----------------------------------------------------------------
 
     async def _handle(self, ws: ServerConnection) -> None:
-        address = _address(ws)
         conn = Connection(ws, self.services, conn_id=f"{self.instance_id}/{next(self._ids)}",
-                          address=address)
+                          address=admission.client_address(ws))
         self.connections.add(conn)
-        self._per_ip[address] += 1
         try:
             if self._stopping is not None:
                 conn.drain()
@@ -171,9 +169,6 @@ class App:
             self.connections.discard(conn)
             if not self.connections:
                 self._idle.set()
-            self._per_ip[address] -= 1
-            if self._per_ip[address] <= 0:
-                del self._per_ip[address]
 
     # Stop -------------------------------------------------------------------------
 
@@ -219,11 +214,6 @@ class App:
 def _give_up(limit: float) -> None:
     log.error("drain did not finish within %.0f s; exiting now", limit)
     os._exit(1)
-
-
-def _address(connection: ServerConnection) -> str:
-    peer = connection.remote_address
-    return str(peer[0]) if peer else "unknown"
 
 
 def _json(connection: ServerConnection, status: HTTPStatus, body: dict[str, Any]) -> Response:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, cast
 
 from websockets.exceptions import ConnectionClosed
 
-from server import commit, errors, metrics, protocol
+from server import commit, errors, metrics, protocol, ws_adapter
 from server.ops import OPS
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ class RequestHandler:
     username: str | None
     _limits: protocol.Limits
 
-    def _send(self, frame: bytes) -> None:
+    def _send(self, frame: bytes, *, push: bool = False) -> None:
         raise NotImplementedError
 
     def _init_budget(self, burst: float) -> None:
@@ -73,8 +73,8 @@ class RequestHandler:
             self._send(await self._execute(parsed, started))
 
     def _frame_waiting(self) -> bool:
-        """A frame is already received (websockets 17's assembler queue)."""
-        return len(self.ws.recv_messages.frames) > 0
+        """A frame is already received (see server/ws_adapter.py)."""
+        return ws_adapter.frame_waiting(self.ws)
 
     async def _handle_sends(self, first: protocol.Request, started: float) -> None:
         """`first` and the sends received right after it, run together.
