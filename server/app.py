@@ -26,6 +26,7 @@ from server import admission, errors, logs, metrics, redis_conn
 from server.auth import Passwords
 from server.commit import GroupCommitter
 from server.delivery import Delivery
+from server.hashing import HashSlots
 from server.health import Health
 from server.redis_probe import RedisProbe
 from server.services import Services
@@ -72,6 +73,9 @@ class App:
             passwords=Passwords(
                 time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib,
                 parallelism=settings.argon2_parallelism,
+                slots=HashSlots(workers=settings.hash_threads,
+                                max_queue=settings.max_hash_queue,
+                                max_per_address=settings.max_hash_per_address),
             ),
             instance_id=self.instance_id,
         )
@@ -206,6 +210,7 @@ class App:
         await self.ack_batcher.close()
         await self.topology.close()
         await self.handles.close()
+        self.services.passwords.slots.close()
         watchdog.cancel()
         log.info("stopped")
         self.stopped.set()

@@ -32,7 +32,8 @@ def now_ms() -> int:
 
 async def register(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
     svc = conn.services
-    password_hash = await svc.passwords.hash(args["password"])
+    with svc.passwords.slots.slot(conn.address):
+        password_hash = await svc.passwords.hash(args["password"])
     created = await svc.store.register(
         args["username"], password_hash, gen=secrets.token_hex(8), now_ms=now_ms()
     )
@@ -44,25 +45,28 @@ async def register(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
 async def _check_password(conn: Connection, name: str, password: str) -> str:
     """The account generation if the password is right.
 
-    Throttled per name+address and per address over all names (password
-    spraying). The attempt is counted before the slow argon2 check and
-    refunded on success, so parallel guesses cannot outrun the counters.
+    Runs in a hashing slot of the client's address (rate_limited at once
+    when there is none). Throttled per name+address and per address over
+    all names (password spraying), counting failures only: correct logins
+    in progress never count, and the per-address hashing bound keeps the
+    guesses in flight too few to outrun the counters.
     """
     svc, settings = conn.services, conn.services.settings
     valid = protocol.is_valid_username(name)
-    by_name, by_address = await svc.store.login_attempt(
-        name if valid else None, conn.address, window_ms=settings.login_window_s * 1000
-    )
-    # Counts include this attempt: "more than N failures" blocks attempt N+2.
-    if by_name > settings.login_max_failures + 1 or (
-        by_address > settings.login_max_failures_per_address + 1
-    ):
-        raise errors.RateLimited("too many failed logins; wait a minute")
-    account = await svc.store.account(name) if valid else None
-    matched = await svc.passwords.verify(account.password_hash if account else None, password)
-    if matched and account is not None:
-        await svc.store.login_refund(name, conn.address)
-        return account.gen
+    with svc.passwords.slots.slot(conn.address):
+        by_name, by_address = await svc.store.login_failure_counts(
+            name if valid else None, conn.address)
+        if by_name > settings.login_max_failures or (
+            by_address > settings.login_max_failures_per_address
+        ):
+            raise errors.RateLimited("too many failed logins; wait a minute")
+        account = await svc.store.account(name) if valid else None
+        matched = await svc.passwords.verify(account.password_hash if account else None,
+                                             password)
+        if matched and account is not None:
+            return account.gen
+        await svc.store.count_login_failure(name if valid else None, conn.address,
+                                            window_ms=settings.login_window_s * 1000)
     raise errors.BadCredentials("wrong username or password")
 
 

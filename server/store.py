@@ -183,13 +183,24 @@ class Store(AuditReads):
         return int(count)
 
     @unavailable_on_redis_error
-    async def login_attempt(self, name: str | None, address: str, *, window_ms: int
-                            ) -> tuple[int, int]:
-        """Count an attempt before checking it: (count for name+address, for address).
+    async def login_failure_counts(self, name: str | None, address: str) -> tuple[int, int]:
+        """Failed logins in the window: (for name+address, for the address alone).
 
-        Counting first means concurrent guesses cannot all slip past the
-        limit while their password checks run; a success is refunded.
+        Only failures count, so correct logins in progress never lock out an
+        address (many users behind one NAT); the hashing bound per address
+        (server/hashing.py) keeps guesses in flight too few to outrun it.
         """
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(keys.login_failures_from(address))
+        if name is not None:
+            pipe.get(keys.login_failures(name, address))
+        counts = [int(n or 0) for n in await pipe.execute()]
+        return (counts[1] if name is not None else 0), counts[0]
+
+    @unavailable_on_redis_error
+    async def count_login_failure(self, name: str | None, address: str, *, window_ms: int
+                                  ) -> tuple[int, int]:
+        """Count one failed login for name+address and for the address; the new counts."""
         script = self._scripts["login_failed"]
         pipe = self.redis.pipeline(transaction=False)
         counters = [keys.login_failures_from(address)]
@@ -199,14 +210,6 @@ class Store(AuditReads):
             await script(keys=[key], args=[window_ms], client=pipe)
         counts = [int(n) for n in await pipe.execute()]
         return (counts[1] if name is not None else 0), counts[0]
-
-    @unavailable_on_redis_error
-    async def login_refund(self, name: str, address: str) -> None:
-        script = self._scripts["login_refund"]
-        pipe = self.redis.pipeline(transaction=False)
-        for key in (keys.login_failures(name, address), keys.login_failures_from(address)):
-            await script(keys=[key], client=pipe)
-        await pipe.execute()
 
     # Messages ---------------------------------------------------------------
 

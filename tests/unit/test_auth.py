@@ -10,13 +10,18 @@ from argon2 import PasswordHasher
 
 from server import auth
 from server.auth import Passwords, new_token, same, split_token, token_hash
+from server.hashing import HashSlots
 
 CHEAP = {"time_cost": 1, "memory_kib": 8, "parallelism": 1}
 
 
+def cheap() -> Passwords:
+    return Passwords(**CHEAP, slots=HashSlots(workers=1, max_queue=4, max_per_address=4))
+
+
 @pytest.fixture(scope="module")
 def passwords() -> Passwords:
-    return Passwords(**CHEAP)
+    return cheap()
 
 
 async def test_hash_is_argon2id_with_the_configured_parameters(passwords: Passwords) -> None:
@@ -64,7 +69,7 @@ class SpyHasher:
 
 
 async def test_unknown_user_costs_a_real_verify(monkeypatch: pytest.MonkeyPatch) -> None:
-    pw = Passwords(**CHEAP)
+    pw = cheap()
     spy = SpyHasher(pw._hasher)
     monkeypatch.setattr(pw, "_hasher", spy)
     assert await pw.verify(None, "correct horse") is False
@@ -72,7 +77,7 @@ async def test_unknown_user_costs_a_real_verify(monkeypatch: pytest.MonkeyPatch)
 
 
 async def test_unknown_user_is_false_even_if_the_password_matches_the_dummy() -> None:
-    pw = Passwords(**CHEAP)
+    pw = cheap()
     pw._dummy = await pw.hash("guessable")
     assert await pw.verify(None, "guessable") is False
 
