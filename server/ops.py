@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from server import auth, errors, protocol
+from server import auth, errors, protocol, reply_size
 
 if TYPE_CHECKING:
     from server.ws_handler import Connection
@@ -116,21 +116,26 @@ async def logout(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
 
 
 async def list_users(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
+    """A page of matching names: at most `limit`, and at most args["room"] bytes."""
     conn.require_session()
     regex = protocol.glob_to_regex(args["pattern"])
     prefix = protocol.literal_prefix(args["pattern"])
     limit: int = args["limit"]
+    room: int = args["room"]
     after: str | None = args["cursor"]
     users: list[str] = []
     for _ in range(LIST_ROUNDS):
         batch = await conn.services.store.list_users(start_after=after, prefix=prefix,
                                                      count=LIST_SCAN)
         for name in batch:
-            after = name
             if regex.fullmatch(name):
+                room -= reply_size.name_bytes(name)
+                if room < 0 and users:  # the next page starts at this name
+                    return {"users": users, "cursor": after}
                 users.append(name)
                 if len(users) == limit:
                     return {"users": users, "cursor": name}
+            after = name
         if len(batch) < LIST_SCAN:
             return {"users": users, "cursor": None}
     # Bounded work per request: a sparse pattern pages on with fewer names.
@@ -157,6 +162,10 @@ async def send(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
 async def fetch(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
     name = conn.require_session()
     messages, left = await conn.services.store.fetch(name, limit=args["limit"])
+    fit = reply_size.messages_within(messages, args["room"])
+    if fit < len(messages):  # bounded in bytes; `unread` counts what was cut
+        left += len(messages) - fit
+        del messages[fit:]
     return {"messages": messages, "unread": left}
 
 

@@ -84,7 +84,8 @@ class Connection(RequestHandler):
         self.last_seq = "0-0"
         settings = services.settings
         self._limits = protocol.limits(
-            max_body_chars=settings.max_body_chars, max_list_limit=settings.max_list_limit
+            max_body_chars=settings.max_body_chars, max_list_limit=settings.max_list_limit,
+            max_reply_bytes=settings.max_reply_bytes,
         )
         self._budget = settings.max_outbox_bytes
         self._frames = 0  # written since the transport's buffer was last empty
