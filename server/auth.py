@@ -31,11 +31,11 @@ class Passwords:
         # Verified when the name is unknown, so a miss costs what a hit costs.
         self._dummy = self._hasher.hash(secrets.token_hex(16))
 
-    async def hash(self, password: str) -> str:
-        return await self.slots.run(self._hasher.hash, password)
+    async def hash(self, password: str, *, address: str) -> str:
+        return await self.slots.run(address, self._hasher.hash, password)
 
-    async def verify(self, password_hash: str | None, password: str) -> bool:
-        return await self.slots.run(self._verify, password_hash, password)
+    async def verify(self, password_hash: str | None, password: str, *, address: str) -> bool:
+        return await self.slots.run(address, self._verify, password_hash, password)
 
     def _verify(self, password_hash: str | None, password: str) -> bool:
         try:

@@ -33,7 +33,7 @@ def now_ms() -> int:
 async def register(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
     svc = conn.services
     with svc.passwords.slots.slot(conn.address):
-        password_hash = await svc.passwords.hash(args["password"])
+        password_hash = await svc.passwords.hash(args["password"], address=conn.address)
     created = await svc.store.register(
         args["username"], password_hash, gen=secrets.token_hex(8), now_ms=now_ms()
     )
@@ -62,7 +62,7 @@ async def _check_password(conn: Connection, name: str, password: str) -> str:
             raise errors.RateLimited("too many failed logins; wait a minute")
         account = await svc.store.account(name) if valid else None
         matched = await svc.passwords.verify(account.password_hash if account else None,
-                                             password)
+                                             password, address=conn.address)
         if matched and account is not None:
             return account.gen
         await svc.store.count_login_failure(name if valid else None, conn.address,
@@ -161,9 +161,10 @@ async def send(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
 
 async def fetch(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
     name = conn.require_session()
-    messages, left = await conn.services.store.fetch(name, limit=args["limit"])
+    messages, left = await conn.services.store.fetch(name, limit=args["limit"],
+                                                     room=args["room"])
     fit = reply_size.messages_within(messages, args["room"])
-    if fit < len(messages):  # bounded in bytes; `unread` counts what was cut
+    if fit < len(messages):  # the store's estimate was not tight; `unread` stays exact
         left += len(messages) - fit
         del messages[fit:]
     return {"messages": messages, "unread": left}

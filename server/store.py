@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-from server import errors, keys, protocol
+from server import errors, keys, protocol, reply_size
 from server.redis_conn import unavailable_on_redis_error
 from server.store_audit import AuditReads
 
@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 SCRIPTS = Path(__file__).parent / "scripts"
 DEDUPE_MS = 24 * 3600 * 1000
 MAX_STREAM_INT = 2**64 - 1
+#: A fetch without a byte bound (store tests, tools).
+UNBOUNDED_ROOM = 2**62
 
 
 @dataclass(frozen=True)
@@ -245,14 +247,15 @@ class Store(AuditReads):
         return count
 
     @unavailable_on_redis_error
-    async def fetch(self, name: str, *, limit: int) -> tuple[list[dict[str, Any]], int]:
-        """The oldest `limit` messages and how many are left after them."""
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.xrange(keys.inbox(name), "-", "+", count=limit)
-        pipe.xlen(keys.inbox(name))
-        entries, total = await pipe.execute()
-        messages = [entry_to_message(eid, fields) for eid, fields in entries]
-        return messages, max(0, total - len(messages))
+    async def fetch(self, name: str, *, limit: int, room: int = UNBOUNDED_ROOM
+                    ) -> tuple[list[dict[str, Any]], int]:
+        """The oldest messages, at most `limit` and about `room` bytes of JSON
+        (at least one when any is unread), and how many are left after them."""
+        total, entries = await self._scripts["fetch"](
+            keys=[keys.inbox(name)], args=[limit, room, reply_size.MESSAGE_OVERHEAD_BYTES])
+        messages = [entry_to_message(eid, dict(zip(flat[::2], flat[1::2], strict=True)))
+                    for eid, flat in entries]
+        return messages, max(0, int(total) - len(messages))
 
     @unavailable_on_redis_error
     async def read_range(
