@@ -120,6 +120,7 @@ class Connection(RequestHandler):
                 self._send(protocol.shutdown_event(self.services.settings.retry_after_ms))
                 self._send(_Close(CLOSE_GOING_AWAY, "server shutting down"))
             if self._closer is not None:
+                await self.end_session()  # free the session now, not after the close handshake
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(self._closer), timeout=5)
         finally:
