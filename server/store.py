@@ -21,6 +21,7 @@ from redis.commands.core import AsyncScript
 from server import errors, keys, protocol, reply_size
 from server.redis_conn import unavailable_on_redis_error
 from server.store_audit import AuditReads
+from server.store_logins import LoginFailures
 
 if TYPE_CHECKING:
     from server.commit import GroupCommitter
@@ -69,7 +70,7 @@ def next_seq(seq: str) -> str | None:
     return f"{ms + 1}-0" if ms < MAX_STREAM_INT else None
 
 
-class Store(AuditReads):
+class Store(AuditReads, LoginFailures):
     """The chat's data in Redis: accounts, tokens, inboxes, dedupe records.
 
     The read-only inspection reads of server.invariants come from AuditReads
@@ -171,47 +172,6 @@ class Store(AuditReads):
     @unavailable_on_redis_error
     async def revoke_token(self, name: str, token_hash: str) -> None:
         await self.redis.hdel(keys.tokens(name), token_hash)
-
-    @unavailable_on_redis_error
-    async def login_failures(self, name: str, address: str) -> int:
-        value = await self.redis.get(keys.login_failures(name, address))
-        return int(value or 0)
-
-    @unavailable_on_redis_error
-    async def record_login_failure(self, name: str, address: str, *, window_ms: int) -> int:
-        count = await self._scripts["login_failed"](
-            keys=[keys.login_failures(name, address)], args=[window_ms]
-        )
-        return int(count)
-
-    @unavailable_on_redis_error
-    async def login_failure_counts(self, name: str | None, address: str) -> tuple[int, int]:
-        """Failed logins in the window: (for name+address, for the address alone).
-
-        Only failures count, so correct logins in progress never lock out an
-        address (many users behind one NAT); the hashing bound per address
-        (server/hashing.py) keeps guesses in flight too few to outrun it.
-        """
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.get(keys.login_failures_from(address))
-        if name is not None:
-            pipe.get(keys.login_failures(name, address))
-        counts = [int(n or 0) for n in await pipe.execute()]
-        return (counts[1] if name is not None else 0), counts[0]
-
-    @unavailable_on_redis_error
-    async def count_login_failure(self, name: str | None, address: str, *, window_ms: int
-                                  ) -> tuple[int, int]:
-        """Count one failed login for name+address and for the address; the new counts."""
-        script = self._scripts["login_failed"]
-        pipe = self.redis.pipeline(transaction=False)
-        counters = [keys.login_failures_from(address)]
-        if name is not None:
-            counters.append(keys.login_failures(name, address))
-        for key in counters:
-            await script(keys=[key], args=[window_ms], client=pipe)
-        counts = [int(n) for n in await pipe.execute()]
-        return (counts[1] if name is not None else 0), counts[0]
 
     # Messages ---------------------------------------------------------------
 
