@@ -238,11 +238,21 @@ async def _read(args: argparse.Namespace, client: ChatClient) -> None:
             if args.limit is not None and shown >= args.limit:
                 return
         return
-    result = await client.fetch(args.limit or 100)
-    for message in result.messages:
-        _show(args, message)
-    if args.ack and result.messages:
-        await client.ack(result.messages[-1])
+    # A reply is bounded in bytes, so a page may hold fewer than asked while
+    # more are unread: with --ack, page on (acking is what moves the next
+    # page forward); without, say how many more wait.
+    wanted, shown = args.limit or 100, 0
+    while shown < wanted:
+        result = await client.fetch(wanted - shown)
+        for message in result.messages:
+            _show(args, message)
+        shown += len(result.messages)
+        if args.ack and result.messages:
+            await client.ack(result.messages[-1])  # after printing, as above
+        if not result.messages or result.unread == 0 or not args.ack:
+            if shown < wanted and result.unread and not args.json:
+                print(f"({result.unread} more unread; --ack reads on)", file=sys.stderr)
+            return
 
 
 async def _logout_quietly(client: ChatClient) -> None:

@@ -151,12 +151,18 @@ class Repl:
         print("password changed; your other sessions ended")
 
     async def read(self, limit: int) -> None:
-        result = await self.client.fetch(min(max(limit, 1), 1000))
-        for message in result.messages:
-            print(format_message(message))
-        if result.messages:
-            await self.client.ack(result.messages[-1])  # after showing them
-        print(f"{len(result.messages)} shown, {result.unread} more unread")
+        # A page is bounded in bytes too: page on (acking) until `limit` are shown.
+        wanted, shown = min(max(limit, 1), 1000), 0
+        while True:
+            result = await self.client.fetch(wanted - shown)
+            for message in result.messages:
+                print(format_message(message))
+            if result.messages:
+                await self.client.ack(result.messages[-1])  # after showing them
+            shown += len(result.messages)
+            if shown >= wanted or not result.messages or result.unread == 0:
+                break
+        print(f"{shown} shown, {result.unread} more unread")
 
     def start_incoming(self) -> None:
         if self.incoming is None or self.incoming.done():

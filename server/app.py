@@ -15,7 +15,6 @@ import os
 import secrets
 import signal
 import ssl
-from collections import Counter
 from http import HTTPStatus
 from typing import Any
 
@@ -24,7 +23,9 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from server import logs, metrics
+from server.conn import admission
 from server.conn.auth import Passwords
+from server.conn.hashing import HashSlots
 from server.conn.services import Services
 from server.data.commit import GroupCommitter
 from server.delivery.fanout import Delivery
@@ -36,7 +37,7 @@ from server.storage.topology import Topology
 from server.store import Store
 from server.web import WebFiles
 from server.wire import client_address, errors, origins
-from server.ws_handler import Connection
+from server.ws_handler import CLOSE_POLICY, Connection
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +80,15 @@ class App:
             passwords=Passwords(
                 time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib,
                 parallelism=settings.argon2_parallelism,
+                slots=HashSlots(workers=settings.hash_threads,
+                                max_queue=settings.max_hash_queue,
+                                max_per_address=settings.max_hash_per_address),
             ),
             instance_id=self.instance_id,
         )
         self.connections: set[Connection] = set()
-        self._per_ip: Counter[str] = Counter()
+        # Counted from TCP accept to close (server/conn/admission.py).
+        self.per_address = admission.AddressCounts(settings.max_connections_per_ip)
         self._ids = itertools.count(1)
         self._server: Server | None = None
         self._tls = bool(settings.tls_cert and settings.tls_key)
@@ -125,9 +130,14 @@ class App:
         if s.tls_cert and s.tls_key:
             tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             tls.load_cert_chain(s.tls_cert, s.tls_key)
+        admission.check_descriptor_limit(s)
         self._server = await serve(
             self._handle, s.host, s.port, ssl=tls, process_request=self._http,
             max_size=s.max_frame_bytes, compression=None, max_queue=4, close_timeout=2,
+            open_timeout=s.open_timeout_s, ping_interval=s.ping_interval_s,
+            ping_timeout=s.ping_timeout_s,
+            create_connection=admission.connection_class(self.per_address,
+                                                          s.trusted_networks),
         )
         host, port = next(iter(self._server.sockets)).getsockname()[:2]
         url = f"{'wss' if tls else 'ws'}://{host}:{port}/ws"
@@ -167,10 +177,6 @@ class App:
             response = connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "draining\n")
             response.headers["Retry-After"] = str(max(1, self.settings.retry_after_ms // 1000))
             return response
-        if self._per_ip[client_address.limit_key(address)] >= self.settings.max_connections_per_ip:
-            log.info("refused connection addr=%s: too many from its address", address)
-            return connection.respond(HTTPStatus.TOO_MANY_REQUESTS,
-                                      "too many connections from your address\n")
         return None
 
     def _operator_http(self, connection: ServerConnection, path: str, address: str) -> Response:
@@ -202,12 +208,20 @@ class App:
     # Connections ----------------------------------------------------------------
 
     async def _handle(self, ws: ServerConnection) -> None:
-        address = self.client_of(ws, ws.request) if ws.request is not None else "unknown"
+        peer = admission.peer_address(ws)
+        address = self.client_of(ws, ws.request) if ws.request is not None else peer
         conn = Connection(ws, self.services, conn_id=f"{self.instance_id}/{next(self._ids)}",
                           address=address)
-        address = conn.address_key  # what the per-address connection limit counts
+        # Through a trusted proxy the accept saw only the proxy: count the
+        # client now, by the address the proxy reported.
+        counted = None
+        if client_address.allowed(peer, self.settings.trusted_networks):
+            if not self.per_address.admit(conn.address_key):
+                log.info("closing connection addr=%s: too many from its address", address)
+                await ws.close(CLOSE_POLICY, "too many connections from your address")
+                return
+            counted = conn.address_key
         self.connections.add(conn)
-        self._per_ip[address] += 1
         try:
             if self._stopping is not None:
                 conn.drain()
@@ -216,9 +230,8 @@ class App:
             self.connections.discard(conn)
             if not self.connections:
                 self._idle.set()
-            self._per_ip[address] -= 1
-            if self._per_ip[address] <= 0:
-                del self._per_ip[address]
+            if counted is not None:
+                self.per_address.release(counted)
 
     # Stop -------------------------------------------------------------------------
 
@@ -259,6 +272,7 @@ class App:
         await self.ack_batcher.close()
         await self.topology.close()
         await self.handles.close()
+        self.services.passwords.slots.close()
         watchdog.cancel()
         log.info("stopped")
         self.stopped.set()

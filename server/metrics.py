@@ -62,6 +62,21 @@ FAILOVERS = Counter(
 SLOW_CONSUMERS = Counter(
     "chat_slow_consumers_total", "Connections cut off for not reading", registry=REGISTRY,
 )
+BACKPRESSURE = Counter(
+    "chat_backpressure_total",
+    "Times a client's pending replies passed --max-outbox-bytes, so its requests waited",
+    registry=REGISTRY,
+)
+HASH_REJECTED = Counter(
+    "chat_hash_rejected_total",
+    "Password checks answered rate_limited because hashing was at its bound",
+    ["bound"], registry=REGISTRY,
+)
+CONNECTIONS_REFUSED = Counter(
+    "chat_connections_refused_total",
+    "TCP connections closed at accept: over --max-connections-per-ip",
+    registry=REGISTRY,
+)
 INBOX_SIZE = Histogram(
     "chat_inbox_size", "Sampled inbox lengths of connected users",
     buckets=(0, 1, 10, 100, 1000, 10000), registry=REGISTRY,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,15 @@ MAX_DEDUPE_WINDOW_S = 7 * 24 * 3600
 
 #: Bytes one body character can take in UTF-8.
 MAX_UTF8_BYTES = 4
+
+
+#: A fetch reply must hold one message of the longest body, each character
+#: escaped to six bytes at worst (a control character as \\u0000).
+MIN_REPLY_BYTES = 64 * 1024
+#: Upper bound of the timeout flags (a day): beyond it they protect nothing.
+MAX_TIMEOUT_S = 86400.0
+#: Each hashing thread may hold --argon2-memory-kib at once.
+MAX_HASH_WORKERS = 256
 
 
 def _opt(default: Any, help: str, **extra: Any) -> Any:
@@ -92,7 +102,25 @@ class Settings:
     max_outbox_frames: int = _opt(1000, "frames queued to one slow client before it is cut off")
     max_outbox_bytes: int = _opt(
         8 * 1024 * 1024,
-        "bytes queued to one slow client before it is cut off (one frame always fits)")
+        "bytes waiting for one client, the transport's write buffer included; beyond it "
+        "the server reads none of its requests, and a push that does not fit closes it")
+    max_reply_bytes: int = _opt(
+        1024 * 1024, "largest fetch / list_users reply frame; fewer items beyond it "
+        "(fetch: always at least one message)")
+    write_timeout_s: float = _opt(
+        30.0, "a client whose pending bytes do not drain for this long is closed (1008)")
+    open_timeout_s: float = _opt(
+        10.0, "a connection that has not finished the WebSocket handshake by then is closed")
+    ping_interval_s: float = _opt(20.0, "seconds between keepalive pings")
+    ping_timeout_s: float = _opt(
+        20.0, "a peer that does not answer a ping within this is closed and its session freed")
+    hash_workers: int = _opt(
+        0, "threads hashing passwords (argon2); 0 means one per CPU")
+    max_hash_queue: int = _opt(
+        64, "password hashes waiting for a thread; beyond it register/login/delete_account "
+        "answer rate_limited at once")
+    max_hash_per_address: int = _opt(
+        4, "password hashes running or waiting per client address; beyond it rate_limited")
 
     # Accounts
     token_ttl_s: int = _opt(7 * 24 * 3600, "lifetime of a session token")
@@ -132,6 +160,11 @@ class Settings:
         return parse_networks(self.admin_allow)
 
     @property
+    def hash_threads(self) -> int:
+        """--hash-workers, with 0 resolved to the CPU count."""
+        return self.hash_workers or os.cpu_count() or 1
+
+    @property
     def sentinels(self) -> list[tuple[str, int]]:
         out: list[tuple[str, int]] = []
         for item in (self.sentinel or "").split(","):
@@ -165,7 +198,7 @@ class Settings:
                      "login_max_failures_per_address", "max_outbox_bytes",
                      "topology_interval_ms", "sweep_interval_ms", "request_burst",
                      "max_connections_per_ip", "argon2_time_cost", "argon2_parallelism",
-                     "max_pending_per_sender"):
+                     "max_pending_per_sender", "max_hash_queue", "max_hash_per_address"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
         if self.redis_max_connections < MIN_REDIS_CONNECTIONS:
@@ -189,6 +222,15 @@ class Settings:
         for name in ("login_max_failures_per_user", "max_sessions_per_user"):
             if not 1 <= getattr(self, name) <= 1_000_000:
                 raise ValueError(f"--{name.replace('_', '-')} must be between 1 and 1000000")
+        if self.max_reply_bytes < MIN_REPLY_BYTES:
+            raise ValueError(f"--max-reply-bytes must be at least {MIN_REPLY_BYTES}: one "
+                             "message of the longest body must fit")
+        for name in ("write_timeout_s", "open_timeout_s", "ping_interval_s", "ping_timeout_s"):
+            if not 0 < getattr(self, name) <= MAX_TIMEOUT_S:
+                raise ValueError(f"--{name.replace('_', '-')} must be more than 0 and at most "
+                                 f"{MAX_TIMEOUT_S:.0f}")
+        if not 0 <= self.hash_workers <= MAX_HASH_WORKERS:
+            raise ValueError(f"--hash-workers must be 0 (one per CPU) to {MAX_HASH_WORKERS}")
         if not self.requests_per_second > 0:
             raise ValueError("--requests-per-second must be more than 0")
 

@@ -22,9 +22,10 @@ from redis.commands.core import AsyncScript
 from server import keys
 from server.data.audit import AuditReads
 from server.data.dedupe import DedupeLayout
+from server.data.logins import LoginFailures
 from server.data.sessions import SessionWrites
 from server.storage.redis_conn import unavailable_on_redis_error
-from server.wire import errors, protocol
+from server.wire import errors, protocol, reply_size
 
 if TYPE_CHECKING:
     from server.data.commit import GroupCommitter
@@ -37,6 +38,8 @@ DEDUPE_WINDOW_MS = 3600 * 1000
 MAX_PENDING_PER_SENDER = 1000
 MAX_INBOX_BYTES = 16 * 1024 * 1024
 MAX_STREAM_INT = 2**64 - 1
+#: A fetch without a byte bound (store tests, tools).
+UNBOUNDED_ROOM = 2**62
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,7 @@ def next_seq(seq: str) -> str | None:
     return f"{ms + 1}-0" if ms < MAX_STREAM_INT else None
 
 
-class Store(AuditReads, DedupeLayout, SessionWrites):
+class Store(AuditReads, DedupeLayout, SessionWrites, LoginFailures):
     """The chat's data in Redis: accounts, tokens, inboxes, dedupe records.
 
     The read-only inspection reads of server.invariants come from AuditReads
@@ -171,44 +174,6 @@ class Store(AuditReads, DedupeLayout, SessionWrites):
         """Forget a token without a reason (tests and tools; ops use revoke_tokens)."""
         await self.redis.hdel(keys.tokens(name), token_hash)
 
-    @unavailable_on_redis_error
-    async def login_failures(self, name: str, address: str) -> int:
-        value = await self.redis.get(keys.login_failures(name, address))
-        return int(value or 0)
-
-    @unavailable_on_redis_error
-    async def record_login_failure(self, name: str, address: str, *, window_ms: int) -> int:
-        count = await self._scripts["login_failed"](
-            keys=[keys.login_failures(name, address)], args=[window_ms]
-        )
-        return int(count)
-
-    @unavailable_on_redis_error
-    async def login_attempt(self, name: str | None, address: str, *, window_ms: int
-                            ) -> tuple[int, int]:
-        """Count an attempt before checking it: (count for name+address, for address).
-
-        Counting first means concurrent guesses cannot all slip past the
-        limit while their password checks run; a success is refunded.
-        """
-        script = self._scripts["login_failed"]
-        pipe = self.redis.pipeline(transaction=False)
-        counters = [keys.login_failures_from(address)]
-        if name is not None:
-            counters.append(keys.login_failures(name, address))
-        for key in counters:
-            await script(keys=[key], args=[window_ms], client=pipe)
-        counts = [int(n) for n in await pipe.execute()]
-        return (counts[1] if name is not None else 0), counts[0]
-
-    @unavailable_on_redis_error
-    async def login_refund(self, name: str, address: str) -> None:
-        script = self._scripts["login_refund"]
-        pipe = self.redis.pipeline(transaction=False)
-        for key in (keys.login_failures(name, address), keys.login_failures_from(address)):
-            await script(keys=[key], client=pipe)
-        await pipe.execute()
-
     # Messages ---------------------------------------------------------------
 
     @unavailable_on_redis_error
@@ -250,14 +215,15 @@ class Store(AuditReads, DedupeLayout, SessionWrites):
         return count
 
     @unavailable_on_redis_error
-    async def fetch(self, name: str, *, limit: int) -> tuple[list[dict[str, Any]], int]:
-        """The oldest `limit` messages and how many are left after them."""
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.xrange(keys.inbox(name), "-", "+", count=limit)
-        pipe.xlen(keys.inbox(name))
-        entries, total = await pipe.execute()
-        messages = [entry_to_message(eid, fields) for eid, fields in entries]
-        return messages, max(0, total - len(messages))
+    async def fetch(self, name: str, *, limit: int, room: int = UNBOUNDED_ROOM
+                    ) -> tuple[list[dict[str, Any]], int]:
+        """The oldest messages, at most `limit` and about `room` bytes of JSON
+        (at least one when any is unread), and how many are left after them."""
+        total, entries = await self._scripts["fetch"](
+            keys=[keys.inbox(name)], args=[limit, room, reply_size.MESSAGE_OVERHEAD_BYTES])
+        messages = [entry_to_message(eid, dict(zip(flat[::2], flat[1::2], strict=True)))
+                    for eid, flat in entries]
+        return messages, max(0, int(total) - len(messages))
 
     @unavailable_on_redis_error
     async def read_range(

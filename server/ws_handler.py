@@ -1,11 +1,12 @@
 """One WebSocket connection: frames in -> protocol -> ops -> replies and events out.
 
 Requests are handled as server/conn/requests.py says: one at a time, except
-that sends a client pipelines run together as one ordered group; replies
-always come in request order. A frame is written at once when nothing waits before it and
-the socket takes it; otherwise it goes to one bounded outbox drained by a
-writer task: a client that stops reading is cut off instead of growing
-server memory.
+that sends a client pipelined run together as one ordered group; replies
+always come in request order. Every frame goes straight to the transport,
+whose write buffer is the client's outbox, bounded by --max-outbox-bytes:
+over it, the client's requests are not read (backpressure) and a push
+that does not fit ends the connection; a client that drains nothing for
+--write-timeout-s is closed (1008). Nobody's slowness grows server memory.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,9 +21,9 @@ from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
-from websockets.protocol import State
 
 from server import metrics
+from server.conn import ws_adapter
 from server.conn.requests import RequestHandler
 from server.conn.services import Services
 from server.wire import client_address, errors, protocol
@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 CLOSE_ACCOUNT_DELETED = 4001
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
+
+#: How often a client over its outbox budget is checked for progress.
+DRAIN_POLL_S = 0.1
 
 _HANDSHAKE_REQUEST = Request(path="/ws", headers=Headers())
 _HANDSHAKE_RESPONSE = Response(status_code=101, reason_phrase="Switching Protocols",
@@ -50,16 +53,16 @@ class Connection(RequestHandler):
 
     # Slots: thousands of idle connections each pay for an instance dict otherwise.
     __slots__ = (
+        "_budget",
         "_busy",
         "_closed",
+        "_closer",
         "_drain_cancelled",
         "_draining",
+        "_frames",
         "_limits",
-        "_outbox",
-        "_outbox_bytes",
         "_reading",
         "_task",
-        "_writer",
         "address",
         "address_key",
         "conn_id",
@@ -85,12 +88,12 @@ class Connection(RequestHandler):
         self.last_seq = "0-0"
         settings = services.settings
         self._limits = protocol.limits(
-            max_body_chars=settings.max_body_chars, max_list_limit=settings.max_list_limit
+            max_body_chars=settings.max_body_chars, max_list_limit=settings.max_list_limit,
+            max_reply_bytes=settings.max_reply_bytes,
         )
-        # Created when a frame first has to wait (a client slower than us).
-        self._outbox: deque[bytes | _Close] | None = None
-        self._writer: asyncio.Task[None] | None = None
-        self._outbox_bytes = 0
+        self._budget = settings.max_outbox_bytes
+        self._frames = 0  # written since the transport's buffer was last empty
+        self._closer: asyncio.Task[None] | None = None
         self._closed = False
         self._busy = False
         self._draining = False
@@ -101,8 +104,8 @@ class Connection(RequestHandler):
 
     # Lifecycle ------------------------------------------------------------------
     # An idle connection owns no task of its own: requests are read in the
-    # handler task websockets gives us, and a writer task exists only while
-    # frames wait in the outbox. That keeps an idle connection small.
+    # handler task websockets gives us, and frames go straight to the
+    # transport. That keeps an idle connection small.
 
     async def serve(self) -> None:
         metrics.CONNECTIONS.inc()
@@ -120,13 +123,14 @@ class Connection(RequestHandler):
             if self._draining and not self._closed:
                 self._send(protocol.shutdown_event(self.services.settings.retry_after_ms))
                 self._send(_Close(CLOSE_GOING_AWAY, "server shutting down"))
-                if self._writer is not None:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(asyncio.shield(self._writer), timeout=5)
+            if self._closer is not None:
+                await self.end_session()  # free the session now, not after the close handshake
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(self._closer), timeout=5)
         finally:
-            if self._writer is not None:
-                self._writer.cancel()
-                await asyncio.gather(self._writer, return_exceptions=True)
+            if self._closer is not None:
+                self._closer.cancel()
+                await asyncio.gather(self._closer, return_exceptions=True)
             await self.end_session()
             metrics.CONNECTIONS.dec()
 
@@ -149,6 +153,10 @@ class Connection(RequestHandler):
         self._reading = True
         try:
             while not self._draining:
+                if ws_adapter.pending_bytes(self.ws) > self._budget:
+                    if not await self._wait_for_drain():
+                        return
+                    continue  # draining may have begun meanwhile
                 try:
                     frame = await self.ws.recv()
                 except ConnectionClosed:
@@ -161,76 +169,71 @@ class Connection(RequestHandler):
         finally:
             self._reading = False
 
-    async def _write_loop(self) -> None:
-        outbox = self._outbox
-        try:
-            while outbox:
-                item = outbox.popleft()
-                if isinstance(item, _Close):
-                    await self.ws.close(item.code, item.reason)
-                    return
-                self._outbox_bytes -= len(item)
-                await self.ws.send(item, text=True)
-        except ConnectionClosed:
-            return
-        finally:
-            self._writer = None
+    async def _wait_for_drain(self) -> bool:
+        """Backpressure: read no request until the client took its replies.
 
-    def _send(self, frame: bytes | _Close) -> None:
-        if self._closed:
-            return
-        if self._writer is None and type(frame) is bytes and self._write_now(frame):
-            return
-        outbox = self._outbox
-        if outbox is None:
-            outbox = self._outbox = deque()
-        size = 0 if isinstance(frame, _Close) else len(frame)
-        # Frames count (pushes) and so do bytes: a client that pipelines big
-        # fetches without reading must not make us hold gigabytes of replies.
-        # One frame of any size fits an empty outbox, so no reply is too big.
-        settings = self.services.settings
-        if outbox and (
-            len(outbox) >= settings.max_outbox_frames
-            or self._outbox_bytes + size > settings.max_outbox_bytes
-        ):
-            self._cut_off()
-            return
-        self._outbox_bytes += size
-        outbox.append(frame)
-        if isinstance(frame, _Close):
-            self._closed = True  # nothing may follow the close frame
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._write_loop())
-
-    def _write_now(self, frame: bytes) -> bool:
-        """Write `frame` without a task when nothing waits before it; False: queue it.
-
-        Only while no frame waits in the outbox (order) and the socket's
-        buffer is below its high-water mark (websockets' `paused`): a client
-        that does not read still fills the outbox and is cut off. This is
-        what `ws.send` does minus its task switch and context manager, which
-        cost more than the write itself on the hot path.
+        True once what waits for the client is back within half the budget;
+        False when the connection ended, or nothing drained for
+        --write-timeout-s (then it is closed with 1008). Polled: only a
+        client over its budget pays for it, nobody else.
         """
-        ws = self.ws
-        if ws.paused or ws.protocol.state is not State.OPEN:
-            return False
-        ws.protocol.send_text(frame)
-        try:
-            ws.send_data()
-        except Exception as exc:  # the socket is gone: as ws.send would, drop it
-            log.debug("write failed conn=%s: %s", self.conn_id, exc)
-            self._closed = True
-            ws.transport.abort()
+        ws, settings = self.ws, self.services.settings
+        metrics.BACKPRESSURE.inc()
+        loop = asyncio.get_running_loop()
+        pending = ws_adapter.pending_bytes(ws)
+        progress = loop.time()
+        while pending > self._budget // 2:
+            await asyncio.sleep(DRAIN_POLL_S)
+            if self._closed or self._draining or not ws_adapter.is_open(ws):
+                return not self._closed and ws_adapter.is_open(ws)
+            now, left = loop.time(), ws_adapter.pending_bytes(ws)
+            if left < pending:
+                progress = now
+            elif now - progress >= settings.write_timeout_s:
+                metrics.SLOW_CONSUMERS.inc()
+                log.warning("closing client that read nothing for %.0f s conn=%s user=%s "
+                            "pending_bytes=%d", settings.write_timeout_s, self.conn_id,
+                            self.username, left)
+                self._send(_Close(CLOSE_POLICY, "write timeout"))
+                return False
+            pending = left
         return True
 
-    def _cut_off(self) -> None:
+    def _send(self, frame: bytes | _Close, *, push: bool = False) -> None:
+        """Hand `frame` to the transport, which buffers what the socket does not take.
+
+        The buffer is the outbox: replies are bounded by backpressure on
+        reading (see _read_loop); a push that does not fit the budget ends
+        the connection (its message stays in the inbox until acked). One
+        frame always fits an empty buffer, so no reply is too big.
+        """
+        if self._closed:
+            return
+        ws = self.ws
+        if isinstance(frame, _Close):
+            self._closed = True  # nothing may follow the close frame
+            if ws_adapter.is_open(ws):
+                self._closer = asyncio.create_task(ws.close(frame.code, frame.reason))
+            return
+        if not ws_adapter.is_open(ws):
+            return
+        pending = ws_adapter.pending_bytes(ws)
+        if pending == 0:
+            self._frames = 0
+        elif push and (pending + len(frame) > self._budget
+                       or self._frames >= self.services.settings.max_outbox_frames):
+            self._cut_off(pending)
+            return
+        self._frames += 1
+        if not ws_adapter.write_text(ws, frame):
+            self._closed = True
+
+    def _cut_off(self, pending: int) -> None:
         """A client that does not read loses its connection, not our memory."""
         self._closed = True
         metrics.SLOW_CONSUMERS.inc()
-        log.warning("closing slow consumer conn=%s user=%s", self.conn_id, self.username)
-        if self._outbox is not None:
-            self._outbox.clear()
-        self._outbox_bytes = 0
+        log.warning("closing slow consumer conn=%s user=%s pending_bytes=%d",
+                    self.conn_id, self.username, pending)
         self.ws.transport.abort()
 
     # Session (what ops and delivery call) -------------------------------------
@@ -257,11 +260,11 @@ class Connection(RequestHandler):
             await self.services.delivery.detach(name, self)
 
     def deliver(self, message: dict[str, Any]) -> None:
-        self._send(protocol.message_event(message))
+        self._send(protocol.message_event(message), push=True)
 
     def push(self, frame: bytes) -> None:
         """Push an already encoded message event (shared by a user's sessions)."""
-        self._send(frame)
+        self._send(frame, push=True)
 
     def kick_deleted(self) -> None:
         """The account is gone (deleted elsewhere): tell the client and close."""

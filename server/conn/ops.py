@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from server.conn import auth
-from server.wire import errors, protocol
+from server.wire import errors, protocol, reply_size
 
 if TYPE_CHECKING:
     from server.ws_handler import Connection
@@ -33,7 +33,8 @@ def now_ms() -> int:
 
 async def register(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
     svc = conn.services
-    password_hash = await svc.passwords.hash(args["password"])
+    with svc.passwords.slots.slot(conn.address_key):
+        password_hash = await svc.passwords.hash(args["password"], address=conn.address_key)
     created = await svc.store.register(
         args["username"], password_hash, gen=secrets.token_hex(8), now_ms=now_ms()
     )
@@ -45,31 +46,30 @@ async def register(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
 async def _check_password(conn: Connection, name: str, password: str) -> str:
     """The account generation if the password is right.
 
-    Throttled per name+address, per address over all names (password
-    spraying) and per name over all addresses (guessing one account from
-    many places). The attempt is counted before the slow argon2 check and
-    refunded on success, so parallel guesses cannot outrun the counters.
+    Runs in a hashing slot of the client's address (rate_limited at once
+    when there is none). Throttled per name+address, per address over all
+    names (password spraying) and per name over all addresses (guessing one
+    account from many places), counting failures only: correct logins in
+    progress never count, and the per-address hashing bound keeps the
+    guesses in flight too few to outrun the counters.
     """
     svc, settings = conn.services, conn.services.settings
     valid = protocol.is_valid_username(name)
-    window_ms = settings.login_window_s * 1000
-    by_name, by_address = await svc.store.login_attempt(
-        name if valid else None, conn.address_key, window_ms=window_ms
-    )
-    by_user = await svc.store.login_attempt_for_name(name, window_ms=window_ms) if valid else 0
-    # Counts include this attempt: "more than N failures" blocks attempt N+2.
-    if by_name > settings.login_max_failures + 1 or (
-        by_address > settings.login_max_failures_per_address + 1
-    ) or by_user > settings.login_max_failures_per_user + 1:
-        # Not the name tried: people type passwords into the name field.
-        log.info("login throttled addr=%s conn=%s", conn.address, conn.conn_id)
-        raise errors.RateLimited("too many failed logins; wait a minute")
-    account = await svc.store.account(name) if valid else None
-    matched = await svc.passwords.verify(account.password_hash if account else None, password)
-    if matched and account is not None:
-        await svc.store.login_refund(name, conn.address_key)
-        await svc.store.login_refund_for_name(name)
-        return account.gen
+    with svc.passwords.slots.slot(conn.address_key):
+        counts = await svc.store.login_failure_counts(name if valid else None, conn.address_key)
+        if counts.by_name > settings.login_max_failures or (
+            counts.by_address > settings.login_max_failures_per_address
+        ) or counts.by_user > settings.login_max_failures_per_user:
+            # Not the name tried: people type passwords into the name field.
+            log.info("login throttled addr=%s conn=%s", conn.address, conn.conn_id)
+            raise errors.RateLimited("too many failed logins; wait a minute")
+        account = await svc.store.account(name) if valid else None
+        matched = await svc.passwords.verify(account.password_hash if account else None,
+                                             password, address=conn.address_key)
+        if matched and account is not None:
+            return account.gen
+        await svc.store.count_login_failure(name if valid else None, conn.address_key,
+                                            window_ms=settings.login_window_s * 1000)
     raise errors.BadCredentials("wrong username or password")
 
 
@@ -144,7 +144,8 @@ async def change_password(conn: Connection, args: dict[str, Any]) -> dict[str, A
     gen = await _check_password(conn, name, args["password"])
     if gen != conn.gen:
         raise errors.BadCredentials("the account changed; log in again")
-    password_hash = await svc.passwords.hash(args["new_password"])
+    with svc.passwords.slots.slot(conn.address_key):
+        password_hash = await svc.passwords.hash(args["new_password"], address=conn.address_key)
     token = auth.new_token(name)
     token_hash = auth.token_hash(token)
     now = now_ms()
@@ -169,21 +170,26 @@ async def change_password(conn: Connection, args: dict[str, Any]) -> dict[str, A
 
 
 async def list_users(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
+    """A page of matching names: at most `limit`, and at most args["room"] bytes."""
     conn.require_session()
     regex = protocol.glob_to_regex(args["pattern"])
     prefix = protocol.literal_prefix(args["pattern"])
     limit: int = args["limit"]
+    room: int = args["room"]
     after: str | None = args["cursor"]
     users: list[str] = []
     for _ in range(LIST_ROUNDS):
         batch = await conn.services.store.list_users(start_after=after, prefix=prefix,
                                                      count=LIST_SCAN)
         for name in batch:
-            after = name
             if regex.fullmatch(name):
+                room -= reply_size.name_bytes(name)
+                if room < 0 and users:  # the next page starts at this name
+                    return {"users": users, "cursor": after}
                 users.append(name)
                 if len(users) == limit:
                     return {"users": users, "cursor": name}
+            after = name
         if len(batch) < LIST_SCAN:
             return {"users": users, "cursor": None}
     # Bounded work per request: a sparse pattern pages on with fewer names.
@@ -209,7 +215,12 @@ async def send(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
 
 async def fetch(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
     name = conn.require_session()
-    messages, left = await conn.services.store.fetch(name, limit=args["limit"])
+    messages, left = await conn.services.store.fetch(name, limit=args["limit"],
+                                                     room=args["room"])
+    fit = reply_size.messages_within(messages, args["room"])
+    if fit < len(messages):  # the store's estimate was not tight; `unread` stays exact
+        left += len(messages) - fit
+        del messages[fit:]
     return {"messages": messages, "unread": left}
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, cast
 from websockets.exceptions import ConnectionClosed
 
 from server import metrics
+from server.conn import ws_adapter
 from server.conn.ops import OPS
 from server.data import commit
 from server.wire import errors, protocol
@@ -44,7 +45,7 @@ class RequestHandler:
     username: str | None
     _limits: protocol.Limits
 
-    def _send(self, frame: bytes) -> None:
+    def _send(self, frame: bytes, *, push: bool = False) -> None:
         raise NotImplementedError
 
     def _init_budget(self, burst: float) -> None:
@@ -76,8 +77,8 @@ class RequestHandler:
             self._send(await self._execute(parsed, started))
 
     def _frame_waiting(self) -> bool:
-        """A frame is already received (websockets 17's assembler queue)."""
-        return len(self.ws.recv_messages.frames) > 0
+        """A frame is already received (see server/conn/ws_adapter.py)."""
+        return ws_adapter.frame_waiting(self.ws)
 
     async def _handle_sends(self, first: protocol.Request, started: float) -> None:
         """`first` and the sends received right after it, run together.

@@ -123,14 +123,3 @@ class SessionWrites:
             reason = str(record).rpartition(" ")[0] if record is not None else ""
             ended[session] = reason or EXPIRED
         return ended
-
-    @unavailable_on_redis_error
-    async def login_attempt_for_name(self, name: str, *, window_ms: int) -> int:
-        """Count an attempt against `name` from every address together (refunded on success)."""
-        count = await self._scripts["login_failed"](
-            keys=[keys.login_failures_of(name)], args=[window_ms])
-        return int(count)
-
-    @unavailable_on_redis_error
-    async def login_refund_for_name(self, name: str) -> None:
-        await self._scripts["login_refund"](keys=[keys.login_failures_of(name)])

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from server.wire import errors
+from server.wire import errors, reply_size
 
 USERNAME_RE = re.compile(r"[a-z0-9][a-z0-9_.\-]{0,31}")
 MSG_ID_RE = re.compile(r"[A-Za-z0-9_\-]{1,64}")
@@ -32,12 +32,15 @@ class Limits:
 
     max_body_chars: int = 4096
     max_list_limit: int = 1000
+    max_reply_bytes: int = 1024 * 1024
 
 
 @functools.cache
-def limits(*, max_body_chars: int, max_list_limit: int) -> Limits:
+def limits(*, max_body_chars: int, max_list_limit: int,
+           max_reply_bytes: int = 1024 * 1024) -> Limits:
     """One shared Limits per configuration (not one per connection)."""
-    return Limits(max_body_chars=max_body_chars, max_list_limit=max_list_limit)
+    return Limits(max_body_chars=max_body_chars, max_list_limit=max_list_limit,
+                  max_reply_bytes=max_reply_bytes)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,6 +67,8 @@ OPS = PRE_AUTH_OPS | {"logout", "change_password", "list_users", "send", "fetch"
 
 #: Why a session ended (the `reason` of the session_ended event).
 SESSION_END_REASONS = ("logout", "password_changed", "replaced", "expired")
+#: Ops whose replies are bounded in bytes (--max-reply-bytes): args["room"].
+SIZED_OPS = frozenset({"fetch", "list_users"})
 
 
 def is_valid_username(name: str) -> bool:
@@ -106,6 +111,9 @@ def parse_frame(
         args = _VALIDATORS[op](data, limits)
     except errors.ChatError as exc:
         raise Rejected(request_id, exc) from None
+    if op in SIZED_OPS:
+        # Bytes the items may take, the id echoed in the reply left out.
+        args["room"] = reply_size.room(request_id, limits.max_reply_bytes)
     return Request(op=op, id=request_id, args=args)
 
 

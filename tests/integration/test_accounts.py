@@ -12,7 +12,8 @@ from tests.wsclient import Peer
 PASSWORD = "correct horse"
 
 
-async def _register_many(url: str, names: list[str], workers: int = 8) -> None:
+async def _register_many(url: str, names: list[str], workers: int = 4) -> None:
+    """Register in parallel: as many as one address may hash at once (--max-hash-per-address)."""
     async def worker(chunk: list[str]) -> None:
         peer = await Peer.connect(url)
         for name in chunk:

@@ -12,7 +12,9 @@ import sys
 import pexpect
 import pytest
 
+from tests.conftest import StartServer
 from tests.procs import ROOT, ServerProc, free_port
+from tests.wsclient import Peer
 
 PASSWORD = "secret-pass-1"
 
@@ -342,3 +344,20 @@ def test_repl_shows_a_session_ended_elsewhere_and_has_passwd_and_logout_all(
         child.close(force=True)
     assert "carol-new-pass-9" not in transcript.getvalue()  # never echoed
     ok(chat(url, "login", "carol", password="carol-new-pass-9"))
+
+
+async def test_read_with_ack_pages_past_the_reply_byte_bound(
+    redis_url: str, start_server: StartServer
+) -> None:
+    small = start_server("--max-reply-bytes", "65536", redis_url=redis_url)
+    ok(chat(small.url, "register", "bob"))
+    sender = await Peer.connect(small.url)
+    await sender.register_login("alice")
+    for i in range(8):  # ~24 KiB of JSON each: two fit a 64 KiB reply
+        await sender.send_message("bob", f"{i}" + "\x01" * 4000)
+    page = ok(chat(small.url, "--json", "read", "bob", "--limit", "8"))
+    assert 1 <= len(page.splitlines()) < 8  # one page, bounded in bytes
+    read = [json.loads(line) for line in
+            ok(chat(small.url, "--json", "read", "bob", "--limit", "8", "--ack")).splitlines()]
+    assert [m["body"][0] for m in read] == [str(i) for i in range(8)]
+    assert ok(chat(small.url, "read", "bob")) == ""

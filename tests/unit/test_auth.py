@@ -10,45 +10,51 @@ from argon2 import PasswordHasher
 
 from server.conn import auth
 from server.conn.auth import Passwords, new_token, same, split_token, token_hash
+from server.conn.hashing import HashSlots
 
 CHEAP = {"time_cost": 1, "memory_kib": 8, "parallelism": 1}
 
 
+def cheap() -> Passwords:
+    return Passwords(**CHEAP, slots=HashSlots(workers=1, max_queue=4, max_per_address=4))
+
+
 @pytest.fixture(scope="module")
 def passwords() -> Passwords:
-    return Passwords(**CHEAP)
+    return cheap()
 
 
 async def test_hash_is_argon2id_with_the_configured_parameters(passwords: Passwords) -> None:
-    hashed = await passwords.hash("correct horse")
+    hashed = await passwords.hash("correct horse", address="a")
     assert hashed.startswith("$argon2id$")
     assert "m=8,t=1,p=1" in hashed
     assert "correct horse" not in hashed
 
 
 async def test_same_password_hashes_differently_each_time(passwords: Passwords) -> None:
-    assert await passwords.hash("correct horse") != await passwords.hash("correct horse")
+    first = await passwords.hash("correct horse", address="a")
+    assert first != await passwords.hash("correct horse", address="a")
 
 
 async def test_right_password_verifies(passwords: Passwords) -> None:
-    hashed = await passwords.hash("correct horse ☃")
-    assert await passwords.verify(hashed, "correct horse ☃") is True
+    hashed = await passwords.hash("correct horse ☃", address="a")
+    assert await passwords.verify(hashed, "correct horse ☃", address="a") is True
 
 
 async def test_wrong_password_does_not_verify(passwords: Passwords) -> None:
-    hashed = await passwords.hash("correct horse")
-    assert await passwords.verify(hashed, "correct horsE") is False
-    assert await passwords.verify(hashed, "") is False
+    hashed = await passwords.hash("correct horse", address="a")
+    assert await passwords.verify(hashed, "correct horsE", address="a") is False
+    assert await passwords.verify(hashed, "", address="a") is False
 
 
 async def test_malformed_stored_hash_does_not_verify(passwords: Passwords) -> None:
-    assert await passwords.verify("not-an-argon2-hash", "correct horse") is False
-    assert await passwords.verify("$argon2id$v=19$m=8,t=1,p=1$bad$bad", "x") is False
+    assert await passwords.verify("not-an-argon2-hash", "correct horse", address="a") is False
+    assert await passwords.verify("$argon2id$v=19$m=8,t=1,p=1$bad$bad", "x", address="a") is False
 
 
 async def test_unknown_user_verifies_false(passwords: Passwords) -> None:
-    assert await passwords.verify(None, "correct horse") is False
-    assert await passwords.verify("", "correct horse") is False
+    assert await passwords.verify(None, "correct horse", address="a") is False
+    assert await passwords.verify("", "correct horse", address="a") is False
 
 
 class SpyHasher:
@@ -64,17 +70,17 @@ class SpyHasher:
 
 
 async def test_unknown_user_costs_a_real_verify(monkeypatch: pytest.MonkeyPatch) -> None:
-    pw = Passwords(**CHEAP)
+    pw = cheap()
     spy = SpyHasher(pw._hasher)
     monkeypatch.setattr(pw, "_hasher", spy)
-    assert await pw.verify(None, "correct horse") is False
+    assert await pw.verify(None, "correct horse", address="a") is False
     assert spy.verified == [pw._dummy]
 
 
 async def test_unknown_user_is_false_even_if_the_password_matches_the_dummy() -> None:
-    pw = Passwords(**CHEAP)
-    pw._dummy = await pw.hash("guessable")
-    assert await pw.verify(None, "guessable") is False
+    pw = cheap()
+    pw._dummy = await pw.hash("guessable", address="a")
+    assert await pw.verify(None, "guessable", address="a") is False
 
 
 def test_token_names_its_user() -> None:

@@ -1,4 +1,4 @@
-"""Login attempt counters (per name+address and per address) and server.invariants, on fakeredis."""
+"""Failed-login counters (per name+address, per address, per name) and invariants, on fakeredis."""
 
 from __future__ import annotations
 
@@ -15,40 +15,36 @@ def now() -> int:
     return int(time.time() * 1000)
 
 
-async def test_attempts_count_per_name_and_address_and_per_address_alone(store: Store) -> None:
-    assert await store.login_attempt("alice", "10.0.0.1", window_ms=60_000) == (1, 1)
-    assert await store.login_attempt("bob", "10.0.0.1", window_ms=60_000) == (1, 2)
-    assert await store.login_attempt("alice", "10.0.0.1", window_ms=60_000) == (2, 3)
-    assert await store.login_attempt("alice", "10.0.0.2", window_ms=60_000) == (1, 1)
+async def test_failures_count_per_name_and_address_per_address_and_per_name(store: Store) -> None:
+    assert await store.count_login_failure("alice", "10.0.0.1", window_ms=60_000) == (1, 1, 1)
+    assert await store.count_login_failure("bob", "10.0.0.1", window_ms=60_000) == (1, 2, 1)
+    assert await store.count_login_failure("alice", "10.0.0.1", window_ms=60_000) == (2, 3, 2)
+    assert await store.count_login_failure("alice", "10.0.0.2", window_ms=60_000) == (1, 1, 3)
+    assert await store.login_failure_counts("alice", "10.0.0.1") == (2, 3, 3)
+    assert await store.login_failure_counts("carol", "10.0.0.1") == (0, 3, 0)
 
 
-async def test_attempt_with_an_impossible_name_counts_for_the_address_only(
+async def test_reading_the_counts_counts_nothing(store: Store, redis: Redis) -> None:
+    for _ in range(5):
+        assert await store.login_failure_counts("alice", "a") == (0, 0, 0)
+    assert await redis.exists(keys.login_failures("alice", "a"), keys.login_failures_from("a"),
+                              keys.login_failures_of("alice")) == 0
+
+
+async def test_failure_with_an_impossible_name_counts_for_the_address_only(
     store: Store, redis: Redis
 ) -> None:
-    assert await store.login_attempt(None, "10.0.0.1", window_ms=60_000) == (0, 1)
+    assert await store.count_login_failure(None, "10.0.0.1", window_ms=60_000) == (0, 1, 0)
+    assert await store.login_failure_counts(None, "10.0.0.1") == (0, 1, 0)
     assert await redis.keys(f"{keys.PREFIX}:{{*") == []
-
-
-async def test_refund_takes_back_one_attempt_from_both_counters(store: Store) -> None:
-    await store.login_attempt("alice", "a", window_ms=60_000)
-    await store.login_attempt("alice", "a", window_ms=60_000)
-    await store.login_refund("alice", "a")
-    assert await store.login_attempt("alice", "a", window_ms=60_000) == (2, 2)
-
-
-async def test_refund_of_an_expired_counter_does_not_recreate_it(
-    store: Store, redis: Redis
-) -> None:
-    await store.login_refund("alice", "a")
-    assert await redis.exists(keys.login_failures("alice", "a"),
-                              keys.login_failures_from("a")) == 0
 
 
 async def test_counters_always_expire(store: Store, redis: Redis) -> None:
     await redis.set(keys.login_failures_from("a"), 5)  # a counter that lost its TTL
-    await store.login_attempt("alice", "a", window_ms=60_000)
+    await store.count_login_failure("alice", "a", window_ms=60_000)
     assert 0 < await redis.pttl(keys.login_failures_from("a")) <= 60_000
     assert 0 < await redis.pttl(keys.login_failures("alice", "a")) <= 60_000
+    assert 0 < await redis.pttl(keys.login_failures_of("alice")) <= 60_000
 
 
 def test_owner_of_names_the_user_and_kind_of_every_per_user_key() -> None:
@@ -65,7 +61,7 @@ async def populated(store: Store) -> None:
         assert await store.register(name, f"hash-{name}", gen="g1", now_ms=now())
     await store.send(sender="alice", to="bob", body="hi", msg_id="m1", now_ms=now())
     await store.issue_token("bob", "f" * 64, gen="g1", expires_ms=now() + 60_000, now_ms=now())
-    await store.login_attempt("carol", "a", window_ms=60_000)
+    await store.count_login_failure("carol", "a", window_ms=60_000)
 
 
 async def test_data_written_by_the_store_is_consistent(store: Store) -> None:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from server.wire import errors, protocol
 from server.wire.protocol import OPS, PRE_AUTH_OPS, Limits, Rejected, Request, error, parse_frame
+from server.wire.reply_size import room
 from tests.unit.protocol_helpers import LIMITS, parse, rejected, rejected_raw
 
 # Frames ----------------------------------------------------------------------
@@ -24,7 +25,8 @@ def test_binary_frame_is_bad_request_with_null_id() -> None:
 
 def test_text_frame_given_as_utf8_bytes_is_parsed() -> None:
     req = parse_frame('{"op": "fetch", "id": "é"}'.encode(), binary=False, limits=LIMITS)
-    assert req == Request(op="fetch", id="é", args={"limit": 100})
+    assert req == Request(op="fetch", id="é",
+                          args={"limit": 100, "room": room("é", LIMITS.max_reply_bytes)})
 
 
 @pytest.mark.parametrize("frame", ["", "{", "nope", '{"op": "fetch", "id": 1,}', "{'id': 1}"])
@@ -112,7 +114,7 @@ def test_rejected_carries_the_error_detail_as_its_message() -> None:
 
 def test_unknown_extra_arguments_are_ignored() -> None:
     req = parse({"op": "fetch", "id": 1, "limit": 3, "future_field": [1, 2]})
-    assert req.args == {"limit": 3}
+    assert req.args == {"limit": 3, "room": room(1, LIMITS.max_reply_bytes)}
 
 
 def test_every_op_of_the_protocol_is_known_and_three_work_before_login() -> None:

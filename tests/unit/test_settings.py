@@ -303,3 +303,35 @@ def test_a_network_list_with_a_bad_entry_is_refused_naming_it(
 def test_session_limits_below_one_are_refused(flag: str) -> None:
     with pytest.raises(SystemExit):
         load_settings([*URL, flag, "0"], {})
+
+
+def test_exhaustion_bounds_have_the_documented_defaults() -> None:
+    s = load_settings(URL, {})
+    assert (s.max_reply_bytes, s.write_timeout_s, s.open_timeout_s) == (1048576, 30.0, 10.0)
+    assert (s.ping_interval_s, s.ping_timeout_s) == (20.0, 20.0)
+    assert (s.max_hash_queue, s.max_hash_per_address) == (64, 4)
+    assert s.hash_threads == (os.cpu_count() or 1)
+    assert load_settings([*URL, "--hash-workers", "3"], {}).hash_threads == 3
+
+
+@pytest.mark.parametrize("name", ["write_timeout_s", "open_timeout_s", "ping_interval_s",
+                                  "ping_timeout_s"])
+@pytest.mark.parametrize("value", ["0", "-1", "86401"])
+def test_timeouts_outside_zero_to_a_day_exit_with_a_clear_error(
+        name: str, value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    flag = "--" + name.replace("_", "-")
+    assert fails([*URL, f"{flag}={value}"], {}, capsys) == (
+        f"{flag} must be more than 0 and at most 86400")
+
+
+def test_reply_bound_below_one_longest_message_exits_with_a_clear_error(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert fails([*URL, "--max-reply-bytes=1000"], {}, capsys).startswith(
+        "--max-reply-bytes must be at least 65536")
+
+
+@pytest.mark.parametrize("argv", [["--max-hash-queue=0"], ["--max-hash-per-address=0"],
+                                  ["--hash-workers=-1"], ["--hash-workers=257"]])
+def test_hashing_bounds_out_of_range_exit_with_a_clear_error(
+        argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert fails([*URL, *argv], {}, capsys).startswith(argv[0].split("=")[0])

@@ -1,4 +1,4 @@
--- Count one login attempt (or failure) in a fixed window that starts at the first.
+-- Count one failed login in a fixed window that starts at the first failure.
 -- KEYS[1] counter (name + address, or address alone)
 -- ARGV[1] window (ms)
 -- Returns the count in the current window. A counter found without a TTL
