@@ -19,7 +19,8 @@ from typing import Any
 from redis.asyncio import Redis
 
 from server import keys
-from server.data.dedupe import dedupe_call, supported_layout
+from server.data.dedupe import dedupe_call
+from server.storage.capabilities import supported_layout
 from server.store import DEDUPE_WINDOW_MS, SCRIPTS
 
 RECIPIENTS = 50

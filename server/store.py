@@ -28,7 +28,7 @@ from server.storage.redis_conn import unavailable_on_redis_error
 from server.wire import errors, protocol, reply_size
 
 if TYPE_CHECKING:
-    from server.data.commit import GroupCommitter
+    from server.data.commit import GroupCommitter, OrderedGroup
 
 log = logging.getLogger(__name__)
 
@@ -178,16 +178,19 @@ class Store(AuditReads, DedupeLayout, SessionWrites, LoginFailures):
 
     @unavailable_on_redis_error
     async def send(
-        self, *, sender: str, to: str, body: str, msg_id: str, now_ms: int
+        self, *, sender: str, to: str, body: str, msg_id: str, now_ms: int,
+        group: OrderedGroup | None = None,
     ) -> SendResult:
-        """Store a message durably (or find its first send within the dedupe window)."""
+        """Store a message durably (or find its first send within the dedupe window).
+
+        `group`: the sender's pipelined sends, committed together in order."""
         dedupe_keys, dedupe_args = await self.dedupe_call(to, now_ms)
         result = await self._committer.run(
             self._scripts["send"],
             [keys.account(to), keys.inbox(to), *dedupe_keys],
             [sender, to, msg_id, body, now_ms, *dedupe_args,
              self._max_inbox, self._max_pending, self._max_bytes],
-            merge=True,
+            merge=True, group=group,
         )
         status = result[0]
         if status == "ok":

@@ -48,7 +48,7 @@ class _Close:
     reason: str
 
 
-class Connection(RequestHandler):
+class Connection:
     """A client connection and, once logged in, its session."""
 
     # Slots: thousands of idle connections each pay for an instance dict otherwise.
@@ -60,8 +60,8 @@ class Connection(RequestHandler):
         "_drain_cancelled",
         "_draining",
         "_frames",
-        "_limits",
         "_reading",
+        "_requests",
         "_task",
         "address",
         "address_key",
@@ -87,10 +87,6 @@ class Connection(RequestHandler):
         self.token_hash: str | None = None
         self.last_seq = "0-0"
         settings = services.settings
-        self._limits = protocol.limits(
-            max_body_chars=settings.max_body_chars, max_list_limit=settings.max_list_limit,
-            max_reply_bytes=settings.max_reply_bytes,
-        )
         self._budget = settings.max_outbox_bytes
         self._frames = 0  # written since the transport's buffer was last empty
         self._closer: asyncio.Task[None] | None = None
@@ -100,7 +96,7 @@ class Connection(RequestHandler):
         self._task: asyncio.Task[Any] | None = None
         self._drain_cancelled = False
         self._reading = False
-        self._init_budget(float(settings.request_burst))
+        self._requests = RequestHandler(self, ws, self._send)
 
     # Lifecycle ------------------------------------------------------------------
     # An idle connection owns no task of its own: requests are read in the
@@ -163,7 +159,7 @@ class Connection(RequestHandler):
                     return
                 self._busy = True
                 try:
-                    await self._handle(frame)
+                    await self._requests.handle(frame)
                 finally:
                     self._busy = False
         finally:

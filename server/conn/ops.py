@@ -16,11 +16,12 @@ from server.conn import auth
 from server.wire import errors, protocol, reply_size
 
 if TYPE_CHECKING:
-    from server.ws_handler import Connection
+    from server.conn.session import Session
+    from server.data.commit import OrderedGroup
 
 log = logging.getLogger(__name__)
 
-Op = Callable[["Connection", dict[str, Any]], Awaitable[dict[str, Any]]]
+Op = Callable[["Session", dict[str, Any]], Awaitable[dict[str, Any]]]
 
 #: Names examined per Redis round trip and round trips per list_users page.
 LIST_SCAN = 500
@@ -31,7 +32,7 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-async def register(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
+async def register(conn: Session, args: dict[str, Any]) -> dict[str, Any]:
     svc = conn.services
     with svc.passwords.slots.slot(conn.address_key):
         password_hash = await svc.passwords.hash(args["password"], address=conn.address_key)
@@ -43,7 +44,7 @@ async def register(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
     return {"username": args["username"]}
 
 
-async def _check_password(conn: Connection, name: str, password: str) -> str:
+async def _check_password(conn: Session, name: str, password: str) -> str:
     """The account generation if the password is right.
 
     Runs in a hashing slot of the client's address (rate_limited at once
@@ -73,7 +74,7 @@ async def _check_password(conn: Connection, name: str, password: str) -> str:
     raise errors.BadCredentials("wrong username or password")
 
 
-async def login(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
+async def login(conn: Session, args: dict[str, Any]) -> dict[str, Any]:
     svc = conn.services
     name = args["username"]
     gen = await _check_password(conn, name, args["password"])
@@ -92,7 +93,7 @@ async def login(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
             "dedupe_window_ms": svc.settings.dedupe_window_s * 1000}
 
 
-async def resume(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
+async def resume(conn: Session, args: dict[str, Any]) -> dict[str, Any]:
     svc = conn.services
     parts = auth.split_token(args["token"])
     if parts is None or not protocol.is_valid_username(parts[0]):
@@ -107,7 +108,7 @@ async def resume(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
             "dedupe_window_ms": svc.settings.dedupe_window_s * 1000}
 
 
-async def _unread_or_end(conn: Connection, name: str) -> int:
+async def _unread_or_end(conn: Session, name: str) -> int:
     """The unread count; if it cannot be read the login fails as a whole."""
     try:
         return await conn.services.store.unread(name)
@@ -116,7 +117,7 @@ async def _unread_or_end(conn: Connection, name: str) -> int:
         raise
 
 
-async def logout(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
+async def logout(conn: Session, args: dict[str, Any]) -> dict[str, Any]:
     """Revoke this token (or every token of the account); their sessions end everywhere."""
     name, token_hash, gen = conn.require_session(), conn.token_hash, conn.gen
     svc = conn.services
@@ -137,7 +138,7 @@ async def logout(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-async def change_password(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
+async def change_password(conn: Session, args: dict[str, Any]) -> dict[str, Any]:
     """New password and a new token for this connection; every other session ends."""
     name = conn.require_session()
     svc = conn.services
@@ -169,7 +170,7 @@ async def change_password(conn: Connection, args: dict[str, Any]) -> dict[str, A
     return {"token": token}
 
 
-async def list_users(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
+async def list_users(conn: Session, args: dict[str, Any]) -> dict[str, Any]:
     """A page of matching names: at most `limit`, and at most args["room"] bytes."""
     conn.require_session()
     regex = protocol.glob_to_regex(args["pattern"])
@@ -196,12 +197,14 @@ async def list_users(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
     return {"users": users, "cursor": after}
 
 
-async def send(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
+async def send(conn: Session, args: dict[str, Any], *,
+               group: OrderedGroup | None = None) -> dict[str, Any]:
+    """`group`: one of the connection's pipelined sends, stored in request order."""
     sender = conn.require_session()
     svc = conn.services
     to, msg_id = args["to"], args["msg_id"]
     result = await svc.store.send(
-        sender=sender, to=to, body=args["body"], msg_id=msg_id, now_ms=now_ms()
+        sender=sender, to=to, body=args["body"], msg_id=msg_id, now_ms=now_ms(), group=group
     )
     message = None
     if result.prev is not None:
@@ -213,7 +216,7 @@ async def send(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
     return {"msg_id": msg_id, "ts": result.ts}
 
 
-async def fetch(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
+async def fetch(conn: Session, args: dict[str, Any]) -> dict[str, Any]:
     name = conn.require_session()
     messages, left = await conn.services.store.fetch(name, limit=args["limit"],
                                                      room=args["room"])
@@ -224,12 +227,12 @@ async def fetch(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
     return {"messages": messages, "unread": left}
 
 
-async def ack(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
+async def ack(conn: Session, args: dict[str, Any]) -> dict[str, Any]:
     name = conn.require_session()
     return {"removed": await conn.services.store.ack(name, args["seq"])}
 
 
-async def delete_account(conn: Connection, args: dict[str, Any]) -> dict[str, Any]:
+async def delete_account(conn: Session, args: dict[str, Any]) -> dict[str, Any]:
     name = conn.require_session()
     svc = conn.services
     gen = await _check_password(conn, name, args["password"])

@@ -11,21 +11,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, cast
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from websockets.exceptions import ConnectionClosed
 
 from server import metrics
-from server.conn import ws_adapter
-from server.conn.ops import OPS
-from server.data import commit
+from server.conn import ops, ws_adapter
+from server.data.commit import OrderedGroup
 from server.wire import errors, protocol
 
 if TYPE_CHECKING:
     from websockets.asyncio.server import ServerConnection
 
-    from server.conn.services import Services
-    from server.ws_handler import Connection
+    from server.conn.session import Session
 
 log = logging.getLogger(__name__)
 
@@ -34,26 +33,24 @@ MAX_SEND_GROUP = 32
 
 
 class RequestHandler:
-    """The request half of ws_handler.Connection (which holds the state)."""
+    """The requests of one connection; the connection owns one and hands it frames."""
 
-    __slots__ = ("_refilled", "_tokens")  # the request budget (token bucket)
+    __slots__ = ("_limits", "_refilled", "_send", "_session", "_tokens", "_ws")
 
-    ws: ServerConnection
-    services: Services
-    conn_id: str
-    address: str
-    username: str | None
-    _limits: protocol.Limits
-
-    def _send(self, frame: bytes, *, push: bool = False) -> None:
-        raise NotImplementedError
-
-    def _init_budget(self, burst: float) -> None:
-        self._tokens: float = burst
+    def __init__(self, session: Session, ws: ServerConnection,
+                 send: Callable[[bytes], None]) -> None:
+        settings = session.services.settings
+        self._session, self._ws, self._send = session, ws, send
+        self._limits = protocol.limits(
+            max_body_chars=settings.max_body_chars, max_list_limit=settings.max_list_limit,
+            max_reply_bytes=settings.max_reply_bytes,
+        )
+        # The request budget (token bucket).
+        self._tokens: float = float(settings.request_burst)
         self._refilled: float = time.monotonic()
 
     def _rate_ok(self) -> bool:
-        settings = self.services.settings
+        settings = self._session.services.settings
         now = time.monotonic()
         refill = (now - self._refilled) * settings.requests_per_second
         self._tokens = min(settings.request_burst, self._tokens + refill)
@@ -63,7 +60,8 @@ class RequestHandler:
         self._tokens -= 1
         return True
 
-    async def _handle(self, frame: str | bytes) -> None:
+    async def handle(self, frame: str | bytes) -> None:
+        """Answer one frame (and the sends pipelined right after it)."""
         started = time.perf_counter()
         await self._answer(self._parse(frame), started)
 
@@ -78,7 +76,7 @@ class RequestHandler:
 
     def _frame_waiting(self) -> bool:
         """A frame is already received (see server/conn/ws_adapter.py)."""
-        return ws_adapter.frame_waiting(self.ws)
+        return ws_adapter.frame_waiting(self._ws)
 
     async def _handle_sends(self, first: protocol.Request, started: float) -> None:
         """`first` and the sends received right after it, run together.
@@ -93,7 +91,7 @@ class RequestHandler:
         after: tuple[protocol.Request | bytes, float] | None = None
         while len(group) < MAX_SEND_GROUP and self._frame_waiting():
             try:
-                frame = await self.ws.recv()  # already received: returns at once
+                frame = await self._ws.recv()  # already received: returns at once
             except ConnectionClosed:
                 break
             parsed = self._parse(frame)
@@ -101,11 +99,9 @@ class RequestHandler:
                 after = (parsed, time.perf_counter())  # answered after the group
                 break
             group.append((parsed, time.perf_counter()))
-        token = commit.ORDERED_GROUP.set(object())
-        try:
-            tasks = [asyncio.ensure_future(self._execute(request, t)) for request, t in group]
-        finally:
-            commit.ORDERED_GROUP.reset(token)
+        ordered = OrderedGroup()
+        tasks = [asyncio.ensure_future(self._execute(request, t, ordered))
+                 for request, t in group]
         for reply in await asyncio.gather(*tasks):
             self._send(reply)
         if after is not None:
@@ -116,7 +112,7 @@ class RequestHandler:
         try:
             return protocol.parse_frame(frame, binary=isinstance(frame, bytes),
                                         limits=self._limits,
-                                        authenticated=self.username is not None)
+                                        authenticated=self._session.username is not None)
         except protocol.Rejected as rejected:
             # Rejected frames spend the request budget too: a flood of
             # garbage or of ops without a session is throttled like any other.
@@ -126,19 +122,23 @@ class RequestHandler:
             metrics.op_counter("invalid", error.code).inc()
             return protocol.error(rejected.request_id, error)
 
-    async def _execute(self, request: protocol.Request, started: float) -> bytes:
-        """Run one request; its reply frame."""
-        op = request.op
+    async def _execute(self, request: protocol.Request, started: float,
+                       group: OrderedGroup | None = None) -> bytes:
+        """Run one request (`group`: a send of a pipelined group); its reply frame."""
+        op, session = request.op, self._session
         try:
             if not self._rate_ok():
                 raise errors.RateLimited("too many requests; slow down")
-            result = await OPS[op](cast("Connection", self), request.args)
+            if group is not None:
+                result = await ops.send(session, request.args, group=group)
+            else:
+                result = await ops.OPS[op](session, request.args)
             reply = protocol.ok(request.id, **result)
             code = "ok"
         except errors.ChatError as exc:
             reply, code = protocol.error(request.id, exc), exc.code
         except Exception:
-            log.exception("op %s failed conn=%s user=%s", op, self.conn_id, self.username)
+            log.exception("op %s failed conn=%s user=%s", op, session.conn_id, session.username)
             reply, code = protocol.error(request.id, errors.Internal("internal error")), "internal"
         elapsed = time.perf_counter() - started
         metrics.op_counter(op, code).inc()
@@ -148,9 +148,9 @@ class RequestHandler:
         if log.isEnabledFor(level):  # the hot path skips building the record
             log.log(
                 level, "op=%s user=%s conn=%s addr=%s result=%s ms=%.1f",
-                op, self.username, self.conn_id, self.address, code, elapsed * 1000,
-                extra={"op": op, "user": self.username, "conn": self.conn_id,
-                       "addr": self.address, "result": code,
+                op, session.username, session.conn_id, session.address, code, elapsed * 1000,
+                extra={"op": op, "user": session.username, "conn": session.conn_id,
+                       "addr": session.address, "result": code,
                        "latency_ms": round(elapsed * 1000, 1)},
             )
         return reply

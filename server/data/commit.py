@@ -14,9 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable
-from contextvars import ContextVar
 from typing import Any
 
 from redis.asyncio import Redis
@@ -25,58 +23,32 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from server import metrics
 from server.data.script_calls import load_script, script_batch
+from server.storage.ledger import WaitLedger
 from server.wire import errors
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 256
 
-#: Set (to a fresh token) while a connection starts a group of pipelined
-#: sends. Batches fly concurrently and Redis may run a later one first, so
-#: the writes of one group are never split across batches: they commit in
-#: the order they were queued.
-ORDERED_GROUP: ContextVar[object | None] = ContextVar("ordered_group", default=None)
+class OrderedGroup:
+    """The writes of one connection's pipelined sends (conn/requests.py).
+
+    Batches fly concurrently and Redis may run a later one first, so the
+    writes of one group are never split across batches: they commit in the
+    order they were queued. Callers pass the group along explicitly.
+    """
+
+    __slots__ = ()
 
 
 class _Item:
     __slots__ = ("args", "future", "group", "keys", "merge", "script")
 
     def __init__(self, script: AsyncScript, keys: list[str], args: list[Any], merge: bool,
-                 future: asyncio.Future[Any]) -> None:
+                 future: asyncio.Future[Any], group: OrderedGroup | None) -> None:
         self.script, self.keys, self.args, self.merge = script, keys, args, merge
         self.future = future
-        self.group = ORDERED_GROUP.get()
-
-
-class WaitLedger:
-    """Which topology snapshot each batch in flight read its required count from.
-
-    The topology bumps `epoch` at every snapshot it publishes. A replica that
-    becomes required at epoch E may have its fence lifted (become promotable)
-    only when no batch that read an earlier snapshot is still in flight:
-    such a batch may be acked without it.
-    """
-
-    def __init__(self) -> None:
-        self.epoch = 0
-        self._in_flight: Counter[int] = Counter()
-
-    def advance(self) -> int:
-        self.epoch += 1
-        return self.epoch
-
-    def enter(self) -> int:
-        self._in_flight[self.epoch] += 1
-        return self.epoch
-
-    def leave(self, epoch: int) -> None:
-        self._in_flight[epoch] -= 1
-        if self._in_flight[epoch] <= 0:
-            del self._in_flight[epoch]
-
-    def none_before(self, epoch: int) -> bool:
-        """No batch that read a snapshot older than `epoch` is in flight."""
-        return all(e >= epoch for e in self._in_flight)
+        self.group = group
 
 
 class GroupCommitter:
@@ -123,16 +95,19 @@ class GroupCommitter:
         self._queue.clear()
 
     async def run(
-        self, script: AsyncScript, keys: list[str], args: list[Any], *, merge: bool = False
+        self, script: AsyncScript, keys: list[str], args: list[Any], *, merge: bool = False,
+        group: OrderedGroup | None = None,
     ) -> Any:
         """Run `script` durably; its result, or Unavailable if not confirmed.
 
         `merge`: the script takes several calls at once (see
-        store_scripts.script_batch); neighbouring calls of it in a batch are merged.
+        data/script_calls.script_batch); neighbouring calls of it in a batch are merged.
+        `group`: the calls of one group stay together in one batch, in order.
         """
         if self._task is None:
             raise errors.Unavailable("server is not running")
-        item = _Item(script, keys, args, merge, asyncio.get_running_loop().create_future())
+        item = _Item(script, keys, args, merge, asyncio.get_running_loop().create_future(),
+                     group)
         self._queue.append(item)
         self._wakeup.set()
         return await item.future

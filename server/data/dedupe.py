@@ -26,14 +26,13 @@ import logging
 import time
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from server import keys
+from server.storage.capabilities import supported_layout
 from server.storage.redis_conn import unavailable_on_redis_error
 
 log = logging.getLogger(__name__)
 
-LAYOUTS = ("hsetex", "hpexpire", "generations")
 
 #: Keys per PEXPIRE pipeline while expiring legacy records.
 LEGACY_BATCH = 500
@@ -117,30 +116,3 @@ def dedupe_call(name: str, now_ms: int, *, layout: str, window_ms: int, legacy: 
         return [current, previous, keys.seen(name)], [layout, expire_in, flag]
     record = keys.dedupe(name)
     return [record, record, keys.seen(name)], [layout, window_ms, flag]
-
-
-async def supported_layout(redis: Redis) -> str:
-    """The best dedupe layout `redis` supports (one of LAYOUTS)."""
-    try:
-        info = await redis.execute_command(  # type: ignore[no-untyped-call]
-            "COMMAND", "INFO", "HSETEX", "HPEXPIRE")
-    except RedisError as exc:  # COMMAND renamed or disabled: the layout every version has
-        log.warning("COMMAND INFO failed (%s): dedupe records use key generations", exc)
-        return "generations"
-    known = _command_names(info)
-    if "hsetex" in known:
-        return "hsetex"
-    return "hpexpire" if "hpexpire" in known else "generations"
-
-
-def _command_names(info: object) -> set[str]:
-    """Names in a COMMAND INFO reply (redis-py gives a dict, RESP2 raw a list)."""
-    if isinstance(info, dict):
-        return {str(name).lower() for name, spec in info.items() if spec}
-    names: set[str] = set()
-    if isinstance(info, list):
-        for spec in info:
-            if isinstance(spec, list) and spec:
-                name = spec[0]
-                names.add(name.decode() if isinstance(name, bytes) else str(name).lower())
-    return names

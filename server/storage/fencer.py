@@ -23,8 +23,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from server import keys, metrics
-from server.data.commit import WaitLedger
 from server.storage.fencing import NodeState, Plan, decide, replica_progress
+from server.storage.ledger import WaitLedger
 
 log = logging.getLogger(__name__)
 

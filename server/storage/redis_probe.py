@@ -19,8 +19,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 
 from server import keys
-from server.data.dedupe import supported_layout
 from server.settings import Settings
+from server.storage.capabilities import supported_layout
 from server.storage.redis_conn import RedisHandles, read_password
 
 #: How long a probe marker lives; long enough to see in `redis-cli`, short

@@ -39,8 +39,8 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from server import metrics
-from server.data.commit import WaitLedger
 from server.storage.fencer import Fencer
+from server.storage.ledger import WaitLedger
 from server.storage.redis_conn import PrimaryPool, RedisHandles
 from server.wire import errors
 

@@ -14,8 +14,8 @@ import pytest
 from redis.exceptions import ResponseError
 
 from server import keys
-from server.data.commit import WaitLedger
 from server.storage.fencer import Fencer
+from server.storage.ledger import WaitLedger
 
 P, A, C = "10.0.0.1:6379", "10.0.0.2:6379", "10.0.0.3:6379"
 

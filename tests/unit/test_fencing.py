@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from server.data.commit import WaitLedger
 from server.storage.fencing import NodeState, decide, replica_progress
+from server.storage.ledger import WaitLedger
 
 P = "10.0.0.1:6379"
 A = "10.0.0.2:6379"

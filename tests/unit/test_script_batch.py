@@ -132,14 +132,10 @@ async def test_an_ordered_group_is_never_split_across_batches(
     await register(big, "bob")
     await big.load_scripts()
     evalshas.clear()
-    token = commit.ORDERED_GROUP.set(object())
-    try:
-        tasks = [asyncio.ensure_future(
-            big.send(sender="alice", to="bob", body=str(i), msg_id=f"m{i}", now_ms=i))
-            for i in range(commit.MAX_BATCH + 44)]
-    finally:
-        commit.ORDERED_GROUP.reset(token)
-    await asyncio.gather(*tasks)
+    group = commit.OrderedGroup()
+    await asyncio.gather(*(
+        big.send(sender="alice", to="bob", body=str(i), msg_id=f"m{i}", now_ms=i, group=group)
+        for i in range(commit.MAX_BATCH + 44)))
     assert evalshas == [5 * (commit.MAX_BATCH + 44)]
 
 

@@ -1,0 +1,45 @@
+"""What the Redis server can do, asked once: which dedupe-record layout it supports.
+
+Hash-field expiry (HSETEX on Valkey 9 and Redis >= 8, HPEXPIRE on Redis
+7.4) lets each dedupe record expire on its own; older servers get whole
+keys per window generation (server/data/dedupe.py writes the records).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+#: Dedupe-record layouts, best first.
+LAYOUTS = ("hsetex", "hpexpire", "generations")
+
+
+async def supported_layout(redis: Redis) -> str:
+    """The best dedupe layout `redis` supports (one of LAYOUTS)."""
+    try:
+        info = await redis.execute_command(  # type: ignore[no-untyped-call]
+            "COMMAND", "INFO", "HSETEX", "HPEXPIRE")
+    except RedisError as exc:  # COMMAND renamed or disabled: the layout every version has
+        log.warning("COMMAND INFO failed (%s): dedupe records use key generations", exc)
+        return "generations"
+    known = _command_names(info)
+    if "hsetex" in known:
+        return "hsetex"
+    return "hpexpire" if "hpexpire" in known else "generations"
+
+
+def _command_names(info: object) -> set[str]:
+    """Names in a COMMAND INFO reply (redis-py gives a dict, RESP2 raw a list)."""
+    if isinstance(info, dict):
+        return {str(name).lower() for name, spec in info.items() if spec}
+    names: set[str] = set()
+    if isinstance(info, list):
+        for spec in info:
+            if isinstance(spec, list) and spec:
+                name = spec[0]
+                names.add(name.decode() if isinstance(name, bytes) else str(name).lower())
+    return names
