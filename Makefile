@@ -55,6 +55,7 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 ## The suite, then a short soak (3 min, 30 s dedupe window): memory back after the window.
 bench: $(STAMP)
