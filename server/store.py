@@ -59,6 +59,27 @@ def entry_to_message(entry_id: str, fields: dict[str, str]) -> dict[str, Any]:
     )
 
 
+def send_call(*, sender: str, to: str, msg_id: str, body: str, now_ms: int,
+              dedupe: tuple[list[str], list[str | int]], max_inbox: int, max_pending: int,
+              max_bytes: int) -> tuple[list[str], list[Any]]:
+    """send.lua's KEYS and ARGV for one send (`dedupe`: store_dedupe.dedupe_call's)."""
+    return ([keys.account(to), keys.inbox(to), *dedupe[0]],
+            [sender, to, msg_id, body, now_ms, *dedupe[1], max_inbox, max_pending, max_bytes])
+
+
+def ack_call(name: str, keep: str) -> tuple[list[str], list[Any]]:
+    """ack.lua's KEYS and ARGV for one ack (`keep`: the smallest seq kept, '' for none)."""
+    return [keys.inbox(name), keys.account(name)], [keep]
+
+
+def publish_args(items: list[tuple[str, bytes]]) -> list[str | bytes]:
+    """publish.lua's ARGV for notifications (user, payload), in order."""
+    args: list[str | bytes] = []
+    for name, payload in items:
+        args += (keys.channel(name), payload)
+    return args
+
+
 def next_seq(seq: str) -> str | None:
     """The smallest stream id after `seq`, or None if there is none."""
     parsed = protocol.parse_seq(seq)
@@ -235,14 +256,11 @@ class Store(AuditReads, DedupeLayout):
         self, *, sender: str, to: str, body: str, msg_id: str, now_ms: int
     ) -> SendResult:
         """Store a message durably (or find its first send within the dedupe window)."""
-        dedupe_keys, dedupe_args = await self.dedupe_call(to, now_ms)
-        result = await self._committer.run(
-            self._scripts["send"],
-            [keys.account(to), keys.inbox(to), *dedupe_keys],
-            [sender, to, msg_id, body, now_ms, *dedupe_args,
-             self._max_inbox, self._max_pending, self._max_bytes],
-            merge=True,
-        )
+        call_keys, args = send_call(
+            sender=sender, to=to, msg_id=msg_id, body=body, now_ms=now_ms,
+            dedupe=await self.dedupe_call(to, now_ms), max_inbox=self._max_inbox,
+            max_pending=self._max_pending, max_bytes=self._max_bytes)
+        result = await self._committer.run(self._scripts["send"], call_keys, args, merge=True)
         status = result[0]
         if status == "ok":
             return SendResult(ts=now_ms, seq=result[1], prev=result[2])
@@ -296,10 +314,8 @@ class Store(AuditReads, DedupeLayout):
         which clients dedupe. Acks arriving together go as one ack.lua call.
         """
         threshold = next_seq(seq)
-        removed = await self._acks.run(
-            self._scripts["ack"], [keys.inbox(name), keys.account(name)], [threshold or ""],
-            merge=True,
-        )
+        removed = await self._acks.run(self._scripts["ack"], *ack_call(name, threshold or ""),
+                                       merge=True)
         if not isinstance(removed, int):
             log.error("ack script failed for user=%s: %s", name, removed)
             raise errors.Internal("storage script failed")
@@ -326,10 +342,7 @@ class Store(AuditReads, DedupeLayout):
     @unavailable_on_redis_error
     async def publish_many(self, items: list[tuple[str, bytes]]) -> None:
         """PUBLISH each payload on its user's channel, in order, in one round trip."""
-        args: list[str | bytes] = []
-        for name, payload in items:
-            args += (keys.channel(name), payload)
-        await self._scripts["publish"](args=args)
+        await self._scripts["publish"](args=publish_args(items))
 
     @unavailable_on_redis_error
     async def publish_raw(self, channel: str, payload: bytes) -> None:
