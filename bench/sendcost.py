@@ -152,7 +152,8 @@ def one_round(client: redis.Redis, v: Variant, shas: dict[str, str], *, messages
             tails.clear()
 
 
-def measure(*, rounds: int, messages: int, batch: int, body_bytes: int) -> dict[str, Any]:
+def measure(*, rounds: int, messages: int, batch: int, body_bytes: int,
+            only: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="sendcost-") as tmp:
         nodes = [RedisNode(datadir=Path(tmp) / "n0", port=free_port())]
         nodes += [RedisNode(datadir=Path(tmp) / f"n{i}", port=free_port(),
@@ -161,18 +162,19 @@ def measure(*, rounds: int, messages: int, batch: int, body_bytes: int) -> dict[
             for node in nodes:
                 node.start()
             return _measure(nodes, rounds=rounds, messages=messages, batch=batch,
-                            body_bytes=body_bytes)
+                            body_bytes=body_bytes, only=only)
         finally:
             for node in nodes:
                 node.stop()
 
 
 def _measure(nodes: list[RedisNode], *, rounds: int, messages: int, batch: int,
-             body_bytes: int) -> dict[str, Any]:
+             body_bytes: int, only: list[str] | None) -> dict[str, Any]:
     primary = nodes[0]
     client = redis.Redis.from_url(primary.url)
     while client.info("replication")["connected_slaves"] < 2:
         time.sleep(0.1)
+    print(f"primary pid {primary.pid}", file=sys.stderr, flush=True)
     drain = Drain(primary.url)
     drain.start()
     body = "x" * body_bytes
@@ -180,6 +182,8 @@ def _measure(nodes: list[RedisNode], *, rounds: int, messages: int, batch: int,
     try:
         for r in range(rounds + 1):  # round 0 warms up (script cache, allocator)
             for v in variants():
+                if only and v.name not in only:
+                    continue
                 client.flushall()
                 client.execute_command("WAIT", 2, 2000)
                 for i in range(RECIPIENTS):
@@ -203,8 +207,8 @@ def _measure(nodes: list[RedisNode], *, rounds: int, messages: int, batch: int,
             "body_bytes": body_bytes, "cpu_s_per_1k": {n: round(m, 4) for n, m in
                                                        medians.items()},
             "all_rounds": {n: [round(x, 4) for x in xs] for n, xs in per_k.items()},
-            "current/243df5b": round(medians["current"] / medians["243df5b"], 3),
-            "current/680621c": round(medians["current"] / medians["680621c"], 3)}
+            **{f"current/{old}": round(medians["current"] / medians[old], 3)
+               for old in ("243df5b", "680621c") if "current" in medians and old in medians}}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -214,9 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--messages", type=int, default=20_480, help="messages per round")
     p.add_argument("--batch", type=int, default=64, help="sends per group-commit batch")
     p.add_argument("--body-bytes", type=int, default=256)
+    p.add_argument("--only", action="append", help="measure only this variant (repeatable)")
     a = p.parse_args(argv)
     print(json.dumps(measure(rounds=a.rounds, messages=a.messages, batch=a.batch,
-                             body_bytes=a.body_bytes), indent=1))
+                             body_bytes=a.body_bytes, only=a.only), indent=1))
     return 0
 
 

@@ -27,6 +27,9 @@ def account(name: str) -> str:
 INBOX_COUNT = "n"
 INBOX_BYTES = "b"
 PENDING_FROM = "p:"
+#: Field of the account hash: the newest seq send.lua stored (kept when acks
+#: empty the inbox), the `prev` of the next message.
+INBOX_LAST = "l"
 
 
 def inbox(name: str) -> str:

@@ -47,8 +47,10 @@ class Account:
 @dataclass(frozen=True)
 class SendResult:
     ts: int
+    #: The message's seq; for a retry, the newest seq stored when it was
+    #: recognised (the first send's or a later one): what a pusher re-reads up to.
     seq: str
-    #: The inbox entry before this one; None when this send was a retry.
+    #: The seq stored before this one; None when this send was a retry.
     prev: str | None
 
 
@@ -265,8 +267,7 @@ class Store(AuditReads, DedupeLayout):
         if status == "ok":
             return SendResult(ts=now_ms, seq=result[1], prev=result[2])
         if status == "dup":
-            ts, seq = result[1].split(" ")
-            return SendResult(ts=int(ts), seq=seq, prev=None)
+            return SendResult(ts=int(result[1]), seq=result[2], prev=None)
         if status == "no_such_user":
             raise errors.NoSuchUser(f"no user {to!r}")
         if status == "inbox_full":

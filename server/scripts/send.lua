@@ -2,7 +2,8 @@
 -- (sender, recipient, msg_id) within the dedupe window. Several sends run
 -- as ONE call (the group commit merges a batch's sends): call i (from 0)
 -- owns KEYS[5i+1..5i+5] and ARGV[11i+1..11i+11], laid out as for one send:
--- KEYS  +1 recipient account hash (also holds the inbox counters)
+-- KEYS  +1 recipient account hash (also holds the inbox counters and the
+--          newest seq ever stored, field l)
 --       +2 recipient inbox stream
 --       +3 dedupe hash that takes the record (the field-expiry hash, or
 --          the current generation's hash)
@@ -17,17 +18,26 @@
 --       +9 most messages in the inbox  +10 most from one sender
 --       +11 most body bytes in the inbox
 -- Returns one reply per call, in order, each
--- {'ok', seq, prev_seq} | {'dup', 'ts seq'} | {'no_such_user'}
+-- {'ok', seq, prev_seq} | {'dup', ts, newest_seq} | {'no_such_user'}
 -- | {'inbox_full'} | {'sender_full'} | {'bytes_full'} | {'error', message}:
 -- a call that fails (a key of the wrong type) fails alone, as it would as a
 -- script of its own; the others go on.
--- prev_seq is the entry before the new one ('0-0' if none): a pusher that
--- already pushed prev_seq knows there is no gap before this message.
+-- prev_seq is the seq stored before this one ('0-0' if none), even if acked
+-- since: a pusher that already pushed prev_seq knows there is no gap
+-- before this message. A retry's newest_seq is the newest seq stored so
+-- far: its first send is at or before it (the record holds only the ts).
 -- Calls run in order, so a later call sees an earlier one's entry.
 -- Counters (account fields n, b, p:<sender>) count the inbox's entries,
 -- never dedupe records: ack.lua takes removed entries off, the dedupe
 -- window does not touch them. Absent counters (an inbox stored before
 -- quotas) are counted from the inbox once, here.
+--
+-- Cost (the primary runs this for every message): a new message is 4
+-- commands, HMGET (account, counters, newest seq), HSETEX FNX (the record,
+-- written only if absent: the dedupe lookup and the write in one), XADD,
+-- HSET (counters + newest seq). A retry is HMGET, HSETEX, HGET; a send to
+-- a full inbox HMGET and HGET (a retry of a stored message still answers
+-- 'dup'). Older layouts (Redis 7.0-7.4) take HSETNX + an expiry instead.
 
 local HSET_CHUNK = 500
 
@@ -65,51 +75,64 @@ end
 local function send(account, inbox, dedupe, dedupe_prev, legacy, sender, recipient, msg_id,
                     body, ts, layout, expire, legacy_on, max_n, max_from, max_bytes)
   local field = sender .. ':' .. msg_id
-  local prior = redis.call('HGET', dedupe, field)
-  if not prior and dedupe_prev ~= dedupe then prior = redis.call('HGET', dedupe_prev, field) end
-  if not prior and legacy_on == '1' then prior = redis.call('HGET', legacy, field) end
-  if prior then
-    return {'dup', prior}
-  end
   local from_field = 'p:' .. sender
-  local acc = redis.call('HMGET', account, 'gen', 'n', 'b', from_field)
+  local acc = redis.call('HMGET', account, 'gen', 'n', 'b', from_field, 'l')
   if not acc[1] then
     return {'no_such_user'}
   end
-  local n, bytes, pending = tonumber(acc[2]), tonumber(acc[3]), tonumber(acc[4] or 0)
+  local n, bytes, pending, last = tonumber(acc[2]), tonumber(acc[3]), tonumber(acc[4] or 0), acc[5]
   if not n or not bytes then
     local counted
     n, bytes, counted = count_inbox(account, inbox)
     pending = counted[sender] or 0
   end
+  if not last then  -- stored before field l: the inbox's newest entry, once
+    local newest = redis.call('XREVRANGE', inbox, '+', '-', 'COUNT', 1)
+    last = #newest > 0 and newest[1][1] or '0-0'
+  end
+  local full = nil
   if n >= tonumber(max_n) then
-    return {'inbox_full'}
+    full = 'inbox_full'
+  elseif pending >= tonumber(max_from) then
+    full = 'sender_full'
+  elseif bytes + #body > tonumber(max_bytes) then
+    full = 'bytes_full'
   end
-  if pending >= tonumber(max_from) then
-    return {'sender_full'}
+  -- Records the write below cannot see (another generation, the legacy
+  -- hash, or any record when nothing is written) are looked up first.
+  local prior = nil
+  if dedupe_prev ~= dedupe then prior = redis.call('HGET', dedupe_prev, field) end
+  if not prior and legacy_on == '1' then prior = redis.call('HGET', legacy, field) end
+  if not prior and full then prior = redis.call('HGET', dedupe, field) end
+  if not prior then
+    if full then
+      return {full}
+    end
+    local fresh
+    if layout == 'hsetex' then
+      fresh = redis.call('HSETEX', dedupe, 'FNX', 'PX', expire, 'FIELDS', 1, field, ts)
+    else
+      fresh = redis.call('HSETNX', dedupe, field, ts)
+      if fresh == 1 and layout == 'hpexpire' then
+        redis.call('HPEXPIRE', dedupe, expire, 'FIELDS', 1, field)
+      elseif fresh == 1 then
+        redis.call('PEXPIRE', dedupe, expire)
+      end
+    end
+    if fresh == 0 then prior = redis.call('HGET', dedupe, field) end
   end
-  if bytes + #body > tonumber(max_bytes) then
-    return {'bytes_full'}
+  if prior then
+    -- 'ts' (or 'ts seq', as written before): the first send's ts.
+    return {'dup', string.match(prior, '^%d+'), last}
   end
-  local last = redis.call('XREVRANGE', inbox, '+', '-', 'COUNT', 1)
-  local prev = '0-0'
-  if #last > 0 then
-    prev = last[1][1]
+  local seq = redis.pcall('XADD', inbox, '*', 'msg_id', msg_id, 'from', sender,
+                          'to', recipient, 'body', body, 'ts', ts)
+  if type(seq) == 'table' then
+    redis.call('HDEL', dedupe, field)  -- no message, no record: a retry may store it
+    return {'error', seq.err}
   end
-  local seq = redis.call('XADD', inbox, '*', 'msg_id', msg_id, 'from', sender,
-                         'to', recipient, 'body', body, 'ts', ts)
-  local record = ts .. ' ' .. seq
-  if layout == 'hsetex' then
-    redis.call('HSETEX', dedupe, 'PX', expire, 'FIELDS', 1, field, record)
-  elseif layout == 'hpexpire' then
-    redis.call('HSET', dedupe, field, record)
-    redis.call('HPEXPIRE', dedupe, expire, 'FIELDS', 1, field)
-  else
-    redis.call('HSET', dedupe, field, record)
-    redis.call('PEXPIRE', dedupe, expire)
-  end
-  redis.call('HSET', account, 'n', n + 1, 'b', bytes + #body, from_field, pending + 1)
-  return {'ok', seq, prev}
+  redis.call('HSET', account, 'n', n + 1, 'b', bytes + #body, from_field, pending + 1, 'l', seq)
+  return {'ok', seq, last}
 end
 
 local replies = {}
