@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -37,7 +38,7 @@ import redis
 from bench import cpu
 from server import keys, notifications, protocol
 from server.store import SCRIPTS, ack_call, publish_args, send_call
-from tests.procs import ROOT, RedisNode, free_port
+from tests.procs import ROOT, RedisNode, find_server_binary, free_port
 
 RECIPIENTS = 50
 WINDOW_MS = 3600 * 1000
@@ -85,8 +86,7 @@ def variants() -> list[Variant]:
                                                                           "publish")},
                 lambda s, to, m, b, ts: send_call(
                     sender=s, to=to, msg_id=m, body=b, now_ms=ts,
-                    dedupe=([keys.dedupe(to), keys.dedupe(to), keys.seen(to)],
-                            ["hsetex", WINDOW_MS, "0"]),
+                    dedupe=([keys.dedupe(to)], ["hsetex", WINDOW_MS, "0"]),
                     max_inbox=10_000, max_pending=1000, max_bytes=16 << 20),
                 lambda name, keep: ack_call(name, keep), publish_args),
     ]
@@ -108,8 +108,9 @@ class Drain(threading.Thread):
 
 
 def one_round(client: redis.Redis, v: Variant, shas: dict[str, str], *, messages: int,
-              batch: int, body: str, tag: str) -> None:
-    """`messages` sends (batches of `batch`), their notifications and the acks."""
+              batch: int, run: int, body: str, tag: str) -> None:
+    """`messages` sends (batches of `batch`, `run` neighbours to one recipient, as a
+    client's pipelined sends go), their notifications and the acks."""
     tails: dict[str, str] = {}
     for b in range(messages // batch):
         now = int(time.time() * 1000)
@@ -117,7 +118,7 @@ def one_round(client: redis.Redis, v: Variant, shas: dict[str, str], *, messages
         call_args: list[Any] = []
         notes: list[tuple[str, bytes]] = []
         for j in range(batch):
-            i = (b * batch + j) % RECIPIENTS
+            i = (b * batch + j) // run % RECIPIENTS
             to, msg_id = f"r{i}", f"{tag}-{b}-{j}"
             k, a = v.send(f"s{i}", to, msg_id, body, now)
             call_keys += k
@@ -133,7 +134,7 @@ def one_round(client: redis.Redis, v: Variant, shas: dict[str, str], *, messages
             status = reply[0].decode()
             if status != "ok":
                 raise RuntimeError(f"{v.name}: send answered {reply!r}")
-            i = (b * batch + j) % RECIPIENTS
+            i = (b * batch + j) // run % RECIPIENTS
             seq, prev = reply[1].decode(), reply[2].decode()
             msg = protocol.message(msg_id=f"{tag}-{b}-{j}", sender=f"s{i}", to=f"r{i}",
                                    body=body, ts=now, seq=seq)
@@ -152,24 +153,69 @@ def one_round(client: redis.Redis, v: Variant, shas: dict[str, str], *, messages
             tails.clear()
 
 
-def measure(*, rounds: int, messages: int, batch: int, body_bytes: int,
-            only: list[str] | None = None) -> dict[str, Any]:
+def measure(*, rounds: int, messages: int, batch: int, run: int, body_bytes: int,
+            only: list[str] | None = None, callgrind: bool = False) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="sendcost-") as tmp:
         nodes = [RedisNode(datadir=Path(tmp) / "n0", port=free_port())]
         nodes += [RedisNode(datadir=Path(tmp) / f"n{i}", port=free_port(),
                             replicaof=nodes[0].address) for i in (1, 2)]
+        counter = Callgrind(Path(tmp)) if callgrind else None
         try:
-            for node in nodes:
+            if counter is None:
+                nodes[0].start()
+            else:
+                counter.start(nodes[0])
+            for node in nodes[1:]:
                 node.start()
-            return _measure(nodes, rounds=rounds, messages=messages, batch=batch,
-                            body_bytes=body_bytes, only=only)
+            return _measure(nodes, counter, rounds=rounds, messages=messages, batch=batch,
+                            run=run, body_bytes=body_bytes, only=only)
         finally:
             for node in nodes:
                 node.stop()
 
 
-def _measure(nodes: list[RedisNode], *, rounds: int, messages: int, batch: int,
-             body_bytes: int, only: list[str] | None) -> dict[str, Any]:
+class Callgrind:
+    """The primary under `valgrind --tool=callgrind`: instructions per round."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.pid = 0
+
+    def start(self, node: RedisNode) -> None:
+        wrapper = self.folder / "valkey-under-callgrind"
+        wrapper.write_text(f"#!/bin/sh\nexec valgrind --tool=callgrind -q "
+                           f"--callgrind-out-file={self.folder}/callgrind.%p "
+                           f"{find_server_binary()} \"$@\"\n")
+        wrapper.chmod(0o755)
+        saved = os.environ.get("CHAT_REDIS_SERVER")
+        os.environ["CHAT_REDIS_SERVER"] = str(wrapper)
+        try:
+            node.start(timeout=120)
+        finally:
+            if saved is None:
+                del os.environ["CHAT_REDIS_SERVER"]
+            else:
+                os.environ["CHAT_REDIS_SERVER"] = saved
+        self.pid = node.pid or 0
+
+    def zero(self) -> None:
+        subprocess.run(["callgrind_control", "-z", str(self.pid)], check=True,
+                       capture_output=True)
+
+    def instructions(self) -> int:
+        """Instructions since zero(): dump, read the newest dump's totals."""
+        subprocess.run(["callgrind_control", "-d", str(self.pid)], check=True,
+                       capture_output=True)
+        newest = max(self.folder.glob(f"callgrind.{self.pid}.*"),
+                     key=lambda f: f.stat().st_mtime_ns)
+        for line in newest.read_text(errors="replace").splitlines():
+            if line.startswith(("totals:", "summary:")):
+                return int(line.split()[1])
+        raise RuntimeError(f"no totals in {newest}")
+
+
+def _measure(nodes: list[RedisNode], counter: Callgrind | None, *, rounds: int, messages: int,
+             batch: int, run: int, body_bytes: int, only: list[str] | None) -> dict[str, Any]:
     primary = nodes[0]
     client = redis.Redis.from_url(primary.url)
     while client.info("replication")["connected_slaves"] < 2:
@@ -179,36 +225,46 @@ def _measure(nodes: list[RedisNode], *, rounds: int, messages: int, batch: int,
     drain.start()
     body = "x" * body_bytes
     per_k: dict[str, list[float]] = {}
+    ir_per_msg: dict[str, list[float]] = {}
     try:
         for r in range(rounds + 1):  # round 0 warms up (script cache, allocator)
             for v in variants():
                 if only and v.name not in only:
                     continue
                 client.flushall()
-                client.execute_command("WAIT", 2, 2000)
+                client.execute_command("WAIT", 2, 2000)  # type: ignore[no-untyped-call]
                 for i in range(RECIPIENTS):
                     client.hset(keys.account(f"r{i}"), mapping={"pw": "-", "gen": "g"})
                 shas = {n: client.script_load(src) for n, src in v.scripts.items()}
-                client.execute_command("WAIT", 2, 2000)
+                client.execute_command("WAIT", 2, 2000)  # type: ignore[no-untyped-call]
                 pids = {"primary": [primary.pid or 0]}
+                if counter is not None:
+                    counter.zero()
                 before = cpu.snapshot(pids)
-                one_round(client, v, shas, messages=messages, batch=batch, body=body,
+                one_round(client, v, shas, messages=messages, batch=batch, run=run, body=body,
                           tag=f"{v.name}-{r}")
                 used = cpu.usage(before, cpu.snapshot(pids), messages)
                 if r:
                     per_k.setdefault(v.name, []).append(
                         used["processes"]["primary"]["cpu_s"] * 1000 / messages)
+                    if counter is not None:
+                        ir_per_msg.setdefault(v.name, []).append(
+                            counter.instructions() / messages)
     finally:
         drain.stopping = True
         drain.join()
         client.close()
     medians = {name: statistics.median(xs) for name, xs in per_k.items()}
-    return {"messages_per_round": messages, "rounds": rounds, "batch": batch,
+    ir = {name: statistics.median(xs) for name, xs in ir_per_msg.items()}
+    return {"messages_per_round": messages, "rounds": rounds, "batch": batch, "run": run,
             "body_bytes": body_bytes, "cpu_s_per_1k": {n: round(m, 4) for n, m in
                                                        medians.items()},
             "all_rounds": {n: [round(x, 4) for x in xs] for n, xs in per_k.items()},
             **{f"current/{old}": round(medians["current"] / medians[old], 3)
-               for old in ("243df5b", "680621c") if "current" in medians and old in medians}}
+               for old in ("243df5b", "680621c") if "current" in medians and old in medians},
+            "instructions_per_msg": {n: round(x) for n, x in ir.items()},
+            **{f"instructions current/{old}": round(ir["current"] / ir[old], 3)
+               for old in ("243df5b", "680621c") if "current" in ir and old in ir}}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,11 +273,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=7, help="measured rounds per variant")
     p.add_argument("--messages", type=int, default=20_480, help="messages per round")
     p.add_argument("--batch", type=int, default=64, help="sends per group-commit batch")
+    p.add_argument("--run", type=int, default=4,
+                   help="neighbouring sends to one recipient in a batch (the bench's senders "
+                   "keep 4 in flight, each to its own receiver)")
     p.add_argument("--body-bytes", type=int, default=256)
     p.add_argument("--only", action="append", help="measure only this variant (repeatable)")
+    p.add_argument("--callgrind", action="store_true",
+                   help="run the primary under valgrind and count its instructions (slow)")
     a = p.parse_args(argv)
-    print(json.dumps(measure(rounds=a.rounds, messages=a.messages, batch=a.batch,
-                             body_bytes=a.body_bytes, only=a.only), indent=1))
+    print(json.dumps(measure(rounds=a.rounds, messages=a.messages, batch=a.batch, run=a.run,
+                             body_bytes=a.body_bytes, only=a.only, callgrind=a.callgrind),
+                     indent=1))
     return 0
 
 

@@ -64,14 +64,18 @@ def entry_to_message(entry_id: str, fields: dict[str, str]) -> dict[str, Any]:
 def send_call(*, sender: str, to: str, msg_id: str, body: str, now_ms: int,
               dedupe: tuple[list[str], list[str | int]], max_inbox: int, max_pending: int,
               max_bytes: int) -> tuple[list[str], list[Any]]:
-    """send.lua's KEYS and ARGV for one send (`dedupe`: store_dedupe.dedupe_call's)."""
-    return ([keys.account(to), keys.inbox(to), *dedupe[0]],
-            [sender, to, msg_id, body, now_ms, *dedupe[1], max_inbox, max_pending, max_bytes])
+    """send.lua's KEYS and ARGV for one send (`dedupe`: store_dedupe.dedupe_call's).
+
+    The settings go as one string, the same for every send of a batch."""
+    call_keys = [keys.account(to), keys.inbox(to), keys.ledger(to), *dedupe[0]]
+    settings = " ".join(str(x) for x in (len(call_keys), *dedupe[1], max_inbox, max_pending,
+                                         max_bytes))
+    return call_keys, [settings, sender, to, msg_id, body, now_ms]
 
 
 def ack_call(name: str, keep: str) -> tuple[list[str], list[Any]]:
     """ack.lua's KEYS and ARGV for one ack (`keep`: the smallest seq kept, '' for none)."""
-    return [keys.inbox(name), keys.account(name)], [keep]
+    return [keys.inbox(name), keys.account(name), keys.ledger(name)], [keep]
 
 
 def publish_args(items: list[tuple[str, bytes]]) -> list[str | bytes]:
@@ -169,7 +173,7 @@ class Store(AuditReads, DedupeLayout):
         deleted = await self._committer.run(
             self._scripts["delete_account"],
             [keys.account(name), keys.inbox(name), *self.dedupe_keys_to_delete(name, now),
-             keys.tokens(name), keys.USERS],
+             keys.tokens(name), keys.USERS, keys.ledger(name)],
             [name, gen],
         )
         return bool(deleted)
