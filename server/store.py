@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-from server import errors, keys, protocol
+from server import errors, keys, notifications, protocol
 from server.redis_conn import unavailable_on_redis_error
 from server.store_audit import AuditReads
 from server.store_dedupe import DedupeLayout
@@ -79,10 +79,17 @@ def ack_call(name: str, keep: str) -> tuple[list[str], list[Any]]:
 
 
 def publish_args(items: list[tuple[str, bytes]]) -> list[str | bytes]:
-    """publish.lua's ARGV for notifications (user, payload), in order."""
-    args: list[str | bytes] = []
+    """publish.lua's ARGV for new-message notifications (user, payload).
+
+    One PUBLISH per user: a user's notifications go as one batch payload, in
+    order (notifications.batch); the order between users does not matter.
+    """
+    by_user: dict[str, list[bytes]] = {}
     for name, payload in items:
-        args += (keys.channel(name), payload)
+        by_user.setdefault(name, []).append(payload)
+    args: list[str | bytes] = []
+    for name, notes in by_user.items():
+        args += (keys.channel(name), notifications.batch(notes))
     return args
 
 
@@ -346,7 +353,7 @@ class Store(AuditReads, DedupeLayout):
 
     @unavailable_on_redis_error
     async def publish_many(self, items: list[tuple[str, bytes]]) -> None:
-        """PUBLISH each payload on its user's channel, in order, in one round trip."""
+        """PUBLISH new-message notifications, one batch per user, in one round trip."""
         await self._scripts["publish"](args=publish_args(items))
 
     @unavailable_on_redis_error
