@@ -98,7 +98,7 @@ class Drain(threading.Thread):
 
     def __init__(self, url: str) -> None:
         super().__init__(daemon=True)
-        self.pubsub = redis.Redis.from_url(url).pubsub(ignore_subscribe_messages=True)
+        self.pubsub = redis.Redis.from_url(url).pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
         self.pubsub.subscribe(*(keys.channel(f"r{i}") for i in range(RECIPIENTS)))
         self.stopping = False
 
@@ -126,7 +126,7 @@ def one_round(client: redis.Redis, v: Variant, shas: dict[str, str], *, messages
         pipe = client.pipeline(transaction=False)
         pipe.evalsha(shas["send"], len(call_keys), *call_keys, *call_args)
         pipe.incr(keys.COMMIT)
-        pipe.execute_command("WAIT", 2, 2000)
+        pipe.execute_command("WAIT", 2, 2000)  # type: ignore[no-untyped-call]
         replies, _, acked = pipe.execute()
         if acked < 2:
             raise RuntimeError(f"WAIT reached {acked} of 2 replicas")
