@@ -17,7 +17,7 @@ import orjson
 import pytest
 import redis
 
-from server import keys, metrics
+from server import keys, metrics, notifications
 from server.commit import GroupCommitter
 from server.delivery import LISTEN_POLL_S, Delivery
 from server.pubsub_reader import PubSubReader
@@ -119,7 +119,8 @@ async def test_burst_arriving_in_one_read_is_pushed_whole_and_in_order(
 
     async def counting_read(self: PubSubReader, timeout: float) -> list[tuple[str, str]]:
         batch = await read(self, timeout)
-        sizes.append(len(batch))
+        # A publish carries a batch of one user's notifications: count them all.
+        sizes.append(sum(len(notifications.unbatch(data)) for _, data in batch))
         return batch
 
     monkeypatch.setattr(PubSubReader, "read", counting_read)
