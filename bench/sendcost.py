@@ -126,7 +126,7 @@ def one_round(client: redis.Redis, v: Variant, shas: dict[str, str], *, messages
         pipe = client.pipeline(transaction=False)
         pipe.evalsha(shas["send"], len(call_keys), *call_keys, *call_args)
         pipe.incr(keys.COMMIT)
-        pipe.execute_command("WAIT", 2, 2000)  # type: ignore[no-untyped-call]
+        pipe.execute_command("WAIT", 2, 10_000)  # type: ignore[no-untyped-call]
         replies, _, acked = pipe.execute()
         if acked < 2:
             raise RuntimeError(f"WAIT reached {acked} of 2 replicas")
@@ -218,7 +218,11 @@ def _measure(nodes: list[RedisNode], counter: Callgrind | None, *, rounds: int, 
              batch: int, run: int, body_bytes: int, only: list[str] | None) -> dict[str, Any]:
     primary = nodes[0]
     client = redis.Redis.from_url(primary.url)
-    while client.info("replication")["connected_slaves"] < 2:
+    deadline = time.monotonic() + 60
+    while sum(1 for k, v in client.info("replication").items()
+              if k.startswith("slave") and isinstance(v, dict) and v.get("state") == "online") < 2:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the replicas did not come online")
         time.sleep(0.1)
     print(f"primary pid {primary.pid}", file=sys.stderr, flush=True)
     drain = Drain(primary.url)
@@ -232,11 +236,11 @@ def _measure(nodes: list[RedisNode], counter: Callgrind | None, *, rounds: int, 
                 if only and v.name not in only:
                     continue
                 client.flushall()
-                client.execute_command("WAIT", 2, 2000)  # type: ignore[no-untyped-call]
+                client.execute_command("WAIT", 2, 10_000)  # type: ignore[no-untyped-call]
                 for i in range(RECIPIENTS):
                     client.hset(keys.account(f"r{i}"), mapping={"pw": "-", "gen": "g"})
                 shas = {n: client.script_load(src) for n, src in v.scripts.items()}
-                client.execute_command("WAIT", 2, 2000)  # type: ignore[no-untyped-call]
+                client.execute_command("WAIT", 2, 10_000)  # type: ignore[no-untyped-call]
                 pids = {"primary": [primary.pid or 0]}
                 if counter is not None:
                     counter.zero()

@@ -88,3 +88,11 @@ async def test_neighbouring_sends_to_one_recipient_share_the_account_and_ledger_
     assert sends["xadd"] == SENDS
     # One HMGET, HSETEX, RPUSH and HSET per run of RUN sends.
     assert per_message(sends) <= 1 + 4 / RUN, sends
+
+
+def test_the_send_cost_measurement_runs_every_variant_on_real_valkey() -> None:
+    from bench import sendcost
+
+    result = sendcost.measure(rounds=1, messages=256, batch=64, run=4, body_bytes=16)
+    assert set(result["cpu_s_per_1k"]) == {"243df5b", "680621c", "current"}
+    assert all(x >= 0 for x in result["cpu_s_per_1k"].values())
