@@ -22,6 +22,8 @@ from server import keys
 from server.data.dedupe import dedupe_call
 from server.storage.capabilities import supported_layout
 from server.store import DEDUPE_WINDOW_MS, SCRIPTS
+from server.store import DEDUPE_WINDOW_MS, SCRIPTS, send_call
+from server.data.dedupe import dedupe_call, supported_layout
 
 RECIPIENTS = 50
 
@@ -57,11 +59,13 @@ async def measure(redis_url: str, *, replicas: int, duration_s: float, connectio
                 for _ in range(batch):
                     to = names[k % RECIPIENTS]
                     k += 1
-                    dedupe_keys, dedupe_args = dedupe_call(
-                        to, now, layout=layout, window_ms=DEDUPE_WINDOW_MS, legacy=False)
-                    send_keys += (keys.account(to), keys.inbox(to), *dedupe_keys)
-                    send_args += ("zlimit-sender", to, f"c{c}-{k}", body, now, *dedupe_args,
-                                  10**9, 10**9, 10**12)
+                    call_keys, args = send_call(
+                        sender="zlimit-sender", to=to, msg_id=f"c{c}-{k}", body=body,
+                        now_ms=now, dedupe=dedupe_call(to, now, layout=layout,
+                                                       window_ms=DEDUPE_WINDOW_MS, legacy=False),
+                        max_inbox=10**9, max_pending=10**9, max_bytes=10**12)
+                    send_keys += call_keys
+                    send_args += args
                     notes += (keys.channel(to), body)
                 pipe.evalsha(sha, len(send_keys), *send_keys, *send_args)
                 pipe.evalsha(publish_sha, 0, *notes)

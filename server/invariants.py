@@ -26,7 +26,7 @@ from server.store import Store
 from server.wire import errors, protocol
 
 #: Kinds of per-user key that may only exist while the account does.
-OWNED_BY_ACCOUNT = ("inbox", "dedupe", "seen", "seen-exp", "tokens", "revoked")
+OWNED_BY_ACCOUNT = ("inbox", "ledger", "dedupe", "seen", "seen-exp", "tokens", "revoked")
 #: How far in the future a token may expire (a token_ttl_s larger than this
 #: would be a misconfiguration, and a corrupt expiry would show up here).
 MAX_TOKEN_LIFETIME_MS = 366 * 24 * 3600 * 1000
@@ -84,6 +84,7 @@ async def _check_account(store: Store, name: str) -> list[str]:
     problems: list[str] = []
     after = "0-0"
     count, size, per_sender = 0, 0, Counter[str]()
+    lines: list[str] = []
     while True:
         try:
             batch = await store.read_range(name, after=after, count=1000)
@@ -94,6 +95,7 @@ async def _check_account(store: Store, name: str) -> list[str]:
         count += len(batch)
         size += sum(len(m["body"].encode()) for m in batch)
         per_sender.update(m["from"] for m in batch)
+        lines += [f"{len(m['body'].encode())} {m['from']}" for m in batch]
         if len(batch) < 1000:
             break
         after = batch[-1]["seq"]
@@ -103,6 +105,11 @@ async def _check_account(store: Store, name: str) -> list[str]:
         problems.append(f"inbox counters of {name!r} say {counted[0]} messages, {counted[1]} "
                         f"bytes, per sender {counted[2]}; the inbox holds {count}, {size}, "
                         f"{dict(per_sender)}")
+    if counted is not None:
+        ledger = await store.inbox_ledger(name)
+        if ledger is not None and ledger != lines:
+            problems.append(f"inbox ledger of {name!r} has {len(ledger)} lines that do not "
+                            f"match its {len(lines)} messages (size and sender, in order)")
     return problems
 
 

@@ -31,11 +31,23 @@ def account(name: str) -> str:
 INBOX_COUNT = "n"
 INBOX_BYTES = "b"
 PENDING_FROM = "p:"
+#: Field of the account hash: the newest seq send.lua stored (kept when acks
+#: empty the inbox), the `prev` of the next message. Only send.lua writes it,
+#: together with the ledger: counters without it were kept by an older
+#: version (no ledger) and are counted again.
+INBOX_LAST = "l"
 
 
 def inbox(name: str) -> str:
     """Stream of undelivered messages; entry id is the message's seq."""
     return f"{PREFIX}:{{{name}}}:inbox"
+
+
+def ledger(name: str) -> str:
+    """List of "SIZE SENDER" (body bytes, sender name), one per inbox entry in
+    the inbox's order: what an ack needs to take removed entries off the
+    counters without reading them back (kept by send.lua and ack.lua)."""
+    return f"{PREFIX}:{{{name}}}:ledger"
 
 
 def dedupe(name: str) -> str:
@@ -115,7 +127,7 @@ def health_marker(instance_id: str) -> str:
 
 
 #: The kinds of per-user key, by the suffix after `chat:{name}:`.
-USER_KINDS = ("account", "inbox", "dedupe", "seen", "seen-exp", "tokens", "revoked",
+USER_KINDS = ("account", "inbox", "ledger", "dedupe", "seen", "seen-exp", "tokens", "revoked",
               "login-fail", "login-fail-all")
 
 

@@ -26,6 +26,11 @@ from server.data.logins import LoginFailures
 from server.data.sessions import SessionWrites
 from server.storage.redis_conn import unavailable_on_redis_error
 from server.wire import errors, protocol, reply_size
+from server import keys
+from server.wire import errors, notifications, protocol
+from server.storage.redis_conn import unavailable_on_redis_error
+from server.data.audit import AuditReads
+from server.data.dedupe import DedupeLayout
 
 if TYPE_CHECKING:
     from server.data.commit import GroupCommitter, OrderedGroup
@@ -52,8 +57,10 @@ class Account:
 @dataclass(frozen=True)
 class SendResult:
     ts: int
+    #: The message's seq; for a retry, the newest seq stored when it was
+    #: recognised (the first send's or a later one): what a pusher re-reads up to.
     seq: str
-    #: The inbox entry before this one; None when this send was a retry.
+    #: The seq stored before this one; None when this send was a retry.
     prev: str | None
 
 
@@ -62,6 +69,38 @@ def entry_to_message(entry_id: str, fields: dict[str, str]) -> dict[str, Any]:
         msg_id=fields["msg_id"], sender=fields["from"], to=fields["to"],
         body=fields["body"], ts=int(fields["ts"]), seq=entry_id,
     )
+
+
+def send_call(*, sender: str, to: str, msg_id: str, body: str, now_ms: int,
+              dedupe: tuple[list[str], list[str | int]], max_inbox: int, max_pending: int,
+              max_bytes: int) -> tuple[list[str], list[Any]]:
+    """send.lua's KEYS and ARGV for one send (`dedupe`: store_dedupe.dedupe_call's).
+
+    The settings go as one string, the same for every send of a batch."""
+    call_keys = [keys.account(to), keys.inbox(to), keys.ledger(to), *dedupe[0]]
+    settings = " ".join(str(x) for x in (len(call_keys), *dedupe[1], max_inbox, max_pending,
+                                         max_bytes))
+    return call_keys, [settings, sender, to, msg_id, body, now_ms]
+
+
+def ack_call(name: str, keep: str) -> tuple[list[str], list[Any]]:
+    """ack.lua's KEYS and ARGV for one ack (`keep`: the smallest seq kept, '' for none)."""
+    return [keys.inbox(name), keys.account(name), keys.ledger(name)], [keep]
+
+
+def publish_args(items: list[tuple[str, bytes]]) -> list[str | bytes]:
+    """publish.lua's ARGV for new-message notifications (user, payload).
+
+    One PUBLISH per user: a user's notifications go as one batch payload, in
+    order (notifications.batch); the order between users does not matter.
+    """
+    by_user: dict[str, list[bytes]] = {}
+    for name, payload in items:
+        by_user.setdefault(name, []).append(payload)
+    args: list[str | bytes] = []
+    for name, notes in by_user.items():
+        args += (keys.channel(name), notifications.batch(notes))
+    return args
 
 
 def next_seq(seq: str) -> str | None:
@@ -151,7 +190,7 @@ class Store(AuditReads, DedupeLayout, SessionWrites, LoginFailures):
         deleted = await self._committer.run(
             self._scripts["delete_account"],
             [keys.account(name), keys.inbox(name), *self.dedupe_keys_to_delete(name, now),
-             keys.tokens(name), keys.USERS, keys.revoked(name)],
+             keys.tokens(name), keys.USERS, keys.revoked(name), keys.ledger(name)],
             [name, gen],
         )
         return bool(deleted)
@@ -184,20 +223,17 @@ class Store(AuditReads, DedupeLayout, SessionWrites, LoginFailures):
         """Store a message durably (or find its first send within the dedupe window).
 
         `group`: the sender's pipelined sends, committed together in order."""
-        dedupe_keys, dedupe_args = await self.dedupe_call(to, now_ms)
-        result = await self._committer.run(
-            self._scripts["send"],
-            [keys.account(to), keys.inbox(to), *dedupe_keys],
-            [sender, to, msg_id, body, now_ms, *dedupe_args,
-             self._max_inbox, self._max_pending, self._max_bytes],
-            merge=True, group=group,
-        )
+        call_keys, args = send_call(
+            sender=sender, to=to, msg_id=msg_id, body=body, now_ms=now_ms,
+            dedupe=await self.dedupe_call(to, now_ms), max_inbox=self._max_inbox,
+            max_pending=self._max_pending, max_bytes=self._max_bytes)
+        result = await self._committer.run(self._scripts["send"], call_keys, args, merge=True,
+                                           group=group)
         status = result[0]
         if status == "ok":
             return SendResult(ts=now_ms, seq=result[1], prev=result[2])
         if status == "dup":
-            ts, seq = result[1].split(" ")
-            return SendResult(ts=int(ts), seq=seq, prev=None)
+            return SendResult(ts=int(result[1]), seq=result[2], prev=None)
         if status == "no_such_user":
             raise errors.NoSuchUser(f"no user {to!r}")
         if status == "inbox_full":
@@ -246,10 +282,8 @@ class Store(AuditReads, DedupeLayout, SessionWrites, LoginFailures):
         which clients dedupe. Acks arriving together go as one ack.lua call.
         """
         threshold = next_seq(seq)
-        removed = await self._acks.run(
-            self._scripts["ack"], [keys.inbox(name), keys.account(name)], [threshold or ""],
-            merge=True,
-        )
+        removed = await self._acks.run(self._scripts["ack"], *ack_call(name, threshold or ""),
+                                       merge=True)
         if not isinstance(removed, int):
             log.error("ack script failed for user=%s: %s", name, removed)
             raise errors.Internal("storage script failed")
@@ -275,11 +309,8 @@ class Store(AuditReads, DedupeLayout, SessionWrites, LoginFailures):
 
     @unavailable_on_redis_error
     async def publish_many(self, items: list[tuple[str, bytes]]) -> None:
-        """PUBLISH each payload on its user's channel, in order, in one round trip."""
-        args: list[str | bytes] = []
-        for name, payload in items:
-            args += (keys.channel(name), payload)
-        await self._scripts["publish"](args=args)
+        """PUBLISH new-message notifications, one batch per user, in one round trip."""
+        await self._scripts["publish"](args=publish_args(items))
 
     @unavailable_on_redis_error
     async def publish_raw(self, channel: str, payload: bytes) -> None:

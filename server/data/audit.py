@@ -52,6 +52,15 @@ class AuditReads:
         return int(fields[keys.INBOX_COUNT]), int(fields[keys.INBOX_BYTES]), per_sender
 
     @unavailable_on_redis_error
+    async def inbox_ledger(self, name: str) -> list[str] | None:
+        """The inbox ledger's lines; None when the counters were kept without one
+        (no newest-seq field: written by a version before the ledger)."""
+        if await self.redis.hget(keys.account(name), keys.INBOX_LAST) is None:
+            return None
+        lines: list[str] = await self.redis.lrange(keys.ledger(name), 0, -1)  # type: ignore[assignment]
+        return lines
+
+    @unavailable_on_redis_error
     async def dedupe_records_without_expiry(self, key: str) -> int:
         """Records in a dedupe hash that would never expire (neither key nor field TTL)."""
         if await self.redis.pttl(key) >= 0:

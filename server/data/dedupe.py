@@ -62,7 +62,7 @@ class DedupeLayout:
         return self._layout
 
     async def dedupe_call(self, name: str, now_ms: int) -> tuple[list[str], list[str | int]]:
-        """send.lua's dedupe KEYS (3) and ARGV (layout, expiry, legacy flag) for `name`."""
+        """send.lua's dedupe KEYS (1 or 3) and settings (layout, expiry, legacy flag) for `name`."""
         layout = self._layout or await self.detect_layout()
         return dedupe_call(name, now_ms, layout=layout, window_ms=self.dedupe_window_ms,
                            legacy=now_ms < self.legacy_until_ms)
@@ -105,7 +105,12 @@ class DedupeLayout:
 
 def dedupe_call(name: str, now_ms: int, *, layout: str, window_ms: int, legacy: bool
                 ) -> tuple[list[str], list[str | int]]:
-    """send.lua's dedupe KEYS (3) and ARGV (layout, expiry, legacy flag)."""
+    """send.lua's dedupe KEYS (1 or 3) and settings (layout, expiry, legacy flag).
+
+    The record's hash alone when nothing else is looked in (field expiry, no
+    legacy records: the common case, 3 KEYS per send); else also the hash
+    looked in (the previous generation) and the legacy hash.
+    """
     flag = "1" if legacy else "0"
     if layout == "generations":
         generation = now_ms // window_ms
@@ -115,4 +120,7 @@ def dedupe_call(name: str, now_ms: int, *, layout: str, window_ms: int, legacy: 
         expire_in = (generation + 2) * window_ms - now_ms
         return [current, previous, keys.seen(name)], [layout, expire_in, flag]
     record = keys.dedupe(name)
-    return [record, record, keys.seen(name)], [layout, window_ms, flag]
+    if legacy:
+        return [record, record, keys.seen(name)], [layout, window_ms, flag]
+    return [record], [layout, window_ms, flag]
+

@@ -206,13 +206,14 @@ class Delivery:
     async def _dispatch_all(self, batch: list[tuple[str, str]]) -> None:
         """Act on the notifications of one read, in order."""
         try:
-            for channel, data in batch:
-                if self._reconnect:
-                    return  # the listener reconnects; the resync re-reads the inboxes
-                pending = self._dispatch(channel, data)
-                if pending is not None:
-                    self._count_pushes()
-                    await pending
+            for channel, payload in batch:
+                for data in notifications.unbatch(payload):
+                    if self._reconnect:
+                        return  # the listener reconnects; the resync re-reads the inboxes
+                    pending = self._dispatch(channel, data)
+                    if pending is not None:
+                        self._count_pushes()
+                        await pending
         finally:
             self._count_pushes()
 

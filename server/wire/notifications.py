@@ -6,6 +6,10 @@
     {"k":"end","s":{SHA:REASON},"origin":CONN_ID}
                                          these tokens were revoked (from that connection,
                                          which hears no session_ended)
+    {"k":"msgs","n":[NOTE,...]}          several "msg" notifications of one channel, in
+                                         order: one PUBLISH per recipient per batch
+                                         (an instance of a version before it ignores
+                                         the batch; its sweep pushes the messages)
 
 Receiving a message is the hot path of an instance, so it is split with one
 regex instead of parsing and re-encoding the message: the message's JSON as
@@ -31,6 +35,31 @@ _MESSAGE = re.compile(
 )
 #: protocol.message_event(message) is this + the message's JSON + "}".
 _EVENT_HEAD = '{"event":"message","message":'
+
+
+_BATCH_HEAD = '{"k":"msgs","n":['
+#: Between two notes of a batch. It cannot occur inside a note: in a JSON
+#: string every quote is escaped, and a note's message has no key "k".
+_BATCH_SEP = '},{"k":"msg",'
+
+
+def batch(notes: list[bytes]) -> bytes:
+    """One payload for several `message` notifications of one channel, in order."""
+    if len(notes) == 1:
+        return notes[0]
+    return b'{"k":"msgs","n":[' + b",".join(notes) + b"]}"
+
+
+def unbatch(data: str) -> list[str]:
+    """The notifications a payload holds, in order (itself unless it is a batch)."""
+    if not data.startswith(_BATCH_HEAD):
+        return [data]
+    inner = data[len(_BATCH_HEAD):-2]
+    parts = inner.split(_BATCH_SEP)
+    if len(parts) == 1:
+        return [inner]
+    head = _BATCH_SEP[2:]
+    return [parts[0] + "}", *(head + p + "}" for p in parts[1:-1]), head + parts[-1]]
 
 
 def message(seq: str, prev: str | None, msg: dict[str, Any] | None) -> bytes:

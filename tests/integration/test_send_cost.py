@@ -1,13 +1,18 @@
 """Commands Redis runs per send and per ack, counted by INFO commandstats on a
-real Valkey (no MONITOR): a guard against send.lua growing again.
+real Valkey (no MONITOR): a guard against send.lua and ack.lua growing again.
 
 Before the dedupe window (243df5b) a send ran 10 commands in steady state
 (HGET, EXISTS, XLEN, XREVRANGE, XADD, HSET, ZADD, ZRANGEBYSCORE, HDEL, ZREM)
-and an ack 1 (XTRIM); see docs/operations.md.
+and an ack 1 (XTRIM); with the window and the quotas (680621c) a send ran 6
+(HGET, HMGET, XREVRANGE, XADD, HSETEX, HSET) and an ack 4-5, reading every
+removed entry back (XRANGE). Now a run of sends to one recipient costs one
+HMGET, one HSETEX, one RPUSH and one HSET plus an XADD per message, and an
+ack reads the ledger instead of the entries (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -18,6 +23,7 @@ from server.data.commit import GroupCommitter
 from server.store import Store
 
 SENDS = 200
+RUN = 4  # a client's pipelined sends: neighbours in one batch
 
 
 def calls(client: redis.Redis) -> dict[str, int]:
@@ -25,7 +31,13 @@ def calls(client: redis.Redis) -> dict[str, int]:
     return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
 
 
-async def test_a_send_runs_six_commands_and_an_ack_five(redis_url: str) -> None:
+#: Commands the test itself or the committer issue outside the scripts.
+OUTSIDE = {"evalsha", "incr", "config|resetstat", "info"}
+
+
+async def measure(redis_url: str, *, together: int) -> tuple[dict[str, int], dict[str, int]]:
+    """Commands of SENDS sends to bob (`together` at a time, as one batch), then
+    of one ack per message."""
     sync = redis.Redis.from_url(redis_url)
     client = Redis.from_url(redis_url, decode_responses=True)
     committer = GroupCommitter(client, required_replicas=lambda: 0, ack_timeout_ms=1000)
@@ -35,9 +47,15 @@ async def test_a_send_runs_six_commands_and_an_ack_five(redis_url: str) -> None:
         await store.load_scripts()
         assert store.layout == "hsetex"
         assert await store.register("bob", "hash", gen="g", now_ms=1)
+        await store.send(sender="alice", to="bob", body="first", msg_id="m-first",
+                         now_ms=int(time.time() * 1000))  # counts the empty inbox once
         sync.config_resetstat()
-        seqs = [(await store.send(sender="alice", to="bob", body="x" * 256, msg_id=f"m{i}",
-                                  now_ms=int(time.time() * 1000))).seq for i in range(SENDS)]
+        seqs: list[str] = []
+        for i in range(0, SENDS, together):
+            results = await asyncio.gather(*(
+                store.send(sender="alice", to="bob", body="x" * 256, msg_id=f"m{i + j}",
+                           now_ms=int(time.time() * 1000)) for j in range(together)))
+            seqs += [r.seq for r in results]
         sends = calls(sync)
         sync.config_resetstat()
         for seq in seqs:
@@ -47,9 +65,34 @@ async def test_a_send_runs_six_commands_and_an_ack_five(redis_url: str) -> None:
         await committer.close()
         await client.aclose()
         sync.close()
-    inside = {"evalsha", "incr", "config|resetstat", "info"}
-    per_send = sum(n for name, n in sends.items() if name not in inside) / SENDS
-    per_ack = sum(n for name, n in acks.items() if name not in inside) / SENDS
-    print(f"\nMEASURED commands per send {per_send:g}, per ack {per_ack:g}: {sends} {acks}")
-    assert per_send <= 6 + 3 / SENDS, sends  # + the first send counting the empty inbox
-    assert per_ack <= 5, acks
+    return sends, acks
+
+
+def per_message(counted: dict[str, int]) -> float:
+    return sum(n for name, n in counted.items() if name not in OUTSIDE) / SENDS
+
+
+async def test_a_send_on_its_own_runs_five_commands_and_an_ack_six(redis_url: str) -> None:
+    sends, acks = await measure(redis_url, together=1)
+    print(f"\nMEASURED one at a time: commands per send {per_message(sends):g}, per ack "
+          f"{per_message(acks):g}: {sends} {acks}")
+    assert per_message(sends) <= 5, sends  # HMGET, HSETEX, XADD, RPUSH, HSET
+    assert "xrange" not in acks and "xrevrange" not in sends, (sends, acks)
+    assert per_message(acks) <= 6, acks  # XTRIM, LPOP, HMGET, XLEN, HSET, HDEL
+
+
+async def test_neighbouring_sends_to_one_recipient_share_the_account_and_ledger_writes(
+        redis_url: str) -> None:
+    sends, _ = await measure(redis_url, together=RUN)
+    print(f"\nMEASURED {RUN} together: commands per send {per_message(sends):g}: {sends}")
+    assert sends["xadd"] == SENDS
+    # One HMGET, HSETEX, RPUSH and HSET per run of RUN sends.
+    assert per_message(sends) <= 1 + 4 / RUN, sends
+
+
+def test_the_send_cost_measurement_runs_every_variant_on_real_valkey() -> None:
+    from bench import sendcost
+
+    result = sendcost.measure(rounds=1, messages=256, batch=64, run=4, body_bytes=16)
+    assert set(result["cpu_s_per_1k"]) == {"243df5b", "680621c", "current"}
+    assert all(x >= 0 for x in result["cpu_s_per_1k"].values())

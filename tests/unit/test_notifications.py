@@ -61,3 +61,28 @@ def test_other_notes_are_not_revocations() -> None:
     assert notifications.ended_sessions(notifications.deleted("c1").decode()) is None
     msg = notifications.message("1-0", None, None).decode()
     assert notifications.ended_sessions(msg) is None
+
+
+def test_a_batch_of_one_channel_unbatches_into_its_notifications_in_order() -> None:
+    hostile = {"msg_id": "m", "from": "a", "to": "b", "body": '},{"k":"msg",', "ts": 1,
+               "seq": "1-0"}
+    notes = [notifications.message("1-0", "0-0", hostile),
+             notifications.message("1-1", "1-0", None),
+             notifications.message("1-2", "1-1", dict(hostile, seq="1-2"))]
+    data = notifications.batch(notes).decode()
+    assert notifications.unbatch(data) == [n.decode() for n in notes]
+    assert [notifications.parse_message(n) for n in notifications.unbatch(data)] == \
+        [notifications.parse_message(n.decode()) for n in notes]
+
+
+def test_a_single_notification_is_published_as_itself() -> None:
+    note = notifications.message("1-0", "0-0", None)
+    assert notifications.batch([note]) == note
+    assert notifications.unbatch(note.decode()) == [note.decode()]
+
+
+def test_a_version_without_batches_ignores_a_batch() -> None:
+    notes = [notifications.message("1-0", "0-0", None), notifications.message("1-1", "1-0", None)]
+    data = notifications.batch(notes).decode()
+    assert notifications.parse_message(data) is None
+    assert notifications.deleted_origin(data) is None

@@ -42,7 +42,7 @@ async def test_concurrent_sends_go_to_redis_as_one_script_call(
     await asyncio.gather(*(
         store.send(sender="alice", to="bob", body=str(i), msg_id=f"m{i}", now_ms=i)
         for i in range(3)))
-    assert evalshas == [15]  # 3 sends x 5 keys
+    assert evalshas == [12]  # 3 sends x 4 keys (account, inbox, ledger, dedupe)
 
 
 async def test_a_register_between_sends_splits_the_merged_call(
@@ -56,7 +56,7 @@ async def test_a_register_between_sends_splits_the_merged_call(
         store.send(sender="alice", to="bob", body="b", msg_id="m2", now_ms=2),
         store.send(sender="alice", to="bob", body="c", msg_id="m3", now_ms=3),
     )
-    assert evalshas == [5, 2, 10]
+    assert evalshas == [4, 2, 8]  # 4 keys per send, 2 per register
 
 
 async def test_merged_sends_land_in_call_order_with_a_prev_chain(store: Store) -> None:
@@ -112,7 +112,7 @@ async def test_concurrent_acks_go_to_redis_as_one_script_call(
     evalshas.clear()
     removed = await asyncio.gather(store.ack("bob", bob.seq), store.ack("carol", carol.seq))
     assert list(removed) == [1, 1]
-    assert evalshas == [4]  # 2 acks x (inbox, account)
+    assert evalshas == [6]  # 2 acks x (inbox, account, ledger)
 
 
 async def test_a_failing_ack_is_internal_and_the_acks_merged_with_it_go_on(
@@ -136,7 +136,7 @@ async def test_an_ordered_group_is_never_split_across_batches(
     await asyncio.gather(*(
         big.send(sender="alice", to="bob", body=str(i), msg_id=f"m{i}", now_ms=i, group=group)
         for i in range(commit.MAX_BATCH + 44)))
-    assert evalshas == [5 * (commit.MAX_BATCH + 44)]
+    assert evalshas == [4 * (commit.MAX_BATCH + 44)]
 
 
 async def test_writes_outside_a_group_are_cut_at_the_batch_limit(
@@ -148,7 +148,7 @@ async def test_writes_outside_a_group_are_cut_at_the_batch_limit(
     await asyncio.gather(*(
         big.send(sender="alice", to="bob", body=str(i), msg_id=f"m{i}", now_ms=i)
         for i in range(commit.MAX_BATCH + 44)))
-    assert evalshas == [5 * commit.MAX_BATCH, 5 * 44]
+    assert evalshas == [4 * commit.MAX_BATCH, 4 * 44]
 
 
 async def test_a_merged_call_answering_the_wrong_number_of_replies_fails_each_call(

@@ -61,7 +61,7 @@ async def test_resend_after_ack_still_returns_the_first_send(store: Store) -> No
     first = await store.send(sender="alice", to="bob", body="x", msg_id="m1", now_ms=100)
     assert await store.ack("bob", first.seq) == 1
     retry = await store.send(sender="alice", to="bob", body="x", msg_id="m1", now_ms=300)
-    assert (retry.ts, retry.seq) == (100, first.seq)
+    assert (retry.ts, retry.seq, retry.prev) == (100, first.seq, None)
     assert await store.unread("bob") == 0
 
 
@@ -123,7 +123,8 @@ async def test_retry_into_a_full_inbox_is_still_answered_as_the_first_send(store
     await register(store, "bob")
     seqs = [await send(store, msg_id=f"m{i}") for i in range(MAX_INBOX)]
     retry = await store.send(sender="alice", to="bob", body="hi", msg_id="m0", now_ms=1)
-    assert retry.seq == seqs[0]
+    # The record holds the ts; the seq a retry's notification re-reads up to is the newest.
+    assert (retry.seq, retry.prev) == (seqs[-1], None)
 
 
 async def test_ack_makes_room_in_a_full_inbox(store: Store) -> None:
@@ -172,3 +173,21 @@ async def test_read_range_gives_messages_after_a_seq_up_to_another(store: Store)
         seqs[1:3])
     assert [m["seq"] for m in await store.read_range("bob", after="0-0", count=2)] == seqs[:2]
     assert await store.read_range("bob", after=seqs[3]) == []
+
+
+async def test_a_retry_after_later_sends_points_its_notification_at_the_newest_message(
+        store: Store) -> None:
+    await register(store, "bob")
+    first = await store.send(sender="alice", to="bob", body="x", msg_id="m1", now_ms=100)
+    later = await store.send(sender="alice", to="bob", body="y", msg_id="m2", now_ms=200)
+    retry = await store.send(sender="alice", to="bob", body="x", msg_id="m1", now_ms=300)
+    assert (retry.ts, retry.seq, retry.prev) == (100, later.seq, None)
+    assert later.prev == first.seq
+
+
+async def test_prev_stays_the_last_stored_seq_after_acks_empty_the_inbox(store: Store) -> None:
+    await register(store, "bob")
+    first = await store.send(sender="alice", to="bob", body="x", msg_id="m1", now_ms=100)
+    assert await store.ack("bob", first.seq) == 1
+    second = await store.send(sender="alice", to="bob", body="y", msg_id="m2", now_ms=200)
+    assert second.prev == first.seq

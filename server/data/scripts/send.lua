@@ -1,48 +1,75 @@
 -- Store messages in their recipients' inboxes, each exactly once per
 -- (sender, recipient, msg_id) within the dedupe window. Several sends run
--- as ONE call (the group commit merges a batch's sends): call i (from 0)
--- owns KEYS[5i+1..5i+5] and ARGV[11i+1..11i+11], laid out as for one send:
--- KEYS  +1 recipient account hash (also holds the inbox counters)
+-- as ONE call (the group commit merges a batch's sends), laid out one send
+-- after the other; a send takes 4 or 6 KEYS (its ARGV +1 says which) and 6
+-- ARGV:
+-- KEYS  +1 recipient account hash (also holds the inbox counters and the
+--          newest seq ever stored, field l)
 --       +2 recipient inbox stream
---       +3 dedupe hash that takes the record (the field-expiry hash, or
+--       +3 recipient inbox ledger: a list of 'SIZE SENDER', one per entry
+--          (what ack.lua takes off the counters without reading entries)
+--       +4 dedupe hash that takes the record (the field-expiry hash, or
 --          the current generation's hash)
---       +4 dedupe hash also looked in (the previous generation; = +3 with
---          field expiry)
---       +5 legacy dedupe hash (read only while ARGV +8 is '1')
--- ARGV  +1 sender  +2 recipient  +3 msg_id  +4 body  +5 ts (ms)
---       +6 layout: 'hsetex' | 'hpexpire' (field expiry) | 'generations'
---       +7 field layouts: the record's lifetime (ms); generations: how
---          long (ms) the generation's hash still lives
---       +8 '1' to look in the legacy hash too
---       +9 most messages in the inbox  +10 most from one sender
---       +11 most body bytes in the inbox
--- Returns one reply per call, in order, each
--- {'ok', seq, prev_seq} | {'dup', 'ts seq'} | {'no_such_user'}
+--       +5 dedupe hash also looked in (the previous generation, or = +4)
+--       +6 legacy dedupe hash (read only while the legacy flag is 1)
+-- ARGV  +1 settings, one string: 'NKEYS LAYOUT EXPIRE LEGACY MAX_N MAX_FROM
+--          MAX_BYTES': NKEYS 4 or 6; LAYOUT hsetex | hpexpire (field
+--          expiry) | generations; EXPIRE field layouts: the record's
+--          lifetime (ms), generations: how long (ms) the generation's hash
+--          still lives; LEGACY 1 to look in +5 too; the inbox bounds: most
+--          messages, most from one sender, most body bytes. One string
+--          instead of seven values: it is the same for every send of a batch,
+--          and parsed once.
+--       +2 sender  +3 recipient  +4 msg_id  +5 body  +6 ts (ms)
+-- Returns one reply per send, in order, each
+-- {'ok', seq, prev_seq} | {'dup', ts, newest_seq} | {'no_such_user'}
 -- | {'inbox_full'} | {'sender_full'} | {'bytes_full'} | {'error', message}:
--- a call that fails (a key of the wrong type) fails alone, as it would as a
--- script of its own; the others go on.
--- prev_seq is the entry before the new one ('0-0' if none): a pusher that
--- already pushed prev_seq knows there is no gap before this message.
--- Calls run in order, so a later call sees an earlier one's entry.
+-- a send that fails (a key of the wrong type) fails alone, with the sends
+-- next to it to the same recipient (they touch the same keys); the others
+-- go on.
+-- prev_seq is the seq stored before this one ('0-0' if none), even if acked
+-- since: a pusher that already pushed prev_seq knows there is no gap
+-- before this message. A retry's newest_seq is the newest seq stored so
+-- far: its first send is at or before it (the record holds only the ts).
+-- Sends run in order, so a later one sees an earlier one's entry.
 -- Counters (account fields n, b, p:<sender>) count the inbox's entries,
--- never dedupe records: ack.lua takes removed entries off, the dedupe
--- window does not touch them. Absent counters (an inbox stored before
--- quotas) are counted from the inbox once, here.
+-- never dedupe records: ack.lua takes removed entries off (from the
+-- ledger), the dedupe window does not touch them. Counters without field l
+-- (absent: an inbox stored before quotas; or kept by a version without the
+-- ledger) are counted from the inbox once, here, and the ledger rebuilt.
+--
+-- Cost (the primary runs this for every message): neighbouring sends to one
+-- recipient (a client's pipelined sends stay together in a batch) form a
+-- run that reads the account once (HMGET: existence, counters, newest seq)
+-- and writes it and the ledger once (HSET, RPUSH). A run whose records are
+-- all new and that fits the bounds writes every record with one HSETEX FNX
+-- (written only if none exists: lookup and write in one) and then XADDs:
+-- k messages cost k + 4 commands. Otherwise each send on its own: HSETEX FNX (HSETNX + an
+-- expiry on Redis 7.0-7.4) and XADD; a retry HSETEX + HGET; a send to a
+-- full inbox one HGET (a retry of a stored message still answers 'dup').
 
 local HSET_CHUNK = 500
 
 -- Count an inbox's messages, bytes and messages per sender into the
--- account hash, replacing whatever counters were there.
-local function count_inbox(account, inbox)
-  local n, bytes, from = 0, 0, {}
+-- account hash, replacing whatever counters were there, and write its
+-- ledger again. Returns n, bytes, per sender, and the newest entry's seq.
+local function count_inbox(account, inbox, ledger)
+  local n, bytes, from, newest, lines = 0, 0, {}, '0-0', {}
+  redis.call('DEL', ledger)
   for _, entry in ipairs(redis.call('XRANGE', inbox, '-', '+')) do
     local f, sender, body = entry[2], '', ''
     for j = 1, #f, 2 do
       if f[j] == 'from' then sender = f[j + 1] elseif f[j] == 'body' then body = f[j + 1] end
     end
-    n, bytes = n + 1, bytes + #body
+    n, bytes, newest = n + 1, bytes + #body, entry[1]
     from[sender] = (from[sender] or 0) + 1
+    lines[#lines + 1] = #body .. ' ' .. sender
+    if #lines >= HSET_CHUNK then
+      redis.call('RPUSH', ledger, unpack(lines))
+      lines = {}
+    end
   end
+  if #lines > 0 then redis.call('RPUSH', ledger, unpack(lines)) end
   local stale = {}
   for _, name in ipairs(redis.call('HKEYS', account)) do
     if string.sub(name, 1, 2) == 'p:' then stale[#stale + 1] = name end
@@ -59,69 +86,209 @@ local function count_inbox(account, inbox)
     end
   end
   if #args > 0 then redis.call('HSET', account, unpack(args)) end
-  return n, bytes, from
+  return n, bytes, from, newest
 end
 
-local function send(account, inbox, dedupe, dedupe_prev, legacy, sender, recipient, msg_id,
-                    body, ts, layout, expire, legacy_on, max_n, max_from, max_bytes)
-  local field = sender .. ':' .. msg_id
-  local prior = redis.call('HGET', dedupe, field)
-  if not prior and dedupe_prev ~= dedupe then prior = redis.call('HGET', dedupe_prev, field) end
-  if not prior and legacy_on == '1' then prior = redis.call('HGET', legacy, field) end
-  if prior then
-    return {'dup', prior}
+local function settings(text)
+  local nkeys, layout, expire, legacy, max_n, max_from, max_bytes =
+    string.match(text, '^([46]) (%a+) (%d+) ([01]) (%d+) (%d+) (%d+)$')
+  if not nkeys then
+    error('bad send settings ' .. text)
   end
-  local from_field = 'p:' .. sender
-  local acc = redis.call('HMGET', account, 'gen', 'n', 'b', from_field)
-  if not acc[1] then
-    return {'no_such_user'}
+  return {nkeys = tonumber(nkeys), layout = layout, expire = expire, legacy = legacy == '1',
+          max_n = tonumber(max_n), max_from = tonumber(max_from),
+          max_bytes = tonumber(max_bytes)}
+end
+
+-- Send k is KEYS[ko[k] + 1..] and ARGV[ao[k] + 1..]; cf[k] its parsed settings.
+-- No table per send and no closure per run: this runs for every message.
+local ko, ao, cf = {}, {}, {}
+-- The run being stored: its keys, settings and counters.
+local cfg, account, inbox, ledger, dedupe, n, bytes, last, pending, lines
+
+local function field(k)
+  return ARGV[ao[k] + 2] .. ':' .. ARGV[ao[k] + 4]
+end
+
+local function bound(k)
+  if n >= cfg.max_n then return 'inbox_full' end
+  if pending[ARGV[ao[k] + 2]] >= cfg.max_from then return 'sender_full' end
+  if bytes + #ARGV[ao[k] + 5] > cfg.max_bytes then return 'bytes_full' end
+  return nil
+end
+
+local function add(k)
+  local a = ao[k]
+  local sender, body = ARGV[a + 2], ARGV[a + 5]
+  local seq = redis.pcall('XADD', inbox, '*', 'msg_id', ARGV[a + 4], 'from', sender,
+                          'to', ARGV[a + 3], 'body', body, 'ts', ARGV[a + 6])
+  if type(seq) == 'table' then
+    return nil, seq.err
   end
-  local n, bytes, pending = tonumber(acc[2]), tonumber(acc[3]), tonumber(acc[4] or 0)
-  if not n or not bytes then
-    local counted
-    n, bytes, counted = count_inbox(account, inbox)
-    pending = counted[sender] or 0
-  end
-  if n >= tonumber(max_n) then
-    return {'inbox_full'}
-  end
-  if pending >= tonumber(max_from) then
-    return {'sender_full'}
-  end
-  if bytes + #body > tonumber(max_bytes) then
-    return {'bytes_full'}
-  end
-  local last = redis.call('XREVRANGE', inbox, '+', '-', 'COUNT', 1)
-  local prev = '0-0'
-  if #last > 0 then
-    prev = last[1][1]
-  end
-  local seq = redis.call('XADD', inbox, '*', 'msg_id', msg_id, 'from', sender,
-                         'to', recipient, 'body', body, 'ts', ts)
-  local record = ts .. ' ' .. seq
-  if layout == 'hsetex' then
-    redis.call('HSETEX', dedupe, 'PX', expire, 'FIELDS', 1, field, record)
-  elseif layout == 'hpexpire' then
-    redis.call('HSET', dedupe, field, record)
-    redis.call('HPEXPIRE', dedupe, expire, 'FIELDS', 1, field)
-  else
-    redis.call('HSET', dedupe, field, record)
-    redis.call('PEXPIRE', dedupe, expire)
-  end
-  redis.call('HSET', account, 'n', n + 1, 'b', bytes + #body, from_field, pending + 1)
+  n, bytes, pending[sender] = n + 1, bytes + #body, pending[sender] + 1
+  lines[#lines + 1] = #body .. ' ' .. sender
+  local prev = last
+  last = seq
   return {'ok', seq, prev}
 end
 
-local replies = {}
-for i = 0, #KEYS / 5 - 1 do
-  local k, a = 5 * i, 11 * i
-  local ok, reply = pcall(send, KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5],
-                          ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5],
-                          ARGV[a + 6], ARGV[a + 7], ARGV[a + 8], ARGV[a + 9], ARGV[a + 10],
-                          ARGV[a + 11])
-  if not ok then
-    reply = {'error', type(reply) == 'table' and reply.err or tostring(reply)}
+-- One send on its own: look up, write the record if absent, store.
+local function one(k)
+  local f, full = field(k), bound(k)
+  local prior = nil
+  if cfg.nkeys == 6 then
+    local previous = KEYS[ko[k] + 5]
+    if previous ~= dedupe then prior = redis.call('HGET', previous, f) end
+    if not prior and cfg.legacy then prior = redis.call('HGET', KEYS[ko[k] + 6], f) end
   end
-  replies[i + 1] = reply
+  if not prior and full then prior = redis.call('HGET', dedupe, f) end
+  if not prior then
+    if full then
+      return {full}
+    end
+    local ts, fresh = ARGV[ao[k] + 6], nil
+    if cfg.layout == 'hsetex' then
+      fresh = redis.call('HSETEX', dedupe, 'FNX', 'PX', cfg.expire, 'FIELDS', 1, f, ts)
+    else
+      fresh = redis.call('HSETNX', dedupe, f, ts)
+      if fresh == 1 and cfg.layout == 'hpexpire' then
+        redis.call('HPEXPIRE', dedupe, cfg.expire, 'FIELDS', 1, f)
+      elseif fresh == 1 then
+        redis.call('PEXPIRE', dedupe, cfg.expire)
+      end
+    end
+    if fresh == 0 then prior = redis.call('HGET', dedupe, f) end
+  end
+  if prior then
+    -- 'ts' (or 'ts seq', as written before): the first send's ts.
+    return {'dup', string.match(prior, '^%d+'), last}
+  end
+  local reply, err = add(k)
+  if not reply then
+    redis.call('HDEL', dedupe, f)  -- no message, no record: a retry may store it
+    return {'error', err}
+  end
+  return reply
+end
+
+-- Whether sends i..j can go together: every record new (checked by the
+-- HSETEX FNX itself), no msg_id twice, every send within the bounds.
+local function fits_together(i, j)
+  if cfg.layout ~= 'hsetex' or cfg.nkeys ~= 4 or j == i then
+    return false
+  end
+  local nn, bb, pp, seen = n, bytes, {}, {}
+  for k = i, j do
+    local a = ao[k]
+    local sender, f = ARGV[a + 2], field(k)
+    local p = pp[sender] or pending[sender]
+    if seen[f] or nn >= cfg.max_n or p >= cfg.max_from or bb + #ARGV[a + 5] > cfg.max_bytes then
+      return false
+    end
+    seen[f] = true
+    nn, bb, pp[sender] = nn + 1, bb + #ARGV[a + 5], p + 1
+  end
+  return true
+end
+
+-- The sends i..j, all to one recipient with one settings string; their
+-- replies go to replies[i..j].
+local function send_run(i, j, replies)
+  local kb = ko[i]
+  cfg, account, inbox, ledger, dedupe = cf[i], KEYS[kb + 1], KEYS[kb + 2], KEYS[kb + 3],
+                                        KEYS[kb + 4]
+  local fields, slot = {'gen', 'n', 'b', 'l'}, {}
+  for k = i, j do
+    local sender = ARGV[ao[k] + 2]
+    if not slot[sender] then
+      fields[#fields + 1] = 'p:' .. sender
+      slot[sender] = #fields
+    end
+  end
+  local acc = redis.call('HMGET', account, unpack(fields))
+  if not acc[1] then
+    for k = i, j do replies[k] = {'no_such_user'} end
+    return
+  end
+  n, bytes, last, pending, lines = tonumber(acc[2]), tonumber(acc[3]), acc[4], {}, {}
+  for sender, at in pairs(slot) do pending[sender] = tonumber(acc[at] or 0) end
+  if not n or not bytes or not last then
+    local counted, newest
+    n, bytes, counted, newest = count_inbox(account, inbox, ledger)
+    for sender in pairs(slot) do pending[sender] = counted[sender] or 0 end
+    last = last or newest
+  end
+  local together = fits_together(i, j)
+  if together then
+    local args = {dedupe, 'FNX', 'PX', cfg.expire, 'FIELDS', j - i + 1}
+    for k = i, j do
+      args[#args + 1], args[#args + 2] = field(k), ARGV[ao[k] + 6]
+    end
+    together = redis.call('HSETEX', unpack(args)) == 1
+  end
+  if together then
+    for k = i, j do
+      local reply, err = add(k)
+      if not reply then
+        local gone = {}
+        for m = k, j do
+          gone[#gone + 1] = field(m)
+          replies[m] = {'error', err}
+        end
+        redis.call('HDEL', dedupe, unpack(gone))
+        break
+      end
+      replies[k] = reply
+    end
+  else
+    for k = i, j do
+      local ok, reply = pcall(one, k)
+      if not ok then
+        reply = {'error', type(reply) == 'table' and reply.err or tostring(reply)}
+      end
+      replies[k] = reply
+    end
+  end
+  if #lines > 0 then
+    if redis.call('RPUSH', ledger, unpack(lines)) ~= n then
+      -- Another writer (a version without the ledger) added or removed
+      -- entries: count again at the next send.
+      redis.call('HDEL', account, 'n', 'b')
+      redis.call('HSET', account, 'l', last)
+      return
+    end
+    local counts = {'n', n, 'b', bytes, 'l', last}
+    for sender in pairs(slot) do
+      counts[#counts + 1], counts[#counts + 2] = 'p:' .. sender, pending[sender]
+    end
+    redis.call('HSET', account, unpack(counts))
+  end
+end
+
+local replies = {}
+local ki, ai, text, parsed = 0, 0, nil, nil
+while ai < #ARGV do
+  if ARGV[ai + 1] ~= text then
+    text = ARGV[ai + 1]
+    parsed = settings(text)
+  end
+  local k = #ko + 1
+  ko[k], ao[k], cf[k] = ki, ai, parsed
+  ki, ai = ki + parsed.nkeys, ai + 6
+end
+local i = 1
+while i <= #ko do
+  local j = i
+  while j < #ko and KEYS[ko[j + 1] + 1] == KEYS[ko[i] + 1] and cf[j + 1] == cf[i] do
+    j = j + 1
+  end
+  local ok, err = pcall(send_run, i, j, replies)
+  if not ok then
+    err = type(err) == 'table' and err.err or tostring(err)
+    for k = i, j do
+      if not replies[k] then replies[k] = {'error', err} end
+    end
+  end
+  i = j + 1
 end
 return replies
