@@ -41,6 +41,7 @@ from redis.exceptions import RedisError
 from server import errors, metrics
 from server.commit import WaitLedger
 from server.fencer import Fencer
+from server.fencing import acks_needed
 from server.redis_conn import PrimaryPool, RedisHandles
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,8 @@ PROMOTABLE_LINK_DOWN_FACTOR = 10
 
 #: Longest one poll may take (Sentinel and INFO timeouts are below this).
 POLL_TIMEOUT_S = 3.0
+#: Slack for a write's round trip around its WAIT (see the fencer's lift delay).
+WRITE_SLACK_S = 1.0
 
 
 @dataclass
@@ -80,10 +83,18 @@ class SentinelView:
     down_after_ms: int
     #: Every replica it lists -> whether it could promote that replica now.
     replicas: dict[str, bool]
+    #: The replicas it reports down or disconnected.
+    down: frozenset[str] = frozenset()
 
 
 def _addr(host: Any, port: Any) -> str:
     return f"{host}:{port}"
+
+
+def majority_listed(views: list[SentinelView]) -> set[str]:
+    """The replicas most of `views` list (one Sentinel may remember an old one)."""
+    counts = Counter(addr for view in views for addr in view.replicas)
+    return {addr for addr, count in counts.items() if count * 2 > len(views)}
 
 
 def required_replicas(online: set[str], views: list[SentinelView]) -> set[str]:
@@ -98,7 +109,7 @@ class Topology:
 
     def __init__(
         self, handles: RedisHandles, *, master_name: str, interval_ms: int,
-        on_failover: Callable[[str | None, str], None] | None = None,
+        on_failover: Callable[[str | None, str], None] | None = None, ack_timeout_ms: int = 1000,
     ) -> None:
         self._handles = handles
         self._master = master_name
@@ -111,7 +122,12 @@ class Topology:
         self.max_age_s = 2 * POLL_TIMEOUT_S + self._interval
         #: Which snapshot each durable write in flight read (see server/fencer.py).
         self.ledger = WaitLedger()
-        self._fencer = Fencer(handles.node, self.ledger) if handles.sentinels else None
+        # A fence is lifted once every instance's write that may have read a
+        # required set without the node has ended: its view is at most
+        # max_age_s old when the write starts, its WAIT at most the ack timeout.
+        lift_after_s = self.max_age_s + ack_timeout_ms / 1000 + WRITE_SLACK_S
+        self._fencer = Fencer(handles.node, self.ledger, lift_after_s=lift_after_s) \
+            if handles.sentinels else None
 
     def required_replicas(self) -> int:
         """Replicas a durable write must reach; raises when it cannot be made."""
@@ -198,7 +214,7 @@ class Topology:
         if self._fencer is not None:
             # A returning node is fenced instead of waited for (server/fencing.py).
             snap.required = await self._fencer.required(
-                primary, info, {addr for view in views for addr in view.replicas},
+                primary, info, majority_listed(views),
                 {addr for view in views for addr, ok in view.replicas.items() if ok},
                 snap.required,
             ) - {primary}
@@ -207,7 +223,8 @@ class Topology:
         } - snap.required
         snap.primary_ok = True
         snap.replicas_online = len(online)
-        snap.required_replicas = len(snap.required)
+        down = frozenset.intersection(*(view.down for view in views))
+        snap.required_replicas = acks_needed(snap.required, online - {primary}, set(down))
         snap.reason = "" if snap.required else "no replica in sync"
         return snap
 
@@ -233,6 +250,8 @@ class Topology:
         down_after = int(master.get("down-after-milliseconds", 30_000))
         usable = master.get("is_master") and not (master.get("is_sdown") or master.get("is_odown"))
         limit = PROMOTABLE_LINK_DOWN_FACTOR * down_after
+        down = frozenset(_addr(r["ip"], r["port"]) for r in replicas
+                         if r.get("is_sdown") or r.get("is_odown") or r.get("is_disconnected"))
         return SentinelView(
             primary=_addr(master["ip"], master["port"]) if usable else None,
             down_after_ms=down_after,
@@ -244,6 +263,7 @@ class Topology:
                 )
                 for r in replicas
             },
+            down=down,
         )
 
     async def _publish(self, snap: Snapshot) -> None:
