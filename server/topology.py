@@ -43,12 +43,9 @@ from server.commit import WaitLedger
 from server.fencer import Fencer
 from server.fencing import acks_needed
 from server.redis_conn import PrimaryPool, RedisHandles
+from server.sentinel_view import SentinelView, addr_of, majority_listed, required_replicas
 
 log = logging.getLogger(__name__)
-
-#: Sentinel skips a replica whose link to the primary has been down longer
-#: than this many down-after periods (sentinelSelectSlave).
-PROMOTABLE_LINK_DOWN_FACTOR = 10
 
 #: Longest one poll may take (Sentinel and INFO timeouts are below this).
 POLL_TIMEOUT_S = 3.0
@@ -73,35 +70,6 @@ class Snapshot:
     @property
     def sentinel_majority(self) -> bool:
         return self.sentinels_total == 0 or self.sentinels_reachable * 2 > self.sentinels_total
-
-
-@dataclass
-class SentinelView:
-    """One Sentinel's answer: the primary it names and its replicas' state."""
-
-    primary: str | None
-    down_after_ms: int
-    #: Every replica it lists -> whether it could promote that replica now.
-    replicas: dict[str, bool]
-    #: The replicas it reports down or disconnected.
-    down: frozenset[str] = frozenset()
-
-
-def _addr(host: Any, port: Any) -> str:
-    return f"{host}:{port}"
-
-
-def majority_listed(views: list[SentinelView]) -> set[str]:
-    """The replicas most of `views` list (one Sentinel may remember an old one)."""
-    counts = Counter(addr for view in views for addr in view.replicas)
-    return {addr for addr, count in counts.items() if count * 2 > len(views)}
-
-
-def required_replicas(online: set[str], views: list[SentinelView]) -> set[str]:
-    """The replicas a durable write must reach (see the module docstring)."""
-    listed = {addr for view in views for addr in view.replicas}
-    promotable = {addr for view in views for addr, ok in view.replicas.items() if ok}
-    return promotable | (online - listed)
 
 
 class Topology:
@@ -172,7 +140,7 @@ class Topology:
         if info is None:
             return snap
         conn = self._handles.primary.connection_pool.connection_kwargs
-        snap.primary = _addr(conn.get("host", "?"), conn.get("port", "?"))
+        snap.primary = addr_of(conn.get("host", "?"), conn.get("port", "?"))
         online = _online_replicas(info)
         snap.primary_ok = True
         snap.replicas_online = len(online)
@@ -247,24 +215,7 @@ class Topology:
             replicas = await client.sentinel_slaves(self._master)
         except (RedisError, OSError):
             return None
-        down_after = int(master.get("down-after-milliseconds", 30_000))
-        usable = master.get("is_master") and not (master.get("is_sdown") or master.get("is_odown"))
-        limit = PROMOTABLE_LINK_DOWN_FACTOR * down_after
-        down = frozenset(_addr(r["ip"], r["port"]) for r in replicas
-                         if r.get("is_sdown") or r.get("is_odown") or r.get("is_disconnected"))
-        return SentinelView(
-            primary=_addr(master["ip"], master["port"]) if usable else None,
-            down_after_ms=down_after,
-            replicas={
-                _addr(r["ip"], r["port"]): not (
-                    r.get("is_sdown") or r.get("is_odown") or r.get("is_disconnected")
-                    or int(r.get("slave-priority", 100)) == 0
-                    or int(r.get("master-link-down-time", 0)) > limit
-                )
-                for r in replicas
-            },
-            down=down,
-        )
+        return SentinelView.parse(master, replicas)
 
     async def _publish(self, snap: Snapshot) -> None:
         old = self.now
@@ -306,7 +257,7 @@ class Topology:
 def _online_replicas(info: dict[str, Any]) -> set[str]:
     """Replicas the primary's INFO shows connected and past their initial sync."""
     return {
-        _addr(value["ip"], value["port"])
+        addr_of(value["ip"], value["port"])
         for key, value in info.items()
         if key.startswith(("slave", "replica")) and isinstance(value, dict)
         and value.get("state") == "online"

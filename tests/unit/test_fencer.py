@@ -330,7 +330,7 @@ async def test_lift_is_not_delayed_when_no_other_replica_is_promotable() -> None
 async def test_node_a_sentinel_majority_does_not_list_is_not_repointed() -> None:
     world = World(role="master", following=None)
     world.records[C] = "100"  # a stale record of a node since removed
-    fencer, ledger = fencer_of(world)
+    fencer, _ = fencer_of(world)
     required = await fencer.required(P, world.primary_info(), {A}, {A}, {A})
     assert required == {A}
     assert world.nodes[C].commands == [] and world.nodes[C].role == "master"
