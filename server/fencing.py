@@ -12,7 +12,10 @@ stale primary, which Sentinel converts only after a while). Instead:
 
 - fence it: CONFIG SET replica-priority 0, after recording the priority to
   restore (a key on the primary, so any instance can lift a fence another
-  one left), so Sentinel will not choose it;
+  one left; fence_record.lua takes it only while an anchor stays unfenced),
+  so Sentinel will not choose it. Only a node that came back (a master, a
+  replica of another node, in a full sync, or missing for 2 polls; not a
+  one-poll blip), and only one a Sentinel majority lists;
 - repoint it at once (REPLICAOF the primary) when it claims to be a master
   of a stale history: a node whose history forks off the primary's is one
   Sentinel is promoting, and is left alone (and waited for);
@@ -22,8 +25,8 @@ stale primary, which Sentinel converts only after a while). Instead:
   then the larger replication offset, and a fenced node lacking a write has
   the smaller offset (a node it last saw as master, offset 0);
 - once online at the primary and caught up, require it again, and lift the
-  fence only after every write that read the required set from before then
-  has finished (server/fencer.py orders that);
+  fence only after every write, of any instance, that read the required set
+  from before then has finished (server/fencer.py orders that);
 - never keep a node fenced when no other replica would be left to promote:
   lift it and wait for it (writes answer `unavailable` until it catches up).
 

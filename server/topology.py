@@ -19,7 +19,9 @@ A replica that every Sentinel we reach reports down or disconnected cannot
 be promoted, so it is left out: a crashed replica at once (its Sentinel
 links close), a frozen or cut-off one after down-after-milliseconds; until
 then its WAIT times out and sends answer `unavailable`. With no replica
-left the primary acks alone (/healthz `degraded`).
+left the primary acks alone (/healthz `degraded`). WAIT counts acks, not
+names: its `n` adds every other replica online at the primary
+(server/fencing.acks_needed), so no unrequired ack stands in for a required one.
 
 Without a majority of Sentinels in reach this instance may sit on the wrong
 side of a partition, so it refuses writes instead of acking what the other
