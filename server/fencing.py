@@ -205,8 +205,9 @@ def decide(primary: str, nodes: list[NodeState], base_required: set[str],
                 # Required first; the fencer lifts once older waits are done.
                 required.add(node.addr)
                 lift[node.addr] = node.configured or 0
-                if not safe:
-                    urgent.add(node.addr)
+                if not any(other.addr != node.addr and _anchor(other, base_required)
+                           for other in nodes):
+                    urgent.add(node.addr)  # nothing else Sentinel could promote
             elif safe:
                 required.discard(node.addr)
             continue

@@ -226,3 +226,11 @@ def test_only_a_permission_or_unknown_command_error_is_a_refusal(
     error: Exception, refusal: bool,
 ) -> None:
     assert is_refusal(error) is refusal
+
+
+def test_lift_of_a_node_ranked_above_the_holder_is_not_urgent() -> None:
+    # C (recorded priority 50) would beat A on priority, so it is required;
+    # A stays promotable with every write, so the lift may wait.
+    fenced = NodeState(**{**in_sync(C, priority=0).__dict__, "record": 50})
+    plan = decide(P, [in_sync(A), fenced], {A})
+    assert plan.lift == {C: 50} and plan.urgent == frozenset()
