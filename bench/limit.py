@@ -21,9 +21,7 @@ from redis.asyncio import Redis
 from server import keys
 from server.data.dedupe import dedupe_call
 from server.storage.capabilities import supported_layout
-from server.store import DEDUPE_WINDOW_MS, SCRIPTS
 from server.store import DEDUPE_WINDOW_MS, SCRIPTS, send_call
-from server.data.dedupe import dedupe_call, supported_layout
 
 RECIPIENTS = 50
 

@@ -37,8 +37,8 @@ import redis
 
 from bench import cpu
 from server import keys
-from server.wire import notifications, protocol
 from server.store import SCRIPTS, ack_call, publish_args, send_call
+from server.wire import notifications, protocol
 from tests.procs import ROOT, RedisNode, find_server_binary, free_port
 
 RECIPIENTS = 50

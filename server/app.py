@@ -53,6 +53,7 @@ class App:
         self.topology = Topology(
             self.handles, master_name=settings.sentinel_master,
             interval_ms=settings.topology_interval_ms, on_failover=self._on_failover,
+            ack_timeout_ms=settings.ack_timeout_ms,
         )
         self.committer = GroupCommitter(
             self.handles.primary, required_replicas=self.topology.required_replicas,

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, RedisError
 
+from server.check_fences import fence_findings
 from server.settings import Settings
 from server.storage import redis_conn
 from server.storage.redis_probe import RedisProbe
@@ -201,6 +202,8 @@ class Checker:
         await self._dedupe(probe, client)
         self._quotas()
         await self._replicas(probe, replicas)
+        for finding in await fence_findings(probe, client):
+            self.add(*finding)
         await self._persistence(probe, client, f"primary {where}")
         for host, port in replicas:
             node = probe.node(host, port)

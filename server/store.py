@@ -25,12 +25,7 @@ from server.data.dedupe import DedupeLayout
 from server.data.logins import LoginFailures
 from server.data.sessions import SessionWrites
 from server.storage.redis_conn import unavailable_on_redis_error
-from server.wire import errors, protocol, reply_size
-from server import keys
-from server.wire import errors, notifications, protocol
-from server.storage.redis_conn import unavailable_on_redis_error
-from server.data.audit import AuditReads
-from server.data.dedupe import DedupeLayout
+from server.wire import errors, notifications, protocol, reply_size
 
 if TYPE_CHECKING:
     from server.data.commit import GroupCommitter, OrderedGroup

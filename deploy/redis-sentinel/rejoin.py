@@ -16,7 +16,10 @@ chat-redis unit (ExecStartPre):
         --sentinel 10.0.0.1:26379,10.0.0.2:26379,10.0.0.3:26379 --master-name chat \\
         [--password-file /etc/chat/redis-password]
 
-Without a Sentinel majority the file is left as Sentinel last wrote it.
+Without a Sentinel majority the file is left as Sentinel last wrote it. The
+node is fenced only where the servers' Redis user may run CONFIG SET (probed
+on the primary: every node runs the same config and ACL), or nobody could
+lift the fence, and only once the record reached every connected replica.
 """
 
 from __future__ import annotations
@@ -25,11 +28,15 @@ import argparse
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import redis
 
-#: server/keys.py FENCES (tests/unit/test_render.py checks they match).
-FENCES_KEY = "chat:fences"
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the app's server/ package
+# isort: split
+from server.keys import FENCES
+from server.storage.fencing import is_refusal
+
 DEFAULT_PRIORITY = 100
 Address = tuple[str, int]
 
@@ -74,6 +81,50 @@ def rewrite(conf: Path, primary: Address, priority: int | None) -> None:
     conf.write_text("\n".join(kept) + "\n")
 
 
+def may_config(client: Any) -> bool:
+    """The servers' Redis user may run CONFIG SET (what lifting a fence
+    takes): setting replica-priority to the value it has is the probe."""
+    try:
+        value = client.config_get("replica-priority").get("replica-priority")
+        client.config_set("replica-priority", value)
+    except redis.ResponseError as exc:
+        if is_refusal(exc):
+            return False
+        raise
+    return True
+
+
+def fence_via(client: Any, conf: Path, primary: Address, addr: str) -> str:
+    """Rewrite `conf` as a (fenced, if liftable) replica of `primary`, whose
+    client is `client`; says what it did."""
+    where = f"{primary[0]}:{primary[1]}"
+    priority = configured_priority(conf)
+    recorded = client.hget(FENCES, addr)
+    if priority == 0 and recorded is None:
+        # An operator's deliberate priority 0: never fenced, never lifted.
+        rewrite(conf, primary, None)
+        return f"replica of {where} (priority 0 kept: operator's)"
+    if not may_config(client):
+        # Nobody could lift a fence: none, and an earlier one is undone here.
+        rewrite(conf, primary, int(recorded) if recorded is not None else None)
+        if recorded is not None:
+            client.hdel(FENCES, addr)
+        return f"replica of {where}, not fenced: the Redis user may not run CONFIG SET"
+    if priority > 0:
+        created = client.hsetnx(FENCES, addr, priority)
+        # The record must survive a failover like an acked write.
+        replicas = int(client.info("replication")["connected_slaves"])
+        reached = int(client.execute_command("WAIT", replicas, 1000))
+        if reached < replicas:
+            if created:
+                client.hdel(FENCES, addr)
+            rewrite(conf, primary, None)
+            return (f"replica of {where}, not fenced: the record reached {reached} of "
+                    f"{replicas} replicas")
+    rewrite(conf, primary, 0)
+    return f"fenced replica of {where} (priority restored once in sync)"
+
+
 def fence_before_start(conf: Path, me: Address, sentinels: list[Address], master_name: str,
                        password: str | None = None) -> str:
     """Make the node at `me` (stopped) start as a fenced replica; says what it did."""
@@ -82,28 +133,15 @@ def fence_before_start(conf: Path, me: Address, sentinels: list[Address], master
         return "no Sentinel majority names a primary: config left as it is"
     if primary == me:
         return "this node is the primary the Sentinels name: config left as it is"
-    addr = f"{me[0]}:{me[1]}"
-    priority = configured_priority(conf)
     try:
         with redis.Redis(host=primary[0], port=primary[1], password=password,
                          socket_timeout=2.0, socket_connect_timeout=1.0,
                          decode_responses=True) as client:
-            recorded = client.hget(FENCES_KEY, addr)
-            if priority == 0 and recorded is None:
-                # An operator's deliberate priority 0: never fenced, never lifted.
-                rewrite(conf, primary, None)
-                return f"replica of {primary[0]}:{primary[1]} (priority 0 kept: operator's)"
-            if priority > 0:
-                client.hsetnx(FENCES_KEY, addr, priority)
-                # The record must survive a failover like an acked write.
-                replicas = int(client.info("replication")["connected_slaves"])
-                client.execute_command("WAIT", replicas, 1000)
+            return fence_via(client, conf, primary, f"{me[0]}:{me[1]}")
     except (redis.RedisError, OSError) as exc:
         # No record, no fence (a fence nobody could lift); still not a stale primary.
         rewrite(conf, primary, None)
         return f"replica of {primary[0]}:{primary[1]}, not fenced ({exc})"
-    rewrite(conf, primary, 0)
-    return f"fenced replica of {primary[0]}:{primary[1]} (priority restored once in sync)"
 
 
 def _address(text: str) -> Address:

@@ -8,22 +8,27 @@ recorded priority, drops the record, and puts the record back if the node
 shows priority 0 again (another instance fenced it meanwhile), so a fence
 never ends up looking like an operator's deliberate priority 0.
 
-Where CONFIG or REPLICAOF is refused (ACLs, renamed commands) the refusal is
-logged once and the node is treated as today: required while Sentinel
-could promote it.
+Where CONFIG or REPLICAOF is refused (NOPERM, an unknown or renamed
+command) the refusal is logged once and the node is treated as today:
+required while Sentinel could promote it; fencing is tried again after
+REFUSAL_RETRY_S. Any other error (READONLY during a failover, OOM, BUSY)
+only fails this step; the next poll retries it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from server import keys, metrics
-from server.storage.fencing import NodeState, Plan, decide, replica_progress
+from server.storage.fencing import NodeState, Plan, decide, is_refusal, replica_progress
 from server.storage.ledger import WaitLedger
 
 log = logging.getLogger(__name__)
@@ -32,18 +37,34 @@ log = logging.getLogger(__name__)
 NODE_TIMEOUT_S = 0.5
 #: WAIT of a fence record: it must reach the replicas a send reaches.
 RECORD_WAIT_MS = 500
+#: A refused CONFIG (an ACL) is tried again after this long: the operator may fix it.
+REFUSAL_RETRY_S = 60.0
+#: fence_record.lua: the record is taken only while an anchor stays unfenced.
+FENCE_RECORD = (Path(__file__).parent / "scripts" / "fence_record.lua").read_text()
 
 
 class Fencer:
     """Acts for one server instance; any number of them may run at once."""
 
-    def __init__(self, node: Any, ledger: WaitLedger) -> None:
+    def __init__(self, node: Any, ledger: WaitLedger, *, lift_after_s: float = 0.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         #: node(("ip", port)) -> a Redis client of that node.
         self._node = node
         self._ledger = ledger
+        #: A node is lifted only after being required and in sync this long:
+        #: another instance may still run a write that read a required set
+        #: without it (its view lives up to the topology's max age, its WAIT
+        #: up to the ack timeout); this instance's own are in the ledger.
+        self._lift_after_s = lift_after_s
+        self._clock = clock
         #: addr -> the epoch since which it has been in every published required set.
         self._required_since: dict[str, int] = {}
-        self._refused: set[str] = set()
+        #: addr -> when it was first seen in sync and required, while it stays so.
+        self._healthy_since: dict[str, float] = {}
+        #: addr -> polls in a row it was not online at the primary.
+        self._absent: dict[str, int] = {}
+        #: command -> when it was last refused (NOPERM, unknown command).
+        self._refused: dict[str, float] = {}
 
     def client(self, addr: str) -> Redis:
         host, _, port = addr.rpartition(":")
@@ -63,15 +84,21 @@ class Fencer:
         records = await self._records(primary)
         if records is None:
             return base
-        addrs = (listed | set(progress) | set(records)) - {primary}
+        online = {addr for addr, (up, _) in progress.items() if up}
+        # `listed`: by a majority of the Sentinel views that name the primary.
+        # A record or one Sentinel's memory of an address alone is not acted on.
+        addrs = (listed | online) - {primary}
+        self._absent = {addr: 0 if addr in online else self._absent.get(addr, 0) + 1
+                        for addr in addrs}
         replid = info.get("master_replid")
         nodes = await asyncio.gather(*(
-            self._observe(addr, addr in promotable, progress.get(addr, (False, False)),
-                          records.get(addr), replid) for addr in sorted(addrs)
+            self._observe(addr, progress.get(addr, (False, False)), records.get(addr), replid,
+                          promotable=addr in promotable, listed=addr in listed)
+            for addr in sorted(addrs)
         ))
         metrics.FENCED_REPLICAS.set(sum(1 for node in nodes if node.fenced))
-        plan = decide(primary, list(nodes), base, allowed="CONFIG" not in self._refused)
-        return await self._act(primary, plan)
+        plan = decide(primary, list(nodes), base, allowed=not self._refusing("CONFIG"))
+        return await self._act(primary, plan, len(plan.required | online))
 
     async def _records(self, primary: str) -> dict[str, int] | None:
         try:
@@ -81,11 +108,12 @@ class Fencer:
             return None
         return {str(addr): int(value) for addr, value in raw.items() if str(value).isdigit()}
 
-    async def _observe(self, addr: str, promotable: bool, progress: tuple[bool, bool],
-                       record: int | None, primary_replid: str | None) -> NodeState:
+    async def _observe(self, addr: str, progress: tuple[bool, bool], record: int | None,
+                       primary_replid: str | None, *, promotable: bool,
+                       listed: bool) -> NodeState:
         online, caught_up = progress
-        base = NodeState(addr=addr, promotable=promotable, online=online,
-                         caught_up=caught_up, record=record)
+        base = NodeState(addr=addr, promotable=promotable, online=online, caught_up=caught_up,
+                         record=record, listed=listed, absent_polls=self._absent.get(addr, 0))
         try:
             async with asyncio.timeout(NODE_TIMEOUT_S):
                 pipe = self.client(addr).pipeline(transaction=False)
@@ -98,7 +126,7 @@ class Fencer:
             return base
         priority: int | None = None
         if isinstance(config, ResponseError):
-            self._refused_once("CONFIG", addr, config)
+            self._failed("CONFIG", addr, config)
         elif isinstance(config, dict) and str(config.get("replica-priority", "")).isdigit():
             priority = int(config["replica-priority"])
         following = None
@@ -110,30 +138,43 @@ class Fencer:
             and info.get("master_replid2") == primary_replid
         return NodeState(addr=addr, promotable=promotable, online=online, caught_up=caught_up,
                          reachable=True, role=str(info.get("role")), following=following,
-                         priority=priority, record=record, promoting=promoting)
+                         priority=priority, record=record, promoting=promoting,
+                         listed=listed, syncing=str(info.get("master_sync_in_progress")) == "1",
+                         absent_polls=self._absent.get(addr, 0))
 
-    async def _act(self, primary: str, plan: Plan) -> set[str]:
+    async def _act(self, primary: str, plan: Plan, acks: int) -> set[str]:
         required = set(plan.required)
         for addr in plan.repoint:
             await self._repoint(addr, primary)
         for addr, priority in plan.fence.items():
-            fenced = await self._fence(addr, priority, primary, len(required))
+            fenced = await self._fence(addr, priority, primary, acks, plan.anchors.get(addr))
             if not fenced and addr in plan.excluded_if_fenced:
                 required.add(addr)  # today's rule: wait for it
+        now = self._clock()
+        self._healthy_since = {addr: self._healthy_since.get(addr, now) for addr in plan.lift}
         for addr, priority in plan.lift.items():
             since = self._required_since.get(addr)
-            # Only once every write that read a required set without it is done.
-            if since is not None and self._ledger.none_before(since):
+            # Only once every write, of any instance, that read a required set
+            # without it is done: ours by the ledger, others' by the clock.
+            waited = now - self._healthy_since[addr] >= self._lift_after_s
+            if since is not None and self._ledger.none_before(since) \
+                    and (waited or addr in plan.urgent):
                 await self._lift(addr, priority, primary)
         for addr in plan.forget:
             await self._lift(addr, None, primary)
         return required
 
-    async def _fence(self, addr: str, priority: int, primary: str, wait_for: int) -> bool:
+    async def _fence(self, addr: str, priority: int, primary: str, wait_for: int,
+                     anchors: frozenset[str] | None) -> bool:
         """Record, then set priority 0, then record again; True if fenced."""
         store = self.client(primary)
         try:
-            await store.hsetnx(keys.FENCES, addr, priority)
+            taken = await store.eval(
+                FENCE_RECORD, 1, keys.FENCES, addr, priority, *sorted(anchors or ()))
+            if int(taken) != 1:
+                log.info("not fencing %s: every replica that holds the acked writes is "
+                         "being fenced by another instance", addr)
+                return False
             reached = int(await store.execute_command(  # type: ignore[no-untyped-call]
                 "WAIT", wait_for, RECORD_WAIT_MS))
             if reached < wait_for:
@@ -143,7 +184,7 @@ class Fencer:
             await self.client(addr).config_set("replica-priority", 0)
             await store.hsetnx(keys.FENCES, addr, priority)
         except ResponseError as exc:
-            self._refused_once("CONFIG", addr, exc)
+            self._failed("CONFIG", addr, exc)
             return False
         except (RedisError, OSError) as exc:
             log.info("fencing %s failed: %s", addr, exc)
@@ -168,7 +209,7 @@ class Fencer:
                 await store.hsetnx(keys.FENCES, addr, kept)
                 return
         except ResponseError as exc:
-            self._refused_once("CONFIG", addr, exc)
+            self._failed("CONFIG", addr, exc)
             return
         except (RedisError, OSError) as exc:
             log.info("lifting the fence of %s failed: %s", addr, exc)
@@ -194,7 +235,7 @@ class Fencer:
             await self.client(addr).execute_command(  # type: ignore[no-untyped-call]
                 "REPLICAOF", host, port)
         except ResponseError as exc:
-            self._refused_once("REPLICAOF", addr, exc)
+            self._failed("REPLICAOF", addr, exc)
             return
         except (RedisError, OSError) as exc:
             log.info("pointing %s at %s failed: %s", addr, primary, exc)
@@ -202,8 +243,17 @@ class Fencer:
         log.warning("pointed Redis node %s at the primary %s (it claimed another role)",
                     addr, primary, extra={"node": addr, "primary": primary})
 
-    def _refused_once(self, command: str, addr: str, exc: Exception) -> None:
+    def _refusing(self, command: str) -> bool:
+        when = self._refused.get(command)
+        return when is not None and self._clock() - when < REFUSAL_RETRY_S
+
+    def _failed(self, command: str, addr: str, exc: ResponseError) -> None:
+        """A refusal turns fencing off for a while (logged once); anything
+        else (READONLY, OOM, BUSY) only fails this step."""
+        if not is_refusal(exc):
+            log.info("%s on %s failed (%s): retried next poll", command, addr, exc)
+            return
         if command not in self._refused:
-            self._refused.add(command)
             log.warning("Redis refused %s on %s (%s): returning nodes are not fenced; "
                         "a write waits for them until they are in sync", command, addr, exc)
+        self._refused[command] = self._clock()

@@ -21,6 +21,7 @@ from redis.exceptions import RedisError, ResponseError
 from server import keys
 from server.settings import Settings
 from server.storage.capabilities import supported_layout
+from server.storage.fencing import is_refusal
 from server.storage.redis_conn import RedisHandles, read_password
 
 #: How long a probe marker lives; long enough to see in `redis-cli`, short
@@ -88,6 +89,26 @@ class RedisProbe:
             return None
         value = values.get(name)
         return None if value is None else str(value)
+
+    @staticmethod
+    async def fence_records(client: Redis) -> dict[str, str]:
+        """The fence records on the primary: "ip:port" -> priority to restore."""
+        records = await client.hgetall(keys.FENCES)
+        return {str(addr): str(priority) for addr, priority in records.items()}
+
+    @staticmethod
+    async def may_config_set(client: Redis) -> bool:
+        """Whether this user may run CONFIG SET here (what lifting a fence takes):
+        replica-priority set to the value it has. False on NOPERM or a renamed
+        or disabled CONFIG; other errors raise."""
+        try:
+            value = (await client.config_get("replica-priority")).get("replica-priority")
+            await client.config_set("replica-priority", str(value))
+        except ResponseError as exc:
+            if is_refusal(exc):
+                return False
+            raise
+        return True
 
     @staticmethod
     async def master_address(client: Redis, master: str) -> tuple[str, int] | None:

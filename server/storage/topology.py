@@ -19,7 +19,9 @@ A replica that every Sentinel we reach reports down or disconnected cannot
 be promoted, so it is left out: a crashed replica at once (its Sentinel
 links close), a frozen or cut-off one after down-after-milliseconds; until
 then its WAIT times out and sends answer `unavailable`. With no replica
-left the primary acks alone (/healthz `degraded`).
+left the primary acks alone (/healthz `degraded`). WAIT counts acks, not
+names: its `n` adds every other replica online at the primary
+(server/fencing.acks_needed), so no unrequired ack stands in for a required one.
 
 Without a majority of Sentinels in reach this instance may sit on the wrong
 side of a partition, so it refuses writes instead of acking what the other
@@ -40,18 +42,18 @@ from redis.exceptions import RedisError
 
 from server import metrics
 from server.storage.fencer import Fencer
+from server.storage.fencing import acks_needed
 from server.storage.ledger import WaitLedger
 from server.storage.redis_conn import PrimaryPool, RedisHandles
+from server.storage.sentinel_view import SentinelView, addr_of, majority_listed, required_replicas
 from server.wire import errors
 
 log = logging.getLogger(__name__)
 
-#: Sentinel skips a replica whose link to the primary has been down longer
-#: than this many down-after periods (sentinelSelectSlave).
-PROMOTABLE_LINK_DOWN_FACTOR = 10
-
 #: Longest one poll may take (Sentinel and INFO timeouts are below this).
 POLL_TIMEOUT_S = 3.0
+#: Slack for a write's round trip around its WAIT (see the fencer's lift delay).
+WRITE_SLACK_S = 1.0
 
 
 @dataclass
@@ -73,33 +75,12 @@ class Snapshot:
         return self.sentinels_total == 0 or self.sentinels_reachable * 2 > self.sentinels_total
 
 
-@dataclass
-class SentinelView:
-    """One Sentinel's answer: the primary it names and its replicas' state."""
-
-    primary: str | None
-    down_after_ms: int
-    #: Every replica it lists -> whether it could promote that replica now.
-    replicas: dict[str, bool]
-
-
-def _addr(host: Any, port: Any) -> str:
-    return f"{host}:{port}"
-
-
-def required_replicas(online: set[str], views: list[SentinelView]) -> set[str]:
-    """The replicas a durable write must reach (see the module docstring)."""
-    listed = {addr for view in views for addr in view.replicas}
-    promotable = {addr for view in views for addr, ok in view.replicas.items() if ok}
-    return promotable | (online - listed)
-
-
 class Topology:
     """Polls the Sentinels and the primary's INFO; answers health and wait counts."""
 
     def __init__(
         self, handles: RedisHandles, *, master_name: str, interval_ms: int,
-        on_failover: Callable[[str | None, str], None] | None = None,
+        on_failover: Callable[[str | None, str], None] | None = None, ack_timeout_ms: int = 1000,
     ) -> None:
         self._handles = handles
         self._master = master_name
@@ -112,7 +93,12 @@ class Topology:
         self.max_age_s = 2 * POLL_TIMEOUT_S + self._interval
         #: Which snapshot each durable write in flight read (see server/storage/fencer.py).
         self.ledger = WaitLedger()
-        self._fencer = Fencer(handles.node, self.ledger) if handles.sentinels else None
+        # A fence is lifted once every instance's write that may have read a
+        # required set without the node has ended: its view is at most
+        # max_age_s old when the write starts, its WAIT at most the ack timeout.
+        lift_after_s = self.max_age_s + ack_timeout_ms / 1000 + WRITE_SLACK_S
+        self._fencer = Fencer(handles.node, self.ledger, lift_after_s=lift_after_s) \
+            if handles.sentinels else None
 
     def required_replicas(self) -> int:
         """Replicas a durable write must reach; raises when it cannot be made."""
@@ -157,7 +143,7 @@ class Topology:
         if info is None:
             return snap
         conn = self._handles.primary.connection_pool.connection_kwargs
-        snap.primary = _addr(conn.get("host", "?"), conn.get("port", "?"))
+        snap.primary = addr_of(conn.get("host", "?"), conn.get("port", "?"))
         online = _online_replicas(info)
         snap.primary_ok = True
         snap.replicas_online = len(online)
@@ -199,7 +185,7 @@ class Topology:
         if self._fencer is not None:
             # A returning node is fenced instead of waited for (server/storage/fencing.py).
             snap.required = await self._fencer.required(
-                primary, info, {addr for view in views for addr in view.replicas},
+                primary, info, majority_listed(views),
                 {addr for view in views for addr, ok in view.replicas.items() if ok},
                 snap.required,
             ) - {primary}
@@ -208,7 +194,8 @@ class Topology:
         } - snap.required
         snap.primary_ok = True
         snap.replicas_online = len(online)
-        snap.required_replicas = len(snap.required)
+        down = frozenset.intersection(*(view.down for view in views))
+        snap.required_replicas = acks_needed(snap.required, online - {primary}, set(down))
         snap.reason = "" if snap.required else "no replica in sync"
         return snap
 
@@ -231,21 +218,7 @@ class Topology:
             replicas = await client.sentinel_slaves(self._master)
         except (RedisError, OSError):
             return None
-        down_after = int(master.get("down-after-milliseconds", 30_000))
-        usable = master.get("is_master") and not (master.get("is_sdown") or master.get("is_odown"))
-        limit = PROMOTABLE_LINK_DOWN_FACTOR * down_after
-        return SentinelView(
-            primary=_addr(master["ip"], master["port"]) if usable else None,
-            down_after_ms=down_after,
-            replicas={
-                _addr(r["ip"], r["port"]): not (
-                    r.get("is_sdown") or r.get("is_odown") or r.get("is_disconnected")
-                    or int(r.get("slave-priority", 100)) == 0
-                    or int(r.get("master-link-down-time", 0)) > limit
-                )
-                for r in replicas
-            },
-        )
+        return SentinelView.parse(master, replicas)
 
     async def _publish(self, snap: Snapshot) -> None:
         old = self.now
@@ -287,7 +260,7 @@ class Topology:
 def _online_replicas(info: dict[str, Any]) -> set[str]:
     """Replicas the primary's INFO shows connected and past their initial sync."""
     return {
-        _addr(value["ip"], value["port"])
+        addr_of(value["ip"], value["port"])
         for key, value in info.items()
         if key.startswith(("slave", "replica")) and isinstance(value, dict)
         and value.get("state") == "online"

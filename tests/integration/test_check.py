@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from server import keys
 from tests.procs import ROOT, RedisNode, free_port
 
 # isort: split
@@ -100,3 +101,28 @@ def test_check_fails_on_a_wrong_master_name_and_an_unreachable_sentinel(
     assert code == 1
     assert lines[f"sentinel {dead}"].startswith("FAIL")
     assert lines["sentinel majority"] == "OK 3 of 4 reachable"
+
+
+def test_check_fails_on_a_fence_record_nobody_can_lift(tmp_path: Path) -> None:
+    node = RedisNode(datadir=tmp_path / "redis", port=free_port())
+    node.write_config(extra='rename-command CONFIG ""\n')
+    node.start()
+    try:
+        with node.client() as client:
+            client.hset(keys.FENCES, f"127.0.0.1:{node.port}", 100)
+        code, lines = check("--redis-url", f"redis://127.0.0.1:{node.port}/0")
+        assert code == 1, lines
+        fence = lines[f"fence 127.0.0.1:{node.port}"]
+        assert fence.startswith("FAIL") and "cannot be lifted" in fence
+    finally:
+        node.stop()
+
+
+def test_check_passes_a_fence_record_the_servers_can_lift(
+    redis_node: RedisNode, redis_url: str,
+) -> None:
+    with redis_node.client() as client:
+        client.hset(keys.FENCES, f"127.0.0.1:{redis_node.port}", 100)
+    code, lines = check("--redis-url", redis_url)
+    assert code == 0, lines
+    assert lines[f"fence 127.0.0.1:{redis_node.port}"].startswith("OK")

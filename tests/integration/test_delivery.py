@@ -20,16 +20,11 @@ import redis
 from server import keys, metrics
 from server.data.commit import GroupCommitter
 from server.delivery.fanout import LISTEN_POLL_S, Delivery
-from server import keys, metrics
-from server.wire import notifications
-from server.data.commit import GroupCommitter
-from server.delivery.fanout import LISTEN_POLL_S, Delivery
-from server.storage.pubsub_reader import PubSubReader
-from server.storage.redis_conn import RedisHandles, connect
 from server.settings import Settings
 from server.storage.pubsub_reader import PubSubReader
 from server.storage.redis_conn import RedisHandles, connect
 from server.store import Store
+from server.wire import notifications
 
 
 class Session:

@@ -31,6 +31,7 @@ from tests.integration.test_chaos import (
     priorities,
     replica_index,
 )
+from tests.integration.test_failover import metric
 
 # isort: split
 from sentinelset import LocalSet
@@ -43,6 +44,8 @@ rig = test_chaos.rig  # the fixture: two instances under load over a Sentinel se
 REJOIN_GAP_S = 1.5
 #: How long after a rejoin the gap is watched (the old way stalled ~10 s).
 WATCH_S = 12.0
+#: A fence is lifted this long after its node is in sync, at the defaults.
+LIFT_AFTER_S = 8.5
 
 
 async def no_fence_left(local: LocalSet) -> None:
@@ -170,8 +173,12 @@ async def test_fence_left_by_a_crashed_instance_is_lifted_by_another(
         c.config_set("replica-priority", 0)
     server = await asyncio.to_thread(
         start_server, "--sentinel", local.sentinel_arg, "--sentinel-master", local.master_name)
+    started = time.monotonic()
     await eventually(lambda: priorities(local)[replica] == "77", FAILOVER_WITHIN,
                      "the fence is lifted to the recorded priority")
+    # Not before another instance's write that read a required set without
+    # it may have ended (view max age 6.5 s + ack timeout 1 s + 1 s).
+    assert time.monotonic() - started >= LIFT_AFTER_S - 1.0
     with node_client(local, primary) as c:
         assert c.hget(keys.FENCES, f"{node.host}:{node.port}") is None
     assert f"lifted the fence of Redis node {node.host}:{node.port}" in server.log()
@@ -207,3 +214,34 @@ async def test_manual_failover_under_load_is_not_undone_and_loses_no_acked_messa
     await no_fence_left(local)
     result = await chaos.load.finish()
     assert result.ok, result.describe()
+
+
+def sentinel_priorities(local: LocalSet, node: tuple[str, int]) -> set[str]:
+    """The slave-priority every Sentinel last read for `node`."""
+    seen = set()
+    for sentinel in local.sentinels:
+        with sentinel.client() as c:
+            for r in c.sentinel_slaves(local.master_name):
+                if (r["ip"], int(r["port"])) == (node[0], node[1]):
+                    seen.add(str(r.get("slave-priority")))
+    return seen
+
+
+async def test_a_replica_that_acks_but_is_not_required_still_counts_in_the_wait(
+    fresh_sentinel_set: LocalSet, start_server: StartServer,
+) -> None:
+    """WAIT counts acks, not names: a replica Sentinel may not promote
+    (priority 0) still acks, so `WAIT 1` with one required replica could be
+    met by it alone. Every replica online at the primary counts."""
+    local = fresh_sentinel_set
+    replica = replica_index(local)
+    with node_client(local, replica) as c:
+        c.config_set("replica-priority", 0)
+    node = local.nodes[replica]
+    await eventually(lambda: sentinel_priorities(local, (node.host, node.port)) == {"0"},
+                     FAILOVER_WITHIN, "every Sentinel reads priority 0")
+    server = await asyncio.to_thread(
+        start_server, "--sentinel", local.sentinel_arg, "--sentinel-master", local.master_name)
+    await asyncio.sleep(1.5)  # three topology polls
+    assert metric(server, "chat_required_replicas") == 2
+    assert priorities(local)[replica] == "0"  # the operator's: not touched

@@ -7,14 +7,15 @@ so each node here is a few fields and the commands the fencer sends.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 import pytest
-from redis.exceptions import ResponseError
+from redis.exceptions import ReadOnlyError, ResponseError
 
 from server import keys
-from server.storage.fencer import Fencer
+from server.storage.fencer import REFUSAL_RETRY_S, Fencer
 from server.storage.ledger import WaitLedger
 
 P, A, C = "10.0.0.1:6379", "10.0.0.2:6379", "10.0.0.3:6379"
@@ -31,10 +32,25 @@ class FakeNode:
         self.replid2 = "0" * 40
         #: Runs after a CONFIG SET: another instance acting in between.
         self.after_set: Any = None
+        #: Raised by the next CONFIG SET (once).
+        self.set_error: Exception | None = None
+        self.syncing = False
 
     # The primary's data (only the fence records live here).
     async def hgetall(self, key: str) -> dict[str, str]:
+        await asyncio.sleep(0)  # lets instances polling at once interleave
         return dict(self.hashes.get(key, {}))
+
+    async def eval(self, script: str, numkeys: int, key: str, addr: str, priority: Any,
+                   *anchors: str) -> int:
+        """fence_record.lua (tests/unit/test_fence_record.py runs the real one)."""
+        table = self.hashes.setdefault(key, {})
+        if addr in table:
+            return 1
+        if any(anchor not in table for anchor in anchors):
+            table[addr] = str(priority)
+            return 1
+        return 0
 
     async def hget(self, key: str, field: str) -> str | None:
         return self.hashes.get(key, {}).get(field)
@@ -57,6 +73,9 @@ class FakeNode:
     async def config_set(self, name: str, value: Any) -> bool:
         if self.deny_config:
             raise ResponseError("NOPERM")
+        if self.set_error is not None:
+            error, self.set_error = self.set_error, None
+            raise error
         self.commands.append(("CONFIG SET", name, value))
         self.priority = int(value)
         if self.after_set is not None:
@@ -72,7 +91,8 @@ class FakeNode:
         return "OK"
 
     def info(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"role": self.role, "master_replid2": self.replid2}
+        out: dict[str, Any] = {"role": self.role, "master_replid2": self.replid2,
+                               "master_sync_in_progress": int(self.syncing)}
         if self.following:
             host, _, port = self.following.rpartition(":")
             out.update(master_host=host, master_port=port)
@@ -93,6 +113,7 @@ class FakePipeline:
         pass
 
     async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        await asyncio.sleep(0)
         try:
             config: Any = await self.node.config_get("replica-priority")
         except ResponseError as exc:
@@ -231,3 +252,85 @@ async def test_node_promoted_from_the_primarys_history_is_left_to_sentinel() -> 
     fencer, ledger = fencer_of(world)
     assert await world.poll(fencer, ledger) == {A, C}
     assert world.nodes[C].priority == 100 and world.nodes[C].commands == []
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_two_instances_polling_at_once_never_fence_both_replicas() -> None:
+    world = World()
+    first, second = Fencer(world.client, WaitLedger()), Fencer(world.client, WaitLedger())
+    # Each sees the other replica missing from the primary's INFO (a blip
+    # that reads differently a few ms apart), long enough to be fenced.
+    sees_a, sees_c = dict(world.primary_info()), dict(world.primary_info())
+    sees_c["slave0"] = {**sees_a["slave0"], "ip": "10.0.0.3"}
+    listed = {A, C}
+    for _ in range(2):
+        await asyncio.gather(first.required(P, sees_a, listed, listed, set(listed)),
+                             second.required(P, sees_c, listed, listed, set(listed)))
+    assert len(world.records) == 1
+    assert [world.nodes[A].priority, world.nodes[C].priority].count(0) == 1
+
+
+async def test_readonly_error_during_a_failover_is_retried_at_the_next_poll() -> None:
+    world = World(role="master", following=None)
+    world.nodes[C].set_error = ReadOnlyError("You can't write against a read only replica.")
+    fencer, ledger = fencer_of(world)
+    assert await world.poll(fencer, ledger) == {A, C}  # not fenced this time: waited for
+    assert await world.poll(fencer, ledger) == {A}
+    assert world.nodes[C].priority == 0 and world.records == {C: "100"}
+
+
+async def test_refused_config_is_tried_again_after_a_while() -> None:
+    world = World(role="master", following=None, deny_config=True)
+    clock = Clock()
+    ledger = WaitLedger()
+    fencer = Fencer(world.client, ledger, clock=clock)
+    assert await world.poll(fencer, ledger) == {A, C}
+    world.nodes[C].deny_config = False  # the operator granted CONFIG
+    assert await world.poll(fencer, ledger) == {A, C}
+    clock.now += REFUSAL_RETRY_S
+    assert await world.poll(fencer, ledger) == {A}
+    assert world.nodes[C].priority == 0
+
+
+async def test_lift_waits_until_other_instances_writes_from_before_have_ended() -> None:
+    world = World(priority=0)
+    world.records[C] = "100"
+    world.online.add(C)
+    clock = Clock()
+    ledger = WaitLedger()
+    fencer = Fencer(world.client, ledger, lift_after_s=8.0, clock=clock)
+    assert C in await world.poll(fencer, ledger)  # required at once
+    clock.now += 7.0
+    await world.poll(fencer, ledger)
+    assert world.nodes[C].priority == 0  # another instance may still run such a write
+    clock.now += 1.0
+    await world.poll(fencer, ledger)
+    assert world.nodes[C].priority == 100 and world.records == {}
+
+
+async def test_lift_is_not_delayed_when_no_other_replica_is_promotable() -> None:
+    world = World(priority=0)
+    world.records[C] = "100"
+    world.online = set()
+    ledger = WaitLedger()
+    fencer = Fencer(world.client, ledger, lift_after_s=8.0, clock=Clock())
+    world.nodes[A].priority = 0  # the operator's: A is no anchor
+    await world.poll(fencer, ledger)
+    await world.poll(fencer, ledger)
+    assert world.nodes[C].priority == 100
+
+
+async def test_node_a_sentinel_majority_does_not_list_is_not_repointed() -> None:
+    world = World(role="master", following=None)
+    world.records[C] = "100"  # a stale record of a node since removed
+    fencer, _ = fencer_of(world)
+    required = await fencer.required(P, world.primary_info(), {A}, {A}, {A})
+    assert required == {A}
+    assert world.nodes[C].commands == [] and world.nodes[C].role == "master"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from server.storage.fencing import NodeState, decide, replica_progress
+import pytest
+from redis.exceptions import NoPermissionError, OutOfMemoryError, ReadOnlyError, ResponseError
+
+from server.storage.fencing import NodeState, acks_needed, decide, is_refusal, replica_progress
 from server.storage.ledger import WaitLedger
 
 P = "10.0.0.1:6379"
@@ -150,3 +153,84 @@ def test_node_sentinel_is_promoting_is_waited_for_never_fenced_or_repointed() ->
     plan = decide(P, [in_sync(A), promoting], {A})
     assert plan.required == {A, C}
     assert (plan.fence, plan.repoint) == ({}, frozenset())
+
+
+def test_wait_counts_every_connected_replica_so_a_fenced_ack_cannot_stand_in() -> None:
+    # required={A}; C is fenced but online and acks: WAIT 1 could be met by C alone.
+    assert acks_needed({A}, {A, C}, set()) == 2
+    assert acks_needed({A}, {A}, set()) == 1
+    # A replica every Sentinel reports down (frozen) cannot ack: not counted.
+    assert acks_needed({A}, {A, C}, {C}) == 1
+    # A required replica not online yet (resyncing) is still waited for.
+    assert acks_needed({A, C}, {A}, set()) == 2
+
+
+def blipped(addr: str = C, **extra: object) -> NodeState:
+    """A replica of the primary that the primary's INFO does not show online."""
+    return NodeState(**{"addr": addr, "promotable": True, "reachable": True, "role": "slave",
+                        "following": P, "priority": 100, **extra})  # type: ignore[arg-type]
+
+
+def test_replica_missing_from_the_primarys_info_for_one_poll_is_waited_for_not_fenced() -> None:
+    plan = decide(P, [in_sync(A), blipped(absent_polls=1)], {A, C})
+    assert plan.fence == {}
+    assert plan.required == {A, C}
+
+
+def test_replica_missing_for_two_polls_is_fenced() -> None:
+    plan = decide(P, [in_sync(A), blipped(absent_polls=2)], {A, C})
+    assert plan.fence == {C: 100}
+    assert plan.required == {A}
+
+
+def test_replica_in_a_full_sync_is_fenced_at_once() -> None:
+    plan = decide(P, [in_sync(A), blipped(absent_polls=1, syncing=True)], {A, C})
+    assert plan.fence == {C: 100}
+
+
+def test_replica_following_another_node_is_fenced_at_once() -> None:
+    plan = decide(P, [in_sync(A), blipped(absent_polls=1, following="10.0.0.9:6379")], {A, C})
+    assert plan.fence == {C: 100}
+
+
+def test_a_fence_names_the_replicas_that_make_leaving_it_out_safe() -> None:
+    plan = decide(P, [in_sync(A), stale_master()], {A, C})
+    assert plan.anchors == {C: frozenset({A})}
+
+
+def test_node_not_listed_by_a_sentinel_majority_is_neither_repointed_nor_fenced() -> None:
+    # One Sentinel remembers an old replica, now a standalone Redis: REPLICAOF would wipe it.
+    plan = decide(P, [in_sync(A), NodeState(**{**stale_master().__dict__, "listed": False})],
+                  {A})
+    assert plan.repoint == frozenset() and plan.fence == {}
+    assert plan.required == {A}
+
+
+def test_lift_because_no_other_replica_is_left_is_urgent() -> None:
+    syncing = NodeState(addr=C, reachable=True, role="slave", following=P, priority=0,
+                        record=100)
+    plan = decide(P, [NodeState(addr=A), syncing], set())
+    assert plan.urgent == {C}
+    in_sync_fenced = NodeState(**{**in_sync(C, priority=0).__dict__, "record": 100})
+    assert decide(P, [in_sync(A), in_sync_fenced], {A}).urgent == frozenset()
+
+
+@pytest.mark.parametrize(("error", "refusal"), [
+    (NoPermissionError("this user has no permissions to run the 'config|set' command"), True),
+    (ResponseError("unknown command 'CONFIG', with args beginning with: 'SET'"), True),
+    (ReadOnlyError("You can't write against a read only replica."), False),
+    (OutOfMemoryError("command not allowed when used memory > 'maxmemory'"), False),
+    (ResponseError("BUSY Redis is busy running a script"), False),
+])
+def test_only_a_permission_or_unknown_command_error_is_a_refusal(
+    error: Exception, refusal: bool,
+) -> None:
+    assert is_refusal(error) is refusal
+
+
+def test_lift_of_a_node_ranked_above_the_holder_is_not_urgent() -> None:
+    # C (recorded priority 50) would beat A on priority, so it is required;
+    # A stays promotable with every write, so the lift may wait.
+    fenced = NodeState(**{**in_sync(C, priority=0).__dict__, "record": 50})
+    plan = decide(P, [in_sync(A), fenced], {A})
+    assert plan.lift == {C: 50} and plan.urgent == frozenset()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from redis.exceptions import NoPermissionError, ResponseError
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "deploy" / "redis-sentinel"))
 
 # isort: split
@@ -16,8 +18,86 @@ from server import keys
 HOSTS = ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
 
 
-def test_the_deploy_fence_record_is_the_one_the_servers_read() -> None:
-    assert rejoin.FENCES_KEY == keys.FENCES
+class FakePrimary:
+    """The primary as rejoin.fence_via talks to it (sync redis-py calls)."""
+
+    def __init__(self, *, config: Exception | None = None, replicas: int = 2,
+                 acks: int = 2) -> None:
+        self.config_error, self.replicas, self.acks = config, replicas, acks
+        self.fences: dict[str, str] = {}
+
+    def hget(self, key: str, field: str) -> str | None:
+        assert key == keys.FENCES
+        return self.fences.get(field)
+
+    def hsetnx(self, key: str, field: str, value: int) -> bool:
+        assert key == keys.FENCES
+        if field in self.fences:
+            return False
+        self.fences[field] = str(value)
+        return True
+
+    def hdel(self, key: str, field: str) -> int:
+        return 1 if self.fences.pop(field, None) is not None else 0
+
+    def config_get(self, name: str) -> dict[str, str]:
+        if self.config_error is not None:
+            raise self.config_error
+        return {name: "100"}
+
+    def config_set(self, name: str, value: str) -> bool:
+        if self.config_error is not None:
+            raise self.config_error
+        return True
+
+    def info(self, section: str) -> dict[str, int]:
+        return {"connected_slaves": self.replicas}
+
+    def execute_command(self, *args: object) -> int:
+        assert args[0] == "WAIT"
+        return self.acks
+
+
+ME = "10.0.0.3:6379"
+PRIMARY = ("10.0.0.1", 6379)
+
+
+def returning_conf(tmp_path: Path, priority: int = 100) -> Path:
+    conf = tmp_path / "redis.conf"
+    conf.write_text(f"port 6379\nreplica-priority {priority}\n")
+    return conf
+
+
+def test_returning_node_is_fenced_once_its_record_reached_every_replica(tmp_path: Path) -> None:
+    conf, primary = returning_conf(tmp_path), FakePrimary()
+    assert "fenced replica" in rejoin.fence_via(primary, conf, PRIMARY, ME)
+    assert "replica-priority 0" in conf.read_text().splitlines()
+    assert primary.fences == {ME: "100"}
+
+
+def test_no_fence_where_the_redis_user_may_not_run_config_set(tmp_path: Path) -> None:
+    conf = returning_conf(tmp_path)
+    primary = FakePrimary(config=NoPermissionError("no permissions to run 'config|set'"))
+    assert "not fenced" in rejoin.fence_via(primary, conf, PRIMARY, ME)
+    lines = conf.read_text().splitlines()
+    assert "replica-priority 100" in lines and "replicaof 10.0.0.1 6379" in lines
+    assert primary.fences == {}
+
+
+def test_a_renamed_config_command_undoes_an_earlier_fence(tmp_path: Path) -> None:
+    conf = returning_conf(tmp_path, priority=0)
+    primary = FakePrimary(config=ResponseError("unknown command 'CONFIG'"))
+    primary.fences[ME] = "60"
+    rejoin.fence_via(primary, conf, PRIMARY, ME)
+    assert "replica-priority 60" in conf.read_text().splitlines()
+    assert primary.fences == {}
+
+
+def test_no_fence_when_the_records_wait_falls_short(tmp_path: Path) -> None:
+    conf, primary = returning_conf(tmp_path), FakePrimary(replicas=2, acks=1)
+    assert "reached 1 of 2" in rejoin.fence_via(primary, conf, PRIMARY, ME)
+    assert "replica-priority 100" in conf.read_text().splitlines()
+    assert primary.fences == {}
 
 
 def test_a_returning_master_is_pointed_at_the_primary_with_priority_zero(tmp_path: Path) -> None:

@@ -10,9 +10,9 @@ import pytest
 from redis.asyncio import Redis
 
 from server import keys
-from server.wire import errors
 from server.invariants import check
 from server.store import SendResult, Store, publish_args
+from server.wire import errors
 from tests.unit.store_helpers import register, send
 from tests.unit.test_store_quotas import quota_store
 
