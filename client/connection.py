@@ -1,54 +1,143 @@
 """`ChatClient`: a session that survives server instances coming and going.
 
-One supervisor task owns the connection: it dials the configured URLs in
-turn with jittered backoff, resumes the session with its token, and then
-waits until the connection ends. Events (pushes, `shutdown`,
-`account_deleted`, `session_ended`) arrive here too. The ops themselves live in
-client/session.py and client/messaging.py, the request path in
-client/core.py.
+The public class is a facade over three parts, each owning its state:
+`Link` (client/link.py: connections across URLs, reconnects, the request
+path), `Session` (client/session.py: account ops, the token, how a session
+ends) and `Messaging` (client/messaging.py: sends, fetch, ack, the
+`messages()` stream). The parts talk through the narrow protocols they
+declare; this module wires them together and routes server events.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import ssl
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-from websockets.exceptions import InvalidURI, WebSocketException
-
-from client.errors import (
-    AccountDeleted,
-    BadRequest,
-    BadToken,
-    ChatError,
-    ClientClosed,
-    RetryableError,
-    SessionEnded,
-)
-from client.models import Message, State
-from client.session import SessionOps
+from client.errors import AccountDeleted, BadRequest, ChatError
+from client.link import Link
+from client.messaging import Messaging
+from client.models import FetchResult, LoginResult, Message, SendResult, State, Status
+from client.session import Session
 from client.transport import Transport
 
 __all__ = ["ChatClient"]
 
 log = logging.getLogger(__name__)
 
-# A connection that lived this long counts as healthy: the next failure starts
-# the backoff from the beginning again instead of continuing to grow it.
-HEALTHY_CONNECTION_SECONDS = 5.0
-# After a `shutdown` event the server closes us itself; this bounds the wait.
-SHUTDOWN_GRACE_SECONDS = 2.0
 
-
-class ChatClient(SessionOps):
+class ChatClient:
     """An asyncio chat client over a list of equivalent server URLs.
 
     Use as `async with ChatClient(urls=[...]) as client:` or call `connect()`
-    and `close()`. See docs/client.md for the full contract; the keyword
-    arguments are those of `ClientCore.__init__`.
+    and `close()`. See docs/client.md for the full contract.
     """
 
-    # --- lifecycle ----------------------------------------------------------------
+    def __init__(
+        self,
+        *,
+        urls: Sequence[str],
+        ca_file: str | None = None,
+        backoff_base: float = 0.1,
+        backoff_cap: float = 5.0,
+        request_timeout: float = 10.0,
+        retry_deadline: float = 60.0,
+        open_timeout: float = 5.0,
+        dedupe_size: int = 100_000,
+        fetch_page_size: int = 1000,
+        on_status: Callable[[Status], None] | None = None,
+    ) -> None:
+        """Configure (no I/O until `connect()`).
+
+        urls: server WebSocket URLs (ws:// or wss://), all serving the same service.
+        ca_file: PEM bundle to verify wss:// servers (default: system CAs).
+        backoff_base / backoff_cap: reconnect and retry delays in seconds.
+        request_timeout: max seconds to wait for one reply before dropping the connection.
+        retry_deadline: max seconds an op keeps retrying retryable failures.
+        open_timeout: max seconds for one WebSocket handshake.
+        dedupe_size: how many (sender, msg_id) pairs messages() remembers.
+        fetch_page_size: inbox page size (PROTOCOL.md max 1000) for catching up.
+        on_status: called with a `Status` whenever state, URL or user changes.
+        """
+        self._on_status = on_status
+        self._link = Link(
+            urls=urls,
+            ssl_context=ssl.create_default_context(cafile=ca_file) if ca_file else None,
+            backoff_base=backoff_base,
+            backoff_cap=backoff_cap,
+            request_timeout=request_timeout,
+            retry_deadline=retry_deadline,
+            open_timeout=open_timeout,
+            on_connected=self._connected,
+            on_event=self._event,
+            on_failed=self._failed,
+            on_change=self._notify,
+        )
+        self._messaging = Messaging(
+            self._link, dedupe_size=dedupe_size, page_size=fetch_page_size
+        )
+        self._session = Session(self._link, self._messaging, on_change=self._notify)
+
+    # --- configuration and status -----------------------------------------------------
+
+    @property
+    def urls(self) -> list[str]:
+        return self._link.urls
+
+    @property
+    def request_timeout(self) -> float:
+        return self._link.request_timeout
+
+    @request_timeout.setter
+    def request_timeout(self, seconds: float) -> None:
+        self._link.request_timeout = seconds
+
+    @property
+    def retry_deadline(self) -> float:
+        return self._link.retry_deadline
+
+    @retry_deadline.setter
+    def retry_deadline(self, seconds: float) -> None:
+        self._link.retry_deadline = seconds
+
+    @property
+    def status(self) -> Status:
+        return Status(self._link.state, self._link.url, self._session.username)
+
+    @property
+    def url(self) -> str | None:
+        """The URL of the instance we are connected to, or None."""
+        return self._link.url
+
+    @property
+    def reconnecting(self) -> bool:
+        return self._link.state is State.RECONNECTING
+
+    @property
+    def username(self) -> str | None:
+        return self._session.username
+
+    @property
+    def token(self) -> str | None:
+        return self._session.token
+
+    @property
+    def session_end_reason(self) -> str | None:
+        """Why the server last ended our session (session_ended), or None."""
+        return self._session.end_reason
+
+    @property
+    def dedupe_window_s(self) -> float:
+        """How long the server recognises a resent msg_id (login/resume replies)."""
+        return self._session.dedupe_window_s
+
+    @property
+    def pending_sends(self) -> int:
+        """Sends not acknowledged yet (they are retried with the same msg_id)."""
+        return self._messaging.pending_sends
+
+    # --- lifecycle ----------------------------------------------------------------------
 
     async def __aenter__(self) -> ChatClient:
         await self.connect()
@@ -62,143 +151,132 @@ class ChatClient(SessionOps):
 
         deadline: seconds to keep trying (default retry_deadline).
         """
-        if self._closing:
-            raise ClientClosed("client was closed")
-        if self._supervisor is None:
-            self._supervisor = asyncio.create_task(self._supervise(), name="chat-supervisor")
-        loop = asyncio.get_running_loop()
-        end = loop.time() + (self.retry_deadline if deadline is None else deadline)
         try:
-            await self._wait_ready(end)
+            await self._link.connect(deadline=deadline)
         except ChatError:
             await self.close()
             raise
 
     async def close(self) -> None:
         """Close the connection and stop reconnecting (idempotent)."""
-        self._closing = True
-        self._inbox.end()
-        self._ready.set()  # wake waiters so they see the client is closed
-        tasks = [t for t in (self._supervisor, *self._tasks) if t is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if self._transport is not None:
-            await self._transport.close()
-        if self._state is not State.CLOSED:
-            self._set_state(State.CLOSED)
+        self._messaging.end()
+        await self._link.close()
 
-    # --- the supervisor -----------------------------------------------------------
+    # --- session ops (client/session.py) ------------------------------------------------
 
-    async def _supervise(self) -> None:
-        loop = asyncio.get_running_loop()
-        established_before = False
-        while not self._closing and self._fatal is None:
-            url, wait = self._rotation.pick()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            self._set_state(State.RECONNECTING if established_before else State.CONNECTING)
-            try:
-                transport = await Transport.open(
-                    url,
-                    ssl_context=self._ssl,
-                    open_timeout=self._open_timeout,
-                    on_event=self._on_event,
-                    on_closed=self._on_transport_closed,
-                    ids=self._ids,
-                )
-            except InvalidURI as exc:
-                self._fail(BadRequest(f"invalid server URL {url!r}: {exc}"))
-                return
-            except (OSError, TimeoutError, WebSocketException) as exc:
-                self._last_error = f"cannot connect to {url}: {exc or type(exc).__name__}"
-                log.info("%s", self._last_error)
-                await asyncio.sleep(self._backoff.next_delay())
-                continue
-            self._transport = transport
-            started = loop.time()
-            try:
-                await self._restore_session(transport)
-            except RetryableError as exc:
-                self._last_error = f"{url}: {exc}"
-                transport.abort(f"session restore failed: {exc}")
-                await asyncio.sleep(self._backoff.next_delay())
-                continue
-            except ChatError as exc:
-                self._fail(exc)
-                return
-            established_before = True
-            log.info("connected to %s as %s", url, self._username or "(no session)")
-            self._ready.set()
-            self._set_state(State.CONNECTED)
-            await transport.wait_closed()
-            if loop.time() - started > HEALTHY_CONNECTION_SECONDS:
-                self._backoff.reset()
-            if self._closing or self._fatal is not None:
-                return
-            self._last_error = f"{url}: {transport.close_reason}"
-            self._set_state(State.RECONNECTING)
-            if transport.retry_after is None:
-                await asyncio.sleep(self._backoff.next_delay())
-            # After a shutdown event the rotation avoids that URL for
-            # retry_after and the next instance is dialled at once.
+    async def register(self, username: str, password: str) -> str:
+        """Create an account; returns the username. Does not log in.
 
-    async def _restore_session(self, transport: Transport) -> None:
-        """Resume the session on a new connection, before any queued request goes out."""
-        if self._token is None:
-            return
-        catch_up = self._inbox.begin_catch_up() if self._inbox.streaming else None
-        try:
-            reply = await transport.request(
-                "resume", {"token": self._token}, reply_timeout=self.request_timeout
-            )
-        except BadToken:
-            if self._ending_session:
-                # The logout/delete in flight when the connection dropped did
-                # happen; the op's retry will see an unauthenticated connection.
-                self._token = None
-                self._username = None
-                return
-            raise
-        self._username = str(reply.get("username", self._username))
-        self._window_announced(reply)
-        if catch_up is not None:
-            self._spawn(self._fetch_page(catch_up))
+        Retried on `unavailable` / `rate_limited` only: after a lost
+        connection we cannot know whether it was created, and a blind retry
+        would turn success into `username_taken`, so ConnectionLost surfaces.
+        """
+        return await self._session.register(username, password)
 
-    def _on_transport_closed(self, transport: Transport) -> None:
-        if transport is self._transport:
-            self._ready.clear()
+    async def login(self, username: str, password: str) -> LoginResult:
+        """Log in; the token is kept to resume after reconnects. Returns the unread count."""
+        return await self._session.login(username, password)
 
-    def _on_event(self, transport: Transport, frame: dict[str, Any]) -> None:
+    async def resume(self, token: str) -> LoginResult:
+        """Take over an existing session by token (e.g. saved from an earlier login)."""
+        return await self._session.resume(token)
+
+    async def logout(self, *, everywhere: bool = False) -> None:
+        """Revoke the token (everywhere: every token of the account, all devices).
+
+        The connection stays open, unauthenticated; the sessions of the
+        revoked tokens, on any instance, hear `session_ended`.
+        """
+        await self._session.logout(everywhere=everywhere)
+
+    async def change_password(self, password: str, new_password: str) -> None:
+        """Change the password; this client keeps its session on a new token.
+
+        Every other session of the account ends (`password_changed`). Not
+        retried after a lost connection: the change may have happened, and
+        then the old token is dead and the current password wrong, so the
+        error surfaces (ConnectionLost) and the application logs in again.
+        """
+        await self._session.change_password(password, new_password)
+
+    async def delete_account(self, password: str) -> None:
+        """Delete the logged-in account, its sessions and its undelivered messages."""
+        await self._session.delete_account(password)
+
+    def list_users(self, pattern: str = "*", *, page_size: int = 100) -> AsyncIterator[str]:
+        """Every user name matching the glob `pattern`, sorted, following cursors to the end."""
+        return self._session.list_users(pattern, page_size=page_size)
+
+    # --- message ops (client/messaging.py) ----------------------------------------------
+
+    async def send(
+        self, to: str, body: str, *, msg_id: str | None = None, deadline: float | None = None
+    ) -> SendResult:
+        """Send `body` to `to`; returns once the server stored it durably.
+
+        The msg_id (uuid4 hex unless given) is kept while the send is not
+        acknowledged; after a connection loss, `unavailable` or `rate_limited`
+        the same request is sent again (on whichever instance we reconnect
+        to) until `deadline` seconds (default retry_deadline) have passed.
+        Resending with the same msg_id is idempotent on the server only
+        within its dedupe window (announced at login): no resend starts
+        later than RESEND_MARGIN_S before the window ends, and a send still
+        unanswered then raises `Unconfirmed`.
+        """
+        return await self._messaging.send(
+            to, body, msg_id=msg_id, deadline=deadline, session=self._session
+        )
+
+    async def fetch(self, limit: int = 100) -> FetchResult:
+        """Undelivered messages, oldest first, without removing them (no dedupe here)."""
+        return await self._messaging.fetch(limit)
+
+    async def ack(self, message: Message | str) -> int:
+        """Remove `message` (or a seq) and every older one from the inbox; returns how many."""
+        return await self._messaging.ack(message)
+
+    def messages(self, *, auto_ack: bool = False) -> AsyncIterator[Message]:
+        """Yield incoming messages in inbox order, each (sender, msg_id) once.
+
+        Starts with the inbox backlog, then live pushes; after every reconnect
+        the inbox is fetched again so nothing queued meanwhile is missed.
+        With auto_ack=False the application calls `ack(message)` after
+        handling each one (acks are cumulative). With auto_ack=True a message
+        is acked when the next one is requested, i.e. after the loop body
+        handled it. Ends when the client is closed; raises AccountDeleted,
+        BadToken or SessionEnded when the session ends.
+        """
+        return self._messaging.stream(auto_ack=auto_ack, session=self._session)
+
+    # --- wiring between the parts -------------------------------------------------------
+
+    async def _connected(self, transport: Transport) -> None:
+        await self._session.restore(transport)
+
+    def _event(self, transport: Transport, frame: dict[str, Any]) -> None:
         event = frame.get("event")
         if event == "message":
             try:
-                self._inbox.add_push(Message.from_wire(frame.get("message")))
+                self._messaging.pushed(Message.from_wire(frame.get("message")))
             except BadRequest as exc:
                 log.warning("ignoring malformed message event: %s", exc)
-        elif event == "shutdown":
-            retry_ms = frame.get("retry_after_ms")
-            retry_after = retry_ms / 1000 if isinstance(retry_ms, int | float) else 0.0
-            log.info("%s is shutting down (retry after %.1fs)", transport.url, retry_after)
-            transport.retry_after = retry_after
-            self._rotation.avoid(transport.url, retry_after)
-            self._drain(transport, SHUTDOWN_GRACE_SECONDS)
         elif event == "session_ended":
-            self._session_ended_elsewhere(str(frame.get("reason") or "unknown"))
+            self._session.ended_elsewhere(str(frame.get("reason") or "unknown"))
         elif event == "account_deleted":
-            self._fail(AccountDeleted(f"account {self._username or ''} was deleted".strip()))
+            name = self._session.username or ""
+            self._link.fail(AccountDeleted(f"account {name} was deleted".strip()))
         else:
-            log.debug("ignoring unknown event %r", event)
+            log.debug("ignoring unknown event %r from %s", event, transport.url)
 
-    def _session_ended_elsewhere(self, reason: str) -> None:
-        """The server ended our session: forget the token (never resume it) and say why.
+    def _failed(self, error: ChatError) -> None:
+        self._session.forget_token()
+        self._messaging.fail(error)
 
-        The connection stays usable for a new login; messages() raises
-        SessionEnded, and so does nothing else: further ops get
-        `unauthenticated` from the server until the application logs in.
-        """
-        log.info("session of %s ended: %s", self._username, reason)
-        self.session_end_reason = reason
-        self._session_ended()
-        self._inbox.fail(SessionEnded.because(reason))
-
+    def _notify(self) -> None:
+        if self._on_status is None:
+            return
+        try:
+            self._on_status(self.status)
+        except Exception:
+            # A broken status callback must not take the connection down.
+            log.exception("on_status callback failed")

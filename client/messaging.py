@@ -1,49 +1,94 @@
-"""Message ops of `ChatClient`: send, fetch, ack and the `messages()` stream.
+"""The inbox part of `ChatClient`: send, fetch, ack and the `messages()` stream.
 
-`messages()` yields the inbox backlog page by page, then live pushes, and
-fetches the inbox again after every reconnect (client/inbox.py holds the
-ordering and the dedupe).
+`Messaging` owns the sends not acknowledged yet, the ordered stream of
+incoming messages (client/inbox.py: backlog page by page, then pushes, a
+refetch after every reconnect) with its (sender, msg_id) dedupe, and the
+paging state. It implements the session part's `InboxHooks`; requests go
+out through `Requests` (the link), and what it needs of the session
+(`SessionView`) is passed to the calls that read it.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any, Protocol
 
-from client.core import RESEND_MARGIN_S, ClientCore
 from client.errors import ChatError, RetryableError, SessionEnded, Unauthenticated, Unconfirmed
-from client.inbox import PageEnd
+from client.inbox import Inbox, PageEnd
 from client.models import FetchResult, Message, SendResult
 
-__all__ = ["MessageOps"]
+__all__ = ["RESEND_MARGIN_S", "Messaging", "Requests", "SessionView"]
 
 log = logging.getLogger(__name__)
 
+#: No resend starts later than this before the window ends: the window is
+#: counted from the server's first receipt, after our first attempt left.
+RESEND_MARGIN_S = 1.0
 
-class MessageOps(ClientCore):
-    """The message half of the public API."""
+
+class Requests(Protocol):
+    """The request path and task keeping the inbox part needs (client/link.py)."""
+
+    @property
+    def retry_deadline(self) -> float: ...
+
+    async def call(
+        self,
+        op: str,
+        args: dict[str, Any] | None = None,
+        *,
+        retry_connection_loss: bool = True,
+        deadline: float | None = None,
+    ) -> dict[str, Any]: ...
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None: ...
+
+    def check_usable(self) -> None: ...
+
+
+class SessionView(Protocol):
+    """What sends and the stream read of the session (client/session.py)."""
+
+    @property
+    def token(self) -> str | None: ...
+
+    @property
+    def end_reason(self) -> str | None: ...
+
+    @property
+    def dedupe_window_s(self) -> float: ...
+
+
+class Messaging:
+    """Message ops and the incoming message stream."""
+
+    def __init__(self, requests: Requests, *, dedupe_size: int, page_size: int) -> None:
+        self._requests = requests
+        self._page_size = page_size
+        self._inbox = Inbox(dedupe_size=dedupe_size)
+        self._pending_sends: dict[str, tuple[str, str]] = {}
+        self._last_yielded_seq: str | None = None
+        self._last_acked_seq: str | None = None
+        self._fetch_on_ack: int | None = None  # catch-up id waiting for an ack
+
+    @property
+    def pending_sends(self) -> int:
+        return len(self._pending_sends)
+
+    # --- ops --------------------------------------------------------------------------
 
     async def send(
-        self, to: str, body: str, *, msg_id: str | None = None, deadline: float | None = None
+        self, to: str, body: str, *, msg_id: str | None, deadline: float | None,
+        session: SessionView,
     ) -> SendResult:
-        """Send `body` to `to`; returns once the server stored it durably.
-
-        The msg_id (uuid4 hex unless given) is kept while the send is not
-        acknowledged; after a connection loss, `unavailable` or `rate_limited`
-        the same request is sent again (on whichever instance we reconnect
-        to) until `deadline` seconds (default retry_deadline) have passed.
-        Resending with the same msg_id is idempotent on the server only
-        within its dedupe window (announced at login): no resend starts
-        later than RESEND_MARGIN_S before the window ends, and a send still
-        unanswered then raises `Unconfirmed`.
-        """
         msg_id = msg_id or uuid.uuid4().hex
-        wanted = self.retry_deadline if deadline is None else deadline
-        window = max(0.0, self.dedupe_window_s - RESEND_MARGIN_S)
+        wanted = self._requests.retry_deadline if deadline is None else deadline
+        window = max(0.0, session.dedupe_window_s - RESEND_MARGIN_S)
         self._pending_sends[msg_id] = (to, body)
         try:
-            reply = await self._call(
+            reply = await self._requests.call(
                 "send", {"to": to, "body": body, "msg_id": msg_id}, deadline=min(wanted, window)
             )
         except RetryableError as exc:
@@ -51,48 +96,37 @@ class MessageOps(ClientCore):
                 raise
             raise Unconfirmed(
                 f"message {msg_id} to {to} was not confirmed within the server's dedupe window "
-                f"({self.dedupe_window_s:g} s), so it is not sent again: it may or may not "
+                f"({session.dedupe_window_s:g} s), so it is not sent again: it may or may not "
                 f"have been delivered (last error: {exc})") from exc
         finally:
             self._pending_sends.pop(msg_id, None)
         return SendResult(str(reply.get("msg_id", msg_id)), int(reply["ts"]))
 
-    async def fetch(self, limit: int = 100) -> FetchResult:
-        """Undelivered messages, oldest first, without removing them (no dedupe here)."""
-        reply = await self._call("fetch", {"limit": limit})
+    async def fetch(self, limit: int) -> FetchResult:
+        reply = await self._requests.call("fetch", {"limit": limit})
         messages = [Message.from_wire(m) for m in reply.get("messages") or []]
         return FetchResult(messages, int(reply.get("unread", 0)))
 
     async def ack(self, message: Message | str) -> int:
-        """Remove `message` (or a seq) and every older one from the inbox; returns how many."""
         seq = message.seq if isinstance(message, Message) else message
-        reply = await self._call("ack", {"seq": seq})
+        reply = await self._requests.call("ack", {"seq": seq})
         self._last_acked_seq = seq
         if self._fetch_on_ack is not None:
             catch_up, self._fetch_on_ack = self._fetch_on_ack, None
-            self._spawn(self._fetch_page(catch_up))
+            self._requests.spawn(self._fetch_page(catch_up))
         return int(reply.get("removed", 0))
 
-    async def messages(self, *, auto_ack: bool = False) -> AsyncIterator[Message]:
-        """Yield incoming messages in inbox order, each (sender, msg_id) once.
-
-        Starts with the inbox backlog, then live pushes; after every reconnect
-        the inbox is fetched again so nothing queued meanwhile is missed.
-        With auto_ack=False the application calls `ack(message)` after
-        handling each one (acks are cumulative). With auto_ack=True a message
-        is acked when the next one is requested, i.e. after the loop body
-        handled it. Ends when the client is closed; raises AccountDeleted,
-        BadToken or SessionEnded when the session ends.
-        """
+    async def stream(self, *, auto_ack: bool, session: SessionView) -> AsyncIterator[Message]:
+        """`ChatClient.messages()`: see its docstring."""
         if self._inbox.streaming:
             raise RuntimeError("messages() is already being iterated")
-        self._check_usable()
-        if self._token is None and self.session_end_reason is not None:
-            raise SessionEnded.because(self.session_end_reason)  # ended before we began
+        self._requests.check_usable()
+        if session.token is None and session.end_reason is not None:
+            raise SessionEnded.because(session.end_reason)  # ended before we began
         self._inbox.reset()
         self._inbox.streaming = True
-        if self._token is not None:
-            self._spawn(self._fetch_page(self._inbox.begin_catch_up()))
+        if session.token is not None:
+            self._requests.spawn(self._fetch_page(self._inbox.begin_catch_up()))
         unacked: str | None = None
         try:
             while True:
@@ -124,7 +158,7 @@ class MessageOps(ClientCore):
         if not self._inbox.is_current(catch_up):
             return
         if auto_ack or self._last_acked_seq == self._last_yielded_seq:
-            self._spawn(self._fetch_page(catch_up))
+            self._requests.spawn(self._fetch_page(catch_up))
         else:
             self._fetch_on_ack = catch_up
 
@@ -138,3 +172,38 @@ class MessageOps(ClientCore):
             log.warning("fetching the inbox failed: %s", exc)
             return
         self._inbox.add_page(catch_up, result.messages, result.unread)
+
+    # --- what the session and the link tell us (InboxHooks and events) ----------------
+
+    def begin_catch_up(self) -> int | None:
+        return self._inbox.begin_catch_up() if self._inbox.streaming else None
+
+    def resumed(self, catch_up: int) -> None:
+        self._requests.spawn(self._fetch_page(catch_up))
+
+    def session_started(self, catch_up: int | None) -> None:
+        if not self._inbox.streaming:
+            return
+        if catch_up is None or not self._inbox.is_current(catch_up):
+            # Switching user reset the stream (and its held pushes): start over;
+            # the fetch returns whatever was pushed meanwhile.
+            catch_up = self._inbox.begin_catch_up()
+        self._requests.spawn(self._fetch_page(catch_up))
+
+    def user_changed(self) -> None:
+        self._inbox.reset()
+
+    def session_ended(self, reason: str) -> None:
+        self._inbox.fail(SessionEnded.because(reason))
+
+    def pushed(self, message: Message) -> None:
+        """A `message` event arrived."""
+        self._inbox.add_push(message)
+
+    def fail(self, error: ChatError) -> None:
+        """The client ended for good: the stream raises `error`."""
+        self._inbox.fail(error)
+
+    def end(self) -> None:
+        """The client was closed: the stream ends."""
+        self._inbox.end()

@@ -1,6 +1,6 @@
 """One open WebSocket to one server instance: requests out, replies matched by id, events in.
 
-The transport knows nothing about sessions or retries; `ChatClient` owns a
+The transport knows nothing about sessions or retries; `Link` (client/link.py) owns a
 sequence of transports (one per connection) and decides what to do when one
 ends.
 """

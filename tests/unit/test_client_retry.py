@@ -14,7 +14,7 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
 from client import ChatClient, NoSuchUser, Unconfirmed
-from client.core import RESEND_MARGIN_S
+from client.messaging import RESEND_MARGIN_S
 from client.present import EXIT_UNAVAILABLE
 
 Script = Callable[[dict[str, Any], list[dict[str, Any]]], dict[str, Any] | None]
