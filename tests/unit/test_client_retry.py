@@ -141,6 +141,8 @@ async def test_the_cli_reports_a_send_unconfirmed_past_the_window_in_one_line(
         if request["op"] == "login":
             return {"ok": True, "username": "alice", "token": "alice:t", "unread": 0,
                     "dedupe_window_ms": 2000}
+        if request["op"] == "resume":  # the send's deadline may cut a reply wait: reconnect
+            return {"ok": True, "username": "alice", "unread": 0, "dedupe_window_ms": 2000}
         if request["op"] == "logout":
             return {"ok": True}
         return {"ok": False, "error": "unavailable", "detail": "replicas slow"}
