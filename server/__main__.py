@@ -11,13 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from server import logs
-from server.settings import Settings, fields
-
-_TYPES: dict[str, Any] = {"int": int, "float": float, "str": str}
-
-
-def _base_type(annotation: str) -> Any:
-    return _TYPES[annotation.replace(" | None", "").strip()]
+from server.settings import Settings, fields, value_type
 
 
 def env_name(field_name: str) -> str:
@@ -38,7 +32,7 @@ def build_parser(prog: str = "python -m server") -> argparse.ArgumentParser:
         kwargs: dict[str, Any] = {
             "dest": f.name,
             "default": None,
-            "type": _base_type(str(f.type)),
+            "type": value_type(f),
             "help": f"{meta['help']} [{env_name(f.name)}; default: {f.default}]",
         }
         if "choices" in meta:
@@ -62,9 +56,10 @@ def load_settings(
         raw = environ.get(env_name(f.name))
         if raw is not None and raw != "":
             try:
-                values[f.name] = _base_type(str(f.type))(raw)
+                values[f.name] = value_type(f)(raw)
             except ValueError:
-                parser.error(f"{env_name(f.name)}={raw!r} is not a valid {f.type}")
+                parser.error(f"{env_name(f.name)}={raw!r} is not a valid "
+                             f"{value_type(f).__name__}")
             choices = f.metadata.get("choices")
             if choices and values[f.name] not in choices:
                 parser.error(f"{env_name(f.name)} must be one of {', '.join(choices)}")
