@@ -6,10 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from deploy.redis_sentinel.sentinelset import LocalSet
 from tests.procs import ROOT, RedisNode, free_port
-
-# isort: split
-from sentinelset import LocalSet
 
 
 def check(*args: str) -> tuple[int, dict[str, str]]:

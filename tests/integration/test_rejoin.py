@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 import redis
 
-import tests.procs  # noqa: F401  (puts deploy/redis-sentinel on sys.path)
+from deploy.redis_sentinel.sentinelset import LocalSet
 from server import keys
 from tests.chaosload import eventually, longest_ack_gap
 from tests.conftest import StartServer
@@ -31,9 +31,6 @@ from tests.integration.test_chaos import (
     priorities,
     replica_index,
 )
-
-# isort: split
-from sentinelset import LocalSet
 
 pytestmark = pytest.mark.slow
 

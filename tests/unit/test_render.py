@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "deploy" / "redis-sentinel"))
-
-# isort: split
-from nodes import SetError
-from redisset import main
-from render import RenderConfig, quorum_for, render
+from deploy.redis_sentinel.nodes import SetError
+from deploy.redis_sentinel.redisset import main
+from deploy.redis_sentinel.render import RenderConfig, quorum_for, render
 
 HOSTS = ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
 FIVE = [*HOSTS, "10.0.0.4", "10.0.0.5"]
