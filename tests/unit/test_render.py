@@ -95,3 +95,14 @@ def test_cli_sentinel_count_without_enough_hosts_is_one_line_error(
                  "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--sentinels 5 needs 5 hosts" in err
+
+
+def test_cli_rejoin_runs_the_rejoin_step(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conf = tmp_path / "redis.conf"
+    conf.write_text("port 6379\n")
+    assert main(["rejoin", "--conf", str(conf), "--address", "127.0.0.1:6379",
+                 "--sentinel", "127.0.0.1:1"]) == 0
+    assert "rejoin: no Sentinel majority names a primary" in capsys.readouterr().out
+    assert conf.read_text() == "port 6379\n"
