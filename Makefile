@@ -28,7 +28,7 @@ lock: $(STAMP)
 
 ## Start a local Redis HA set and two chat servers; Ctrl-C stops everything.
 run: $(STAMP)
-	$(PY) deploy/redis-sentinel/redisset.py dev --dir .run
+	$(PY) -m deploy.redis_sentinel.redisset dev --dir .run
 
 ## The whole suite: lint, unit, integration, chaos (slow tests included), browser.
 test: $(STAMP)

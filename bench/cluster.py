@@ -16,15 +16,12 @@ from pathlib import Path
 from typing import IO
 
 import redis
-
-from tests.procs import ROOT, ServerProc
-
-# isort: split
-from nodes import SetError  # deploy/redis-sentinel, put on sys.path by tests.procs
-from sentinelset import LocalSet
 from websockets.asyncio.client import connect
 
 from bench.drivers import chat_request
+from deploy.redis_sentinel.nodes import SetError
+from deploy.redis_sentinel.sentinelset import LocalSet
+from tests.procs import ROOT, ServerProc
 
 #: Our servers' limits that would otherwise measure the limiter, not the server:
 #: the per-connection request rate, the per-address connection cap and the

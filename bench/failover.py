@@ -20,9 +20,7 @@ from bench.cluster import Cluster
 from bench.drivers import chat_request
 from bench.loadgen import Plan
 from bench.runner import run_step
-
-# isort: split
-from nodes import SetError  # deploy/redis-sentinel, put on sys.path by bench.cluster
+from deploy.redis_sentinel.nodes import SetError
 
 #: The old primary is restarted once this many sends were acked after the
 #: Sentinels named a new primary (the failover's outage is over) ...

@@ -22,6 +22,7 @@ from server.check_fences import fence_findings
 from server.settings import Settings
 from server.storage import redis_conn
 from server.storage.redis_probe import RedisProbe
+from server.storage.sentinel_majority import is_majority, majority
 
 T = TypeVar("T")
 
@@ -146,7 +147,7 @@ class Checker:
     ) -> tuple[str, int] | None:
         s = self.settings
         total = len(s.sentinels)
-        if len(reachable) * 2 <= total:
+        if not is_majority(len(reachable), total):
             self.add("FAIL", "sentinel majority",
                      f"only {len(reachable)} of {total} Sentinels answer: the server will "
                      "answer 'unavailable' (it may sit on the minority side of a partition)")
@@ -163,6 +164,11 @@ class Checker:
         return self._agreement(named)
 
     def _agreement(self, named: dict[str, tuple[str, int] | None]) -> tuple[str, int] | None:
+        """The primary the server would use: the one a majority of all
+        configured Sentinels names. Any dissent fails the check, but the data
+        nodes are still checked against the majority's primary."""
+        total = len(self.settings.sentinels)
+        primary = majority(named.values(), total)
         answers = {addr for addr in named.values() if addr is not None}
         if not answers:
             self.add("FAIL", "primary", "no Sentinel names a primary")
@@ -172,10 +178,14 @@ class Checker:
             self.add("FAIL", "sentinel agreement",
                      f"Sentinels disagree on the primary ({views}); a failover may be under "
                      "way, or they monitor different sets")
-            return None
-        primary = answers.pop()
-        self.add("OK", "sentinel agreement",
-                 f"{len(named)} Sentinels name {primary[0]}:{primary[1]} as primary")
+        elif primary is None:
+            only = answers.pop()
+            self.add("FAIL", "sentinel agreement",
+                     f"only {len(named)} of {total} Sentinels name {only[0]}:{only[1]}: no "
+                     "majority, so the server answers 'unavailable'")
+        else:
+            self.add("OK", "sentinel agreement",
+                     f"{len(named)} Sentinels name {primary[0]}:{primary[1]} as primary")
         return primary
 
     # Data nodes ---------------------------------------------------------------

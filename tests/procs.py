@@ -1,6 +1,6 @@
 """Real processes for tests: chat server instances on free ports.
 
-Redis nodes and Sentinel sets come from deploy/redis-sentinel/redisset.py,
+Redis nodes and Sentinel sets come from deploy.redis_sentinel (deploy/redis-sentinel/),
 the same code `make run` uses.
 """
 
@@ -14,10 +14,14 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "deploy" / "redis-sentinel"))
+from deploy.redis_sentinel.redisset import (
+    RedisNode,
+    find_server_binary,
+    free_port,
+    wait_for_port,
+)
 
-from redisset import RedisNode, find_server_binary, free_port, wait_for_port  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 __all__ = ["ROOT", "RedisNode", "ServerProc", "find_server_binary", "free_port", "wait_for_port"]
 

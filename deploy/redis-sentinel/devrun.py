@@ -14,8 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from nodes import SetError, port_in_use, wait_for_port
-from sentinelset import LocalSet
+from .nodes import SetError, port_in_use, wait_for_port
+from .sentinelset import LocalSet
 
 REPO = Path(__file__).resolve().parent.parent.parent
 HOST = "127.0.0.1"
@@ -27,7 +27,7 @@ def _open_set(root: Path, redis_port: int) -> LocalSet:
         local = LocalSet.load(root)
         if local.pids():
             raise SetError(f"a set already runs in {root}; stop it with "
-                           f"`python deploy/redis-sentinel/redisset.py stop --dir {root}`")
+                           f"`python -m deploy.redis_sentinel.redisset stop --dir {root}`")
         print(f"restarting the set in {root} (data kept; last known primary first)", flush=True)
         local.restart_all()
         return local
@@ -141,7 +141,7 @@ def run_dev(root: Path, *, server_port: int, redis_port: int, servers: int = 2) 
             f"{page}"
             f"  connect:      {_client_python()} -m client"
             + "".join(f" --url ws://{HOST}:{p}/ws" for p in ports) + "\n"
-            f"  status:       {_client_python()} deploy/redis-sentinel/redisset.py status"
+            f"  status:       {_client_python()} -m deploy.redis_sentinel.redisset status"
             f" --dir {root}\n"
             "Ctrl-C stops everything.",
             flush=True,

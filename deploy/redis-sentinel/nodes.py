@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 import redis
-from procutil import (
+
+from .procutil import (
     SetError,
     find_server_binary,
     free_port,

@@ -9,10 +9,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import redis
-from nodes import RedisNode
+
+from .nodes import RedisNode
 
 if TYPE_CHECKING:
-    from sentinelset import LocalSet
+    from .sentinelset import LocalSet
 
 Address = tuple[str, int]
 

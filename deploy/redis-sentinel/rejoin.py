@@ -12,8 +12,9 @@ lacks acknowledged writes. See docs/failure-model.md.
 Used by LocalSet.restart_node and, on a multi-host install, by the
 chat-redis unit (ExecStartPre):
 
-    rejoin.py --conf /var/lib/chat/redis/redis.conf --address 10.0.0.1:6379 \\
-        --sentinel 10.0.0.1:26379,10.0.0.2:26379,10.0.0.3:26379 --master-name chat \\
+    python -m deploy.redis_sentinel.rejoin --conf /var/lib/chat/redis/redis.conf \\
+        --address 10.0.0.1:6379 --master-name chat \\
+        --sentinel 10.0.0.1:26379,10.0.0.2:26379,10.0.0.3:26379 \\
         [--password-file /etc/chat/redis-password]
 
 Without a Sentinel majority the file is left as Sentinel last wrote it. The
@@ -26,16 +27,20 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
+if not __package__:
+    # Run as a file (units rendered before deploy/ was a package): the
+    # repository root on sys.path, as `python -m deploy.redis_sentinel.rejoin` has it.
+    sys.path[0] = str(Path(__file__).resolve().parents[2])
+    __package__ = "deploy.redis_sentinel"
+
 import redis
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the app's server/ package
-# isort: split
 from server.keys import FENCES
 from server.storage.fencing import is_refusal
+from server.storage.sentinel_majority import majority
 
 DEFAULT_PRIORITY = 100
 Address = tuple[str, int]
@@ -43,7 +48,7 @@ Address = tuple[str, int]
 
 def majority_primary(sentinels: list[Address], master_name: str) -> Address | None:
     """The primary a majority of `sentinels` names, or None."""
-    votes: Counter[Address] = Counter()
+    views: list[Address] = []
     for host, port in sentinels:
         try:
             with redis.Redis(host=host, port=port, socket_timeout=1.0,
@@ -52,11 +57,8 @@ def majority_primary(sentinels: list[Address], master_name: str) -> Address | No
         except (redis.RedisError, OSError):
             continue
         if got:
-            votes[(str(got[0]), int(got[1]))] += 1
-    for address, count in votes.items():
-        if count * 2 > len(sentinels):
-            return address
-    return None
+            views.append((str(got[0]), int(got[1])))
+    return majority(views, len(sentinels))
 
 
 def configured_priority(conf: Path) -> int:

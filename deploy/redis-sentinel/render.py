@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
-from procutil import SetError, read_password_file
+from .procutil import SetError, read_password_file
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 PASSWORD_PATH = "/etc/chat/redis-password"

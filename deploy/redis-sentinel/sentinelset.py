@@ -12,11 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import probes
-import rejoin
-import setstate
-from nodes import RedisNode, SentinelNode, SetError, free_port, port_in_use
-from status import format_status, gather_status
+from server.storage.sentinel_majority import majority
+
+from . import probes, rejoin, setstate
+from .nodes import RedisNode, SentinelNode, SetError, free_port, port_in_use
+from .status import format_status, gather_status
 
 Address = tuple[str, int]
 STATE_FILE = "state.json"
@@ -263,9 +263,9 @@ class LocalSet:
     def primary_address(self) -> Address:
         """The primary a majority of all configured Sentinels names."""
         views = probes.sentinel_views(self)
-        for view in set(views):
-            if view is not None and views.count(view) > len(self.sentinels) // 2:
-                return view
+        primary = majority(views, len(self.sentinels))
+        if primary is not None:
+            return primary
         raise SetError(f"no Sentinel majority names a primary (views: {views})")
 
     def wait_for_failover(self, old_primary: Address, timeout: float = 30.0) -> Address:

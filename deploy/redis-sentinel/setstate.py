@@ -11,10 +11,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nodes import RedisNode, SentinelNode, SetError
+from .nodes import RedisNode, SentinelNode, SetError
 
 if TYPE_CHECKING:
-    from sentinelset import LocalSet
+    from .sentinelset import LocalSet
 
 VERSION = 1
 

@@ -6,8 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
+from server.storage.sentinel_majority import majority
+
 if TYPE_CHECKING:
-    from sentinelset import LocalSet
+    from .sentinelset import LocalSet
 
 
 def _addr(host: str, port: int | str) -> str:
@@ -76,8 +78,7 @@ def gather_status(local: LocalSet) -> dict[str, Any]:
     nodes = [_node_status(local, i) for i in range(len(local.nodes))]
     sentinels = [_sentinel_status(local, i) for i in range(len(local.sentinels))]
     views = [s["primary"] for s in sentinels]
-    primary = next((v for v in set(views)
-                    if v is not None and views.count(v) > len(sentinels) // 2), None)
+    primary = majority(views, len(sentinels))
     offsets = {n["address"]: n["offset"] for n in nodes}
     primary_offset = offsets.get(primary) if primary else None
     for node in nodes:

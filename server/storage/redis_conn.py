@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import ssl
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +38,7 @@ from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError, ReadOnlyError, RedisError, TimeoutError
 
 from server.settings import Settings
+from server.storage.sentinel_majority import majority
 from server.wire import errors
 
 P = ParamSpec("P")
@@ -92,10 +92,9 @@ class MajoritySentinel(Sentinel):
         answers = await asyncio.gather(
             *(self._named_primary(client, service_name) for client in self.sentinels)
         )
-        votes = Counter(answer for answer in answers if answer is not None)
-        for address, count in votes.items():
-            if count * 2 > len(self.sentinels):
-                return address
+        primary = majority(answers, len(self.sentinels))
+        if primary is not None:
+            return primary
         raise MasterNotFoundError(
             f"no majority of {len(self.sentinels)} Sentinels names a primary for "
             f"{service_name!r} (answers: {answers})"

@@ -46,6 +46,7 @@ from server.storage.fencing import acks_needed
 from server.storage.ledger import WaitLedger
 from server.storage.redis_conn import PrimaryPool, RedisHandles
 from server.storage.sentinel_view import SentinelView, addr_of, majority_listed, required_replicas
+from server.storage.sentinel_majority import is_majority, majority
 from server.wire import errors
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,8 @@ class Snapshot:
 
     @property
     def sentinel_majority(self) -> bool:
-        return self.sentinels_total == 0 or self.sentinels_reachable * 2 > self.sentinels_total
+        return self.sentinels_total == 0 or is_majority(self.sentinels_reachable,
+                                                       self.sentinels_total)
 
 
 class Topology:
@@ -159,11 +161,9 @@ class Topology:
         )
         views = [view for view in answers if view is not None]
         snap.sentinels_reachable = len(views)
-        votes = Counter(view.primary for view in views if view.primary is not None)
-        primary = next(
-            (addr for addr, count in votes.items() if count * 2 > snap.sentinels_total), None
-        )
+        primary = majority((view.primary for view in views), snap.sentinels_total)
         if primary is None:
+            votes = Counter(view.primary for view in views if view.primary is not None)
             snap.reason = (
                 f"no majority of {snap.sentinels_total} Sentinels names a primary "
                 f"({snap.sentinels_reachable} reachable, votes {dict(votes)})"

@@ -14,11 +14,8 @@ from typing import Any
 
 import pytest
 
-import tests.procs  # noqa: F401  (puts deploy/redis-sentinel on sys.path)
 from client import ChatClient
-
-# isort: split
-from sentinelset import LocalSet
+from deploy.redis_sentinel.sentinelset import LocalSet
 
 MakeSentinelSet = Callable[..., LocalSet]
 MakeClient = Callable[..., ChatClient]

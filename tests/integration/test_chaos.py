@@ -24,15 +24,12 @@ from typing import Any
 import pytest
 import redis
 
-import tests.procs  # noqa: F401  (puts deploy/redis-sentinel on sys.path)
+from deploy.redis_sentinel.sentinelset import LocalSet
 from tests.chaosload import Load, Outage, Probe, Receiver, Sender, eventually, logged_in
 from tests.conftest import StartServer
 from tests.integration.conftest import MakeClient, MakeSentinelSet
 from tests.procs import ServerProc
 from tests.scrape import healthz
-
-# isort: split
-from sentinelset import LocalSet
 
 pytestmark = pytest.mark.slow
 

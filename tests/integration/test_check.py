@@ -7,10 +7,8 @@ import sys
 from pathlib import Path
 
 from server import keys
+from deploy.redis_sentinel.sentinelset import LocalSet
 from tests.procs import ROOT, RedisNode, free_port
-
-# isort: split
-from sentinelset import LocalSet
 
 
 def check(*args: str) -> tuple[int, dict[str, str]]:

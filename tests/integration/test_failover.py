@@ -19,15 +19,12 @@ from typing import Any
 
 import pytest
 
-import tests.procs  # noqa: F401  (puts deploy/redis-sentinel on sys.path)
+from deploy.redis_sentinel.sentinelset import LocalSet
 from tests.chaosload import eventually
 from tests.conftest import StartServer
 from tests.integration.conftest import MakeSentinelSet
 from tests.procs import ServerProc
 from tests.wsclient import Peer
-
-# isort: split
-from sentinelset import LocalSet
 
 pytestmark = pytest.mark.slow
 

@@ -36,7 +36,7 @@ from typing import Any
 import pytest
 import redis
 
-import tests.procs  # noqa: F401  (puts deploy/redis-sentinel on sys.path)
+from deploy.redis_sentinel.nodes import RedisNode, SentinelNode
 from tests.chaosload import (
     Load,
     Probe,
@@ -50,9 +50,6 @@ from tests.conftest import StartServer
 from tests.integration.conftest import MakeClient
 from tests.procs import ServerProc, find_server_binary
 from tests.scrape import healthz
-
-# isort: split
-from nodes import RedisNode, SentinelNode
 
 pytestmark = pytest.mark.slow
 

@@ -12,13 +12,11 @@ from pathlib import Path
 
 import redis
 
+from deploy.redis_sentinel.sentinelset import LocalSet
 from tests.conftest import StartServer
 from tests.procs import RedisNode, free_port
 from tests.scrape import health, metrics, value, wait_health
 from tests.wsclient import Peer
-
-# isort: split
-from sentinelset import LocalSet
 
 FAST = ("--topology-interval-ms", "200", "--sweep-interval-ms", "300")
 

@@ -6,13 +6,10 @@ import asyncio
 import json
 from typing import Any
 
-import tests.procs  # noqa: F401  (puts deploy/redis-sentinel on sys.path)
+from deploy.redis_sentinel.sentinelset import LocalSet
 from tests.conftest import StartServer
 from tests.scrape import metrics, value
 from tests.wsclient import Peer
-
-# isort: split
-from sentinelset import LocalSet
 
 FAST = ("--requests-per-second", "100000", "--request-burst", "100000")
 

@@ -17,13 +17,10 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-import tests.procs  # noqa: F401  (puts deploy/redis-sentinel on sys.path)
+from deploy.redis_sentinel.sentinelset import LocalSet
 from tests.conftest import StartServer
 from tests.procs import ServerProc
 from tests.wsclient import Peer
-
-# isort: split
-from sentinelset import LocalSet
 
 CAP = 8
 CLIENTS = 100

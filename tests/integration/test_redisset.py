@@ -16,13 +16,11 @@ from pathlib import Path
 import pytest
 import redis
 
-# tests.procs also puts deploy/redis-sentinel on sys.path.
+from deploy.redis_sentinel.sentinelset import LocalSet
 from tests.procs import ROOT, free_port, wait_for_port
 
-# isort: split
-from sentinelset import LocalSet
-
-REDISSET = ROOT / "deploy" / "redis-sentinel" / "redisset.py"
+#: The CLI as the README spells it, run from the repository root (cwd=ROOT).
+REDISSET = [sys.executable, "-m", "deploy.redis_sentinel.redisset"]
 Address = tuple[str, int]
 
 
@@ -166,7 +164,7 @@ def test_password_mode_via_cli_from_other_processes(tmp_path: Path) -> None:
     root = tmp_path / "set"
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, str(REDISSET), *args], capture_output=True,
+        return subprocess.run([*REDISSET, *args], capture_output=True, cwd=ROOT,
                               text=True, timeout=90, check=False)
 
     started = cli("start", "--dir", str(root), "--password-file", str(pw_file))
@@ -195,6 +193,18 @@ def test_password_mode_via_cli_from_other_processes(tmp_path: Path) -> None:
     assert LocalSet.load(root).pids() == {}
 
 
+def test_the_cli_also_runs_as_a_file_from_any_directory(tmp_path: Path) -> None:
+    # The pre-package spelling, from outside the repository: imports still resolve.
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "deploy" / "redis-sentinel" / "redisset.py"),
+         "status", "--dir", str(tmp_path / "none")],
+        capture_output=True, text=True, timeout=30, check=False, cwd=tmp_path,
+    )
+    assert result.returncode == 1
+    assert result.stderr == f"redisset status: no set under {tmp_path / 'none'} " \
+        "(no state.json); start one first\n"
+
+
 def bind_low_port(sock: socket.socket) -> int:
     """Bind a port below 45536, so base port + 20000 (Sentinels) still fits."""
     for port in range(30000 + os.getpid() % 10000, 45000):
@@ -211,9 +221,8 @@ def test_cli_start_on_a_busy_port_fails_with_one_line(tmp_path: Path) -> None:
         port = bind_low_port(busy)
         busy.listen()
         result = subprocess.run(
-            [sys.executable, str(REDISSET), "start", "--dir", str(tmp_path / "s"),
-             "--base-port", str(port)],
-            capture_output=True, text=True, timeout=30, check=False,
+            [*REDISSET, "start", "--dir", str(tmp_path / "s"), "--base-port", str(port)],
+            capture_output=True, text=True, timeout=30, check=False, cwd=ROOT,
         )
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1
@@ -241,9 +250,9 @@ def port_free(port: int) -> bool:
 
 @contextlib.contextmanager
 def dev_running(root: Path, *extra: str) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
-    """`redisset.py dev` started and read up to its ready line; killed if still up."""
+    """`redisset dev` started and read up to its ready line; killed if still up."""
     proc = subprocess.Popen(
-        [sys.executable, str(REDISSET), "dev", "--dir", str(root),
+        [*REDISSET, "dev", "--dir", str(root),
          "--redis-port", str(free_base_port()), *extra],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
     )

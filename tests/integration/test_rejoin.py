@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 import redis
 
-import tests.procs  # noqa: F401  (puts deploy/redis-sentinel on sys.path)
+from deploy.redis_sentinel.sentinelset import LocalSet
 from server import keys
 from tests.chaosload import eventually, longest_ack_gap
 from tests.conftest import StartServer
@@ -32,9 +32,6 @@ from tests.integration.test_chaos import (
     replica_index,
 )
 from tests.integration.test_failover import metric
-
-# isort: split
-from sentinelset import LocalSet
 
 pytestmark = pytest.mark.slow
 

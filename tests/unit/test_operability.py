@@ -115,6 +115,18 @@ def test_check_fails_when_sentinels_disagree_on_the_primary() -> None:
     assert agreeing._agreement({"a:1": ("h", 1), "b:2": ("h", 1)}) == ("h", 1)
 
 
+def test_check_takes_the_majority_primary_and_still_fails_on_a_dissenting_sentinel() -> None:
+    checker = Checker(Settings(sentinel="a:1,b:2,c:3"))
+    assert checker._agreement({"a:1": ("h", 1), "b:2": ("h", 1), "c:3": ("h", 2)}) == ("h", 1)
+    assert checker.failed and "disagree" in checker.results[0].line()
+
+
+def test_check_names_no_primary_when_agreeing_sentinels_are_too_few() -> None:
+    checker = Checker(Settings(sentinel="a:1,b:2,c:3"))
+    assert checker._agreement({"a:1": ("h", 1)}) is None
+    assert checker.failed and "no majority" in checker.results[0].line()
+
+
 def test_json_log_lines_carry_extra_fields() -> None:
     record = logging.LogRecord("server.ws_handler", logging.INFO, __file__, 1,
                                "op=%s", ("send",), None)

@@ -1,19 +1,18 @@
-"""deploy/redis-sentinel/rejoin.py: the config a returning node starts from (no processes)."""
+"""deploy/redis-sentinel/rejoin.py: the config a returning node starts from (no Redis processes)."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
 from redis.exceptions import NoPermissionError, ResponseError
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "deploy" / "redis-sentinel"))
-
-# isort: split
-import rejoin
-from render import RenderConfig, render
-
+from deploy.redis_sentinel import rejoin
+from deploy.redis_sentinel.render import RenderConfig, render
 from server import keys
+
+ROOT = Path(__file__).resolve().parents[2]
 
 HOSTS = ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
 
@@ -130,6 +129,23 @@ def test_the_redis_unit_runs_the_rejoin_step_before_redis(tmp_path: Path) -> Non
     render(RenderConfig(hosts=HOSTS, sentinel_hosts=HOSTS), tmp_path)
     unit = (tmp_path / "10.0.0.2" / "chat-redis.service").read_text()
     pre = next(line for line in unit.splitlines() if line.startswith("ExecStartPre="))
-    assert "rejoin.py --conf /var/lib/chat/redis/redis.conf --address 10.0.0.2:6379" in pre
+    assert ("/opt/chat/.venv/bin/python -m deploy.redis_sentinel.rejoin "
+            "--conf /var/lib/chat/redis/redis.conf --address 10.0.0.2:6379") in pre
+    # `-m` finds the package from the working directory, the app checkout.
+    assert "WorkingDirectory=/opt/chat\n" in unit
     assert "--sentinel 10.0.0.1:26379,10.0.0.2:26379,10.0.0.3:26379" in pre
     assert unit.index("ExecStartPre=") < unit.index("ExecStart=")
+
+
+def test_units_rendered_before_the_package_still_run_the_rejoin_file(tmp_path: Path) -> None:
+    # Their ExecStartPre runs deploy/redis-sentinel/rejoin.py as a file, from
+    # wherever systemd starts it.
+    conf = tmp_path / "redis.conf"
+    conf.write_text("port 6379\n")
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "deploy" / "redis-sentinel" / "rejoin.py"),
+         "--conf", str(conf), "--address", "127.0.0.1:6379", "--sentinel", "127.0.0.1:1"],
+        capture_output=True, text=True, timeout=30, check=False, cwd=tmp_path,
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == "rejoin: no Sentinel majority names a primary: config left as it is\n"

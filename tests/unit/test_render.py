@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "deploy" / "redis-sentinel"))
-
-# isort: split
-from nodes import SetError
-from redisset import main
-from render import RenderConfig, quorum_for, render
+from deploy.redis_sentinel.nodes import SetError
+from deploy.redis_sentinel.redisset import main
+from deploy.redis_sentinel.render import RenderConfig, quorum_for, render
 
 HOSTS = ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
 FIVE = [*HOSTS, "10.0.0.4", "10.0.0.5"]
@@ -99,3 +95,14 @@ def test_cli_sentinel_count_without_enough_hosts_is_one_line_error(
                  "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--sentinels 5 needs 5 hosts" in err
+
+
+def test_cli_rejoin_runs_the_rejoin_step(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conf = tmp_path / "redis.conf"
+    conf.write_text("port 6379\n")
+    assert main(["rejoin", "--conf", str(conf), "--address", "127.0.0.1:6379",
+                 "--sentinel", "127.0.0.1:1"]) == 0
+    assert "rejoin: no Sentinel majority names a primary" in capsys.readouterr().out
+    assert conf.read_text() == "port 6379\n"
