@@ -105,8 +105,11 @@ class Health:
             age = self._age(self._delivery.last_ping)
             return down, {"status": "unavailable", "reason":
                           f"pub/sub listener has not heard its own ping {_ago(age)}"}
+        # In sync: online at the primary; required: what a send waits for (a
+        # fenced node is online yet not required until it has caught up).
         body: dict[str, Any] = {"status": "ok", "primary": snap.primary,
-                                "replicas_in_sync": snap.required_replicas}
+                                "replicas_in_sync": snap.replicas_online,
+                                "replicas_required": snap.required_replicas}
         if self._sentinel_mode:
             body["sentinels"] = f"{snap.sentinels_reachable}/{snap.sentinels_total}"
             if snap.required_replicas == 0:

@@ -1,7 +1,10 @@
 """Every Redis key and channel name of the app.
 
 Keys of one user carry the hash tag `{name}`, so everything a send, an ack
-or a delete touches of that user lives in one Cluster slot.
+or a delete touches of that user lives in one Cluster slot. A merged script
+call (data/script_calls.py: neighbouring sends or acks in one EVALSHA) carries
+the keys of several users and so spans slots: fine on one primary; a Cluster
+mode merges only calls of one slot.
 """
 
 from __future__ import annotations
@@ -142,11 +145,3 @@ def owner_of(key: str) -> tuple[str, str] | None:
     if not sep or kind not in USER_KINDS:
         return None
     return name, kind
-
-
-def user_of_channel(channel_name: str) -> str | None:
-    """The user a `channel(name)` belongs to, or None for other channels."""
-    head = f"{PREFIX}:{{"
-    if channel_name.startswith(head) and channel_name.endswith("}:live"):
-        return channel_name[len(head):-len("}:live")]
-    return None

@@ -8,7 +8,6 @@ event loop that serves every other connection.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 
 from argon2 import PasswordHasher, Type
@@ -62,7 +61,3 @@ def split_token(token: str) -> tuple[str, str] | None:
 def token_hash(token: str) -> str:
     """Only the hash is stored: a leaked database yields no usable token."""
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def same(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())

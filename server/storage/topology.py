@@ -45,8 +45,8 @@ from server.storage.fencer import Fencer
 from server.storage.fencing import acks_needed
 from server.storage.ledger import WaitLedger
 from server.storage.redis_conn import PrimaryPool, RedisHandles
-from server.storage.sentinel_view import SentinelView, addr_of, majority_listed, required_replicas
 from server.storage.sentinel_majority import is_majority, majority
+from server.storage.sentinel_view import SentinelView, addr_of, majority_listed, required_replicas
 from server.wire import errors
 
 log = logging.getLogger(__name__)

@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from server import keys
 from deploy.redis_sentinel.sentinelset import LocalSet
+from server import keys
 from tests.procs import ROOT, RedisNode, free_port
 
 

@@ -9,7 +9,7 @@ import pytest
 from argon2 import PasswordHasher
 
 from server.conn import auth
-from server.conn.auth import Passwords, new_token, same, split_token, token_hash
+from server.conn.auth import Passwords, new_token, split_token, token_hash
 from server.conn.hashing import HashSlots
 
 CHEAP = {"time_cost": 1, "memory_kib": 8, "parallelism": 1}
@@ -136,9 +136,3 @@ def test_token_hash_is_the_sha256_hex_of_the_token() -> None:
     assert len(token_hash(token)) == 64
     assert token_hash(token) == token_hash(token)
     assert token_hash(token) != token_hash(new_token("alice"))
-
-
-def test_same_compares_strings_for_equality() -> None:
-    assert same("abc", "abc")
-    assert not same("abc", "abd")
-    assert not same("abc", "ab")
