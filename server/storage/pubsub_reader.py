@@ -1,5 +1,9 @@
 """Read a redis-py pub/sub connection a socket read at a time, not a message at a time.
 
+The one module that uses redis-py internals on the hot path (the hiredis
+reader behind a connection); tests/integration/test_redis_internals.py fails
+loudly if a redis-py release moves them.
+
 `PubSub.get_message(timeout=...)` costs, per notification, a timeout
 context, a retry wrapper, observability hooks and a dict. Here one wakeup
 waits (with a timeout) for the first reply, then takes every reply the
