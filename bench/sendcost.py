@@ -37,7 +37,8 @@ import redis
 
 from bench import cpu
 from server import keys
-from server.store import SCRIPTS, ack_call, publish_args, send_call
+from server.data.messages import ack_call, publish_args, send_call
+from server.store import SCRIPTS
 from server.wire import notifications, protocol
 from tests.procs import ROOT, RedisNode, find_server_binary, free_port
 

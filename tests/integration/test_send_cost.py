@@ -45,7 +45,7 @@ async def measure(redis_url: str, *, together: int) -> tuple[dict[str, int], dic
     try:
         store = Store(client, committer, max_inbox=10_000)
         await store.load_scripts()
-        assert store.layout == "hsetex"
+        assert store.dedupe.layout == "hsetex"
         assert await store.register("bob", "hash", gen="g", now_ms=1)
         await store.send(sender="alice", to="bob", body="first", msg_id="m-first",
                          now_ms=int(time.time() * 1000))  # counts the empty inbox once
