@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
@@ -84,10 +84,11 @@ class Store:
             path.stem: redis.register_script(path.read_text())
             for path in SCRIPTS.glob("*.lua")
         }
-        self.sessions = Sessions(redis, committer, self._scripts["sessions"])
-        self.logins = Logins(redis, self._scripts["login_failed"])
-        self.dedupe = Dedupe(redis, window_ms=dedupe_window_ms, layout=dedupe_layout)
-        self.audit = Audit(redis)
+        # Owned for the Store's life; callers use them, never rebind them.
+        self.sessions: Final = Sessions(redis, committer, self._scripts["sessions"])
+        self.logins: Final = Logins(redis, self._scripts["login_failed"])
+        self.dedupe: Final = Dedupe(redis, window_ms=dedupe_window_ms, layout=dedupe_layout)
+        self.audit: Final = Audit(redis)
 
     @unavailable_on_redis_error
     async def load_scripts(self) -> None:
