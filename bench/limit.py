@@ -20,8 +20,9 @@ from redis.asyncio import Redis
 
 from server import keys
 from server.data.dedupe import dedupe_call
+from server.data.messages import send_call
 from server.storage.capabilities import supported_layout
-from server.store import DEDUPE_WINDOW_MS, SCRIPTS, send_call
+from server.store import DEDUPE_WINDOW_MS, SCRIPTS
 
 RECIPIENTS = 50
 

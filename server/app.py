@@ -149,7 +149,7 @@ class App:
         """Expire dedupe records of the layout before the window (once, retried)."""
         while True:
             try:
-                await self.services.store.expire_legacy_dedupe()
+                await self.services.store.dedupe.expire_legacy()
                 return
             except errors.Unavailable as exc:
                 log.warning("expiring legacy dedupe records failed (%s); retrying", exc.detail)

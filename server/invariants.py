@@ -40,7 +40,7 @@ async def check(store: Store, *, now_ms: int | None = None) -> list[str]:
     counters: list[str] = []
     dedupe: list[str] = []
     legacy: list[str] = []
-    for key in await store.scan_keys(f"{keys.PREFIX}:*"):
+    for key in await store.audit.scan_keys(f"{keys.PREFIX}:*"):
         owner = keys.owner_of(key)
         if owner is not None:
             by_kind[owner[1]].add(owner[0])
@@ -53,7 +53,7 @@ async def check(store: Store, *, now_ms: int | None = None) -> list[str]:
         elif key.startswith(keys.LOGIN_FAILURES_FROM):
             counters.append(key)
     accounts = by_kind["account"]
-    listed = await store.listed_users()
+    listed = await store.audit.listed_users()
     problems += [f"account {n!r} is not in {keys.USERS}" for n in sorted(accounts - listed)]
     problems += [f"{keys.USERS} lists {n!r} without an account" for n in sorted(listed - accounts)]
     for kind in OWNED_BY_ACCOUNT:
@@ -64,9 +64,9 @@ async def check(store: Store, *, now_ms: int | None = None) -> list[str]:
     for name in sorted(by_kind["tokens"] & accounts):
         problems += await _check_tokens(store, name, now)
     for key in sorted(dedupe):
-        if never := await store.dedupe_records_without_expiry(key):
+        if never := await store.audit.dedupe_records_without_expiry(key):
             problems.append(f"{never} dedupe record(s) in {key!r} never expire")
-    ttls = await store.ttls_ms(counters + legacy)
+    ttls = await store.audit.ttls_ms(counters + legacy)
     problems += [f"login counter {k!r} has no expiry" for k in counters if ttls[k] == -1]
     # A server of this version gives them one window to live when it starts.
     problems += [f"legacy dedupe key {k!r} has no expiry" for k in legacy if ttls[k] == -1]
@@ -99,14 +99,14 @@ async def _check_account(store: Store, name: str) -> list[str]:
         if len(batch) < 1000:
             break
         after = batch[-1]["seq"]
-    counted = await store.inbox_counters(name)
+    counted = await store.audit.inbox_counters(name)
     # None: stored before quotas and not sent to since; the next send counts it.
     if counted is not None and counted != (count, size, dict(per_sender)):
         problems.append(f"inbox counters of {name!r} say {counted[0]} messages, {counted[1]} "
                         f"bytes, per sender {counted[2]}; the inbox holds {count}, {size}, "
                         f"{dict(per_sender)}")
     if counted is not None:
-        ledger = await store.inbox_ledger(name)
+        ledger = await store.audit.inbox_ledger(name)
         if ledger is not None and ledger != lines:
             problems.append(f"inbox ledger of {name!r} has {len(ledger)} lines that do not "
                             f"match its {len(lines)} messages (size and sender, in order)")
@@ -116,14 +116,14 @@ async def _check_account(store: Store, name: str) -> list[str]:
 async def _check_tokens(store: Store, name: str, now: int) -> list[str]:
     """Each token is live, or expired and due to go with its hash's TTL."""
     problems: list[str] = []
-    for token_hash, expiry in (await store.token_expiries(name)).items():
+    for token_hash, expiry in (await store.audit.token_expiries(name)).items():
         if not expiry.isdigit():
             problems.append(f"token of {name!r} has expiry {expiry!r}, not a time")
         elif int(expiry) > now + MAX_TOKEN_LIFETIME_MS:
             problems.append(f"token of {name!r} expires implausibly late ({expiry})")
         if len(token_hash) != 64:
             problems.append(f"token record of {name!r} is not keyed by a sha256")
-    ttl = (await store.ttls_ms([keys.tokens(name)]))[keys.tokens(name)]
+    ttl = (await store.audit.ttls_ms([keys.tokens(name)]))[keys.tokens(name)]
     if ttl == -1:
         problems.append(f"tokens of {name!r} never expire (expired ones would never be pruned)")
     return problems

@@ -1,10 +1,13 @@
-"""Every Redis read and write of the app, as methods.
+"""The door to the chat's data in Redis: accounts and messages here, the rest in parts.
 
-Multi-key writes are Lua scripts in server/scripts (loaded once, run by
+Multi-key writes are Lua scripts in data/scripts (loaded once, run by
 EVALSHA); writes that must survive failover go through the group committer.
-Redis failures surface as errors.Unavailable, never as ok. The read-only
-audit reads of server.invariants are in store_audit.py (inherited here);
-health probes and `check` ask Redis through redis_probe.py.
+Redis failures surface as errors.Unavailable, never as ok. A Store owns four
+parts, each constructed with only what it needs: `sessions` (tokens),
+`logins` (failed-login counters), `dedupe` (where a send's dedupe record
+goes) and `audit` (the read-only reads of server.invariants). The pure
+KEYS/ARGV building and reply reading of the message scripts is in
+data/messages.py; health probes and `check` ask Redis through storage/.
 """
 
 from __future__ import annotations
@@ -14,18 +17,28 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from server import keys
-from server.data.audit import AuditReads
-from server.data.dedupe import DedupeLayout
-from server.data.logins import LoginFailures
-from server.data.sessions import SessionWrites
+from server.data.audit import Audit
+from server.data.dedupe import Dedupe
+from server.data.logins import Logins
+from server.data.messages import (
+    SendBounds,
+    SendResult,
+    ack_call,
+    entry_to_message,
+    next_seq,
+    publish_args,
+    send_call,
+    send_result,
+)
+from server.data.sessions import Sessions
 from server.storage.redis_conn import unavailable_on_redis_error
-from server.wire import errors, notifications, protocol, reply_size
+from server.wire import errors, reply_size
 
 if TYPE_CHECKING:
     from server.data.commit import GroupCommitter, OrderedGroup
@@ -37,7 +50,6 @@ SCRIPTS = Path(__file__).parent / "data" / "scripts"
 DEDUPE_WINDOW_MS = 3600 * 1000
 MAX_PENDING_PER_SENDER = 1000
 MAX_INBOX_BYTES = 16 * 1024 * 1024
-MAX_STREAM_INT = 2**64 - 1
 #: A fetch without a byte bound (store tests, tools).
 UNBOUNDED_ROOM = 2**62
 
@@ -49,75 +61,8 @@ class Account:
     gen: str
 
 
-@dataclass(frozen=True)
-class SendResult:
-    ts: int
-    #: The message's seq; for a retry, the newest seq stored when it was
-    #: recognised (the first send's or a later one): what a pusher re-reads up to.
-    seq: str
-    #: The seq stored before this one; None when this send was a retry.
-    prev: str | None
-
-
-def entry_to_message(entry_id: str, fields: dict[str, str]) -> dict[str, Any]:
-    return protocol.message(
-        msg_id=fields["msg_id"], sender=fields["from"], to=fields["to"],
-        body=fields["body"], ts=int(fields["ts"]), seq=entry_id,
-    )
-
-
-def send_call(*, sender: str, to: str, msg_id: str, body: str, now_ms: int,
-              dedupe: tuple[list[str], list[str | int]], max_inbox: int, max_pending: int,
-              max_bytes: int) -> tuple[list[str], list[Any]]:
-    """send.lua's KEYS and ARGV for one send (`dedupe`: store_dedupe.dedupe_call's).
-
-    The settings go as one string, the same for every send of a batch."""
-    call_keys = [keys.account(to), keys.inbox(to), keys.ledger(to), *dedupe[0]]
-    settings = " ".join(str(x) for x in (len(call_keys), *dedupe[1], max_inbox, max_pending,
-                                         max_bytes))
-    return call_keys, [settings, sender, to, msg_id, body, now_ms]
-
-
-def ack_call(name: str, keep: str) -> tuple[list[str], list[Any]]:
-    """ack.lua's KEYS and ARGV for one ack (`keep`: the smallest seq kept, '' for none)."""
-    return [keys.inbox(name), keys.account(name), keys.ledger(name)], [keep]
-
-
-def publish_args(items: list[tuple[str, bytes]]) -> list[str | bytes]:
-    """publish.lua's ARGV for new-message notifications (user, payload).
-
-    One PUBLISH per user: a user's notifications go as one batch payload, in
-    order (notifications.batch); the order between users does not matter.
-    """
-    by_user: dict[str, list[bytes]] = {}
-    for name, payload in items:
-        by_user.setdefault(name, []).append(payload)
-    args: list[str | bytes] = []
-    for name, notes in by_user.items():
-        args += (keys.channel(name), notifications.batch(notes))
-    return args
-
-
-def next_seq(seq: str) -> str | None:
-    """The smallest stream id after `seq`, or None if there is none."""
-    parsed = protocol.parse_seq(seq)
-    # Twenty digits fit the shape but may exceed a stream id's 64-bit parts;
-    # Redis would reject such an id with an error that reads as `unavailable`.
-    if parsed is None or max(parsed) > MAX_STREAM_INT:
-        raise errors.BadRequest("`seq` must be the seq of a message")
-    ms, n = parsed
-    if n < MAX_STREAM_INT:
-        return f"{ms}-{n + 1}"
-    return f"{ms + 1}-0" if ms < MAX_STREAM_INT else None
-
-
-class Store(AuditReads, DedupeLayout, SessionWrites, LoginFailures):
-    """The chat's data in Redis: accounts, tokens, inboxes, dedupe records.
-
-    The read-only inspection reads of server.invariants come from AuditReads
-    (server/data/audit.py); where dedupe records go, from DedupeLayout
-    (server/data/dedupe.py).
-    """
+class Store:
+    """The chat's data in Redis: accounts and inboxes, and the parts that own the rest."""
 
     def __init__(
         self, redis: Redis, committer: GroupCommitter, *, max_inbox: int,
@@ -128,28 +73,30 @@ class Store(AuditReads, DedupeLayout, SessionWrites, LoginFailures):
     ) -> None:
         """`acks` batches acks (without a WAIT: they need none); `committer` if None.
 
-        `dedupe_layout` (one of store_dedupe.LAYOUTS) skips asking Redis for it.
+        `dedupe_layout` (one of storage.capabilities.LAYOUTS) skips asking Redis for it.
         """
-        self.redis = redis
+        self._redis = redis
         self._committer = committer
         self._acks = acks or committer
-        self._max_inbox = max_inbox
-        self._max_pending = max_pending_per_sender
-        self._max_bytes = max_inbox_bytes
-        self.dedupe_window_ms = dedupe_window_ms
-        self._layout = dedupe_layout
+        self._bounds = SendBounds(max_inbox=max_inbox, max_pending=max_pending_per_sender,
+                                  max_bytes=max_inbox_bytes)
         self._scripts: dict[str, AsyncScript] = {
             path.stem: redis.register_script(path.read_text())
             for path in SCRIPTS.glob("*.lua")
         }
+        # Owned for the Store's life; callers use them, never rebind them.
+        self.sessions: Final = Sessions(redis, committer, self._scripts["sessions"])
+        self.logins: Final = Logins(redis, self._scripts["login_failed"])
+        self.dedupe: Final = Dedupe(redis, window_ms=dedupe_window_ms, layout=dedupe_layout)
+        self.audit: Final = Audit(redis)
 
     @unavailable_on_redis_error
     async def load_scripts(self) -> None:
         """SCRIPT LOAD every script, so the first batches need no NOSCRIPT retry,
         and learn the dedupe layout Redis supports."""
         for script in self._scripts.values():
-            await self.redis.script_load(script.script)
-        await self.detect_layout()
+            await self._redis.script_load(script.script)
+        await self.dedupe.detect_layout()
 
     # Accounts -------------------------------------------------------------
 
@@ -165,7 +112,7 @@ class Store(AuditReads, DedupeLayout, SessionWrites, LoginFailures):
     @unavailable_on_redis_error
     async def account(self, name: str) -> Account | None:
         # HMGET, not HGETALL: the hash also holds a counter per sender.
-        pw, gen = await self.redis.hmget(keys.account(name), ["pw", "gen"])
+        pw, gen = await self._redis.hmget(keys.account(name), ["pw", "gen"])
         if pw is None:
             return None
         return Account(name=name, password_hash=str(pw), gen=str(gen or ""))
@@ -174,7 +121,7 @@ class Store(AuditReads, DedupeLayout, SessionWrites, LoginFailures):
     async def account_gens(self, names: Iterable[str]) -> dict[str, str | None]:
         """The generation id of each name (None: no account)."""
         names = list(names)
-        pipe = self.redis.pipeline(transaction=False)
+        pipe = self._redis.pipeline(transaction=False)
         for name in names:
             pipe.hget(keys.account(name), "gen")
         return dict(zip(names, await pipe.execute(), strict=True))
@@ -184,7 +131,7 @@ class Store(AuditReads, DedupeLayout, SessionWrites, LoginFailures):
         now = now_ms if now_ms is not None else int(time.time() * 1000)
         deleted = await self._committer.run(
             self._scripts["delete_account"],
-            [keys.account(name), keys.inbox(name), *self.dedupe_keys_to_delete(name, now),
+            [keys.account(name), keys.inbox(name), *self.dedupe.keys_to_delete(name, now),
              keys.tokens(name), keys.USERS, keys.revoked(name), keys.ledger(name)],
             [name, gen],
         )
@@ -196,17 +143,10 @@ class Store(AuditReads, DedupeLayout, SessionWrites, LoginFailures):
         low = f"({start_after}" if start_after and start_after >= prefix else f"[{prefix}"
         # Every name character sorts before "\x7f", so this bounds the prefix range.
         high = f"({prefix}\x7f" if prefix else "+"
-        names: list[str] = await self.redis.zrangebylex(  # type: ignore[assignment]
+        names: list[str] = await self._redis.zrangebylex(  # type: ignore[assignment]
             keys.USERS, low, high, 0, count
         )
         return names
-
-    # Sessions (and the rest in store_sessions.py) ---------------------------
-
-    @unavailable_on_redis_error
-    async def revoke_token(self, name: str, token_hash: str) -> None:
-        """Forget a token without a reason (tests and tools; ops use revoke_tokens)."""
-        await self.redis.hdel(keys.tokens(name), token_hash)
 
     # Messages ---------------------------------------------------------------
 
@@ -220,32 +160,15 @@ class Store(AuditReads, DedupeLayout, SessionWrites, LoginFailures):
         `group`: the sender's pipelined sends, committed together in order."""
         call_keys, args = send_call(
             sender=sender, to=to, msg_id=msg_id, body=body, now_ms=now_ms,
-            dedupe=await self.dedupe_call(to, now_ms), max_inbox=self._max_inbox,
-            max_pending=self._max_pending, max_bytes=self._max_bytes)
+            dedupe=await self.dedupe.for_send(to, now_ms), max_inbox=self._bounds.max_inbox,
+            max_pending=self._bounds.max_pending, max_bytes=self._bounds.max_bytes)
         result = await self._committer.run(self._scripts["send"], call_keys, args, merge=True,
                                            group=group)
-        status = result[0]
-        if status == "ok":
-            return SendResult(ts=now_ms, seq=result[1], prev=result[2])
-        if status == "dup":
-            return SendResult(ts=int(result[1]), seq=result[2], prev=None)
-        if status == "no_such_user":
-            raise errors.NoSuchUser(f"no user {to!r}")
-        if status == "inbox_full":
-            raise errors.TooLarge(f"{to}'s inbox is full ({self._max_inbox} undelivered messages)")
-        if status == "sender_full":
-            raise errors.TooLarge(f"{to} has {self._max_pending} undelivered messages from you; "
-                                  "wait until they are read")
-        if status == "bytes_full":
-            raise errors.TooLarge(f"{to}'s inbox is full ({self._max_bytes} bytes undelivered)")
-        if status == "error":
-            log.error("send script failed for to=%s: %s", to, result[1])
-            raise errors.Internal("storage script failed")
-        raise errors.Internal(f"unexpected send result {status!r}")
+        return send_result(result, to=to, now_ms=now_ms, bounds=self._bounds)
 
     @unavailable_on_redis_error
     async def unread(self, name: str) -> int:
-        count: int = await self.redis.xlen(keys.inbox(name))
+        count: int = await self._redis.xlen(keys.inbox(name))
         return count
 
     @unavailable_on_redis_error
@@ -264,7 +187,7 @@ class Store(AuditReads, DedupeLayout, SessionWrites, LoginFailures):
         self, name: str, *, after: str, upto: str = "+", count: int = 1000
     ) -> list[dict[str, Any]]:
         """Messages with seq > after and <= upto, oldest first."""
-        entries: list[tuple[str, dict[str, str]]] = await self.redis.xrange(  # type: ignore[assignment]
+        entries: list[tuple[str, dict[str, str]]] = await self._redis.xrange(  # type: ignore[assignment]
             keys.inbox(name), f"({after}", upto, count=count
         )
         return [entry_to_message(eid, fields) for eid, fields in entries]
@@ -288,7 +211,7 @@ class Store(AuditReads, DedupeLayout, SessionWrites, LoginFailures):
     async def inbox_tails(self, names: Iterable[str]) -> dict[str, str]:
         """The newest seq of each inbox ('0-0' when empty)."""
         names = list(names)
-        pipe = self.redis.pipeline(transaction=False)
+        pipe = self._redis.pipeline(transaction=False)
         for name in names:
             pipe.xrevrange(keys.inbox(name), "+", "-", count=1)
         tails = await pipe.execute()
@@ -300,7 +223,7 @@ class Store(AuditReads, DedupeLayout, SessionWrites, LoginFailures):
 
     @unavailable_on_redis_error
     async def publish(self, name: str, payload: bytes) -> None:
-        await self.redis.publish(keys.channel(name), payload)
+        await self._redis.publish(keys.channel(name), payload)
 
     @unavailable_on_redis_error
     async def publish_many(self, items: list[tuple[str, bytes]]) -> None:
@@ -309,8 +232,8 @@ class Store(AuditReads, DedupeLayout, SessionWrites, LoginFailures):
 
     @unavailable_on_redis_error
     async def publish_raw(self, channel: str, payload: bytes) -> None:
-        await self.redis.publish(channel, payload)
+        await self._redis.publish(channel, payload)
 
     @unavailable_on_redis_error
     async def ping(self) -> None:
-        await self.redis.ping()
+        await self._redis.ping()

@@ -57,7 +57,7 @@ async def _check_password(conn: Session, name: str, password: str) -> str:
     svc, settings = conn.services, conn.services.settings
     valid = protocol.is_valid_username(name)
     with svc.passwords.slots.slot(conn.address_key):
-        counts = await svc.store.login_failure_counts(name if valid else None, conn.address_key)
+        counts = await svc.store.logins.counts(name if valid else None, conn.address_key)
         if counts.by_name > settings.login_max_failures or (
             counts.by_address > settings.login_max_failures_per_address
         ) or counts.by_user > settings.login_max_failures_per_user:
@@ -69,8 +69,8 @@ async def _check_password(conn: Session, name: str, password: str) -> str:
                                              password, address=conn.address_key)
         if matched and account is not None:
             return account.gen
-        await svc.store.count_login_failure(name if valid else None, conn.address_key,
-                                            window_ms=settings.login_window_s * 1000)
+        await svc.store.logins.count_failure(name if valid else None, conn.address_key,
+                                             window_ms=settings.login_window_s * 1000)
     raise errors.BadCredentials("wrong username or password")
 
 
@@ -82,7 +82,7 @@ async def login(conn: Session, args: dict[str, Any]) -> dict[str, Any]:
     token_hash = auth.token_hash(token)
     now = now_ms()
     expires = now + svc.settings.token_ttl_s * 1000
-    replaced = await svc.store.issue_token(
+    replaced = await svc.store.sessions.issue_token(
         name, token_hash, gen=gen, expires_ms=expires, now_ms=now,
         max_sessions=svc.settings.max_sessions_per_user)
     if replaced is None:
@@ -100,7 +100,7 @@ async def resume(conn: Session, args: dict[str, Any]) -> dict[str, Any]:
         raise errors.BadToken("unknown or expired token; log in again")
     name = parts[0]
     token_hash = auth.token_hash(parts[1])
-    gen = await svc.store.token_session(name, token_hash, now_ms=now_ms())
+    gen = await svc.store.sessions.token_session(name, token_hash, now_ms=now_ms())
     if gen is None:
         raise errors.BadToken("unknown or expired token; log in again")
     await conn.start_session(name, gen, token_hash)
@@ -126,7 +126,7 @@ async def logout(conn: Session, args: dict[str, Any]) -> dict[str, Any]:
         # retries); meanwhile no note or sweep may end this connection itself.
         conn.token_hash = None
         try:
-            revoked = await svc.store.revoke_tokens(
+            revoked = await svc.store.sessions.revoke_tokens(
                 name, gen=gen, now_ms=now_ms(), reason="logout",
                 token_hash=None if args["everywhere"] else token_hash)
         finally:
@@ -154,7 +154,7 @@ async def change_password(conn: Session, args: dict[str, Any]) -> dict[str, Any]
     # this connection: it holds no token until it holds the new one.
     old, conn.token_hash = conn.token_hash, None
     try:
-        revoked = await svc.store.change_password(
+        revoked = await svc.store.sessions.change_password(
             name, gen=gen, password_hash=password_hash, token_hash=token_hash,
             expires_ms=now + svc.settings.token_ttl_s * 1000, now_ms=now,
             max_sessions=svc.settings.max_sessions_per_user)

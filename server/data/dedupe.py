@@ -1,6 +1,7 @@
 """Where a send's dedupe record goes, chosen once from what Redis can do.
 
-Part of the store layer (Store inherits DedupeLayout). A record lives for
+A part of the store (`store.dedupe`), constructed with the Redis client, the
+window and, if known, the layout. A record lives for
 the dedupe window, in one of three layouts that send.lua writes:
 
 - `hsetex` (Valkey >= 9, Redis >= 8): one hash per recipient, each field
@@ -38,14 +39,16 @@ log = logging.getLogger(__name__)
 LEGACY_BATCH = 500
 
 
-class DedupeLayout:
+class Dedupe:
     """The dedupe layout of one Store, and the keys and expiry a send uses."""
 
-    redis: Redis
-    dedupe_window_ms: int
-    #: Until when (ms) send.lua also looks in the legacy `seen` hashes.
-    legacy_until_ms: int = 0
-    _layout: str | None = None
+    def __init__(self, redis: Redis, *, window_ms: int, layout: str | None = None) -> None:
+        """`layout` (one of storage.capabilities.LAYOUTS) skips asking Redis for it."""
+        self._redis = redis
+        self.window_ms = window_ms
+        self._layout = layout
+        #: Until when (ms) send.lua also looks in the legacy `seen` hashes.
+        self.legacy_until_ms = 0
 
     @property
     def layout(self) -> str | None:
@@ -56,26 +59,26 @@ class DedupeLayout:
     async def detect_layout(self) -> str:
         """Ask Redis which layout it supports (once); the answer is kept."""
         if self._layout is None:
-            self._layout = await supported_layout(self.redis)
+            self._layout = await supported_layout(self._redis)
             log.info("dedupe records: layout %s, window %d s", self._layout,
-                     self.dedupe_window_ms // 1000)
+                     self.window_ms // 1000)
         return self._layout
 
-    async def dedupe_call(self, name: str, now_ms: int) -> tuple[list[str], list[str | int]]:
+    async def for_send(self, name: str, now_ms: int) -> tuple[list[str], list[str | int]]:
         """send.lua's dedupe KEYS (1 or 3) and settings (layout, expiry, legacy flag) for `name`."""
         layout = self._layout or await self.detect_layout()
-        return dedupe_call(name, now_ms, layout=layout, window_ms=self.dedupe_window_ms,
+        return dedupe_call(name, now_ms, layout=layout, window_ms=self.window_ms,
                            legacy=now_ms < self.legacy_until_ms)
 
-    def dedupe_keys_to_delete(self, name: str, now_ms: int) -> list[str]:
+    def keys_to_delete(self, name: str, now_ms: int) -> list[str]:
         """Every dedupe key a lookup for `name` could read (delete_account.lua KEYS 3-7)."""
-        generation = now_ms // self.dedupe_window_ms
+        generation = now_ms // self.window_ms
         return [keys.dedupe(name), keys.dedupe_generation(name, generation),
                 keys.dedupe_generation(name, generation - 1), keys.seen(name),
                 keys.seen_expiry(name)]
 
     @unavailable_on_redis_error
-    async def expire_legacy_dedupe(self, *, now_ms: int | None = None) -> int:
+    async def expire_legacy(self, *, now_ms: int | None = None) -> int:
         """Give legacy dedupe keys without expiry one window to live; how many were found.
 
         While any are found, sends read them for one window, so a retry of a
@@ -83,23 +86,23 @@ class DedupeLayout:
         """
         start = now_ms if now_ms is not None else int(time.time() * 1000)
         # Read legacy records while the scan runs: it may find some late.
-        self.legacy_until_ms = max(self.legacy_until_ms, start + self.dedupe_window_ms)
+        self.legacy_until_ms = max(self.legacy_until_ms, start + self.window_ms)
         found = 0
-        pipe = self.redis.pipeline(transaction=False)
-        async for key in self.redis.scan_iter(match=keys.LEGACY_DEDUPE_MATCH, count=1000):
+        pipe = self._redis.pipeline(transaction=False)
+        async for key in self._redis.scan_iter(match=keys.LEGACY_DEDUPE_MATCH, count=1000):
             owner = keys.owner_of(key)
             if owner is None or owner[1] not in ("seen", "seen-exp"):
                 continue
-            pipe.pexpire(key, self.dedupe_window_ms, nx=True)
+            pipe.pexpire(key, self.window_ms, nx=True)
             found += 1
             if len(pipe) >= LEGACY_BATCH:
                 await pipe.execute()
         if len(pipe):
             await pipe.execute()
-        self.legacy_until_ms = start + self.dedupe_window_ms if found else 0
+        self.legacy_until_ms = start + self.window_ms if found else 0
         if found:
             log.info("found %d legacy dedupe keys: read until they expire in %d s",
-                     found, self.dedupe_window_ms // 1000)
+                     found, self.window_ms // 1000)
         return found
 
 

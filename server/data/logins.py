@@ -1,6 +1,7 @@
 """Failed-login counters: the Redis side of login throttling (see conn.ops._check_password).
 
-Part of the store. Three counters, each in a fixed window that starts at its
+A part of the store (`store.logins`), constructed with the Redis client and
+scripts/login_failed.lua. Three counters, each in a fixed window that starts at its
 first failure (scripts/login_failed.lua), so none outlives its window: per
 name+address (on the user's slot), per address over all names (password
 spraying) and per name over all addresses (guessing one account from many
@@ -27,11 +28,12 @@ class FailureCounts(NamedTuple):
     by_user: int  # this name, every address
 
 
-class LoginFailures:
+class Logins:
     """Read and count failed logins."""
 
-    redis: Redis
-    _scripts: dict[str, AsyncScript]
+    def __init__(self, redis: Redis, login_failed: AsyncScript) -> None:
+        self._redis = redis
+        self._login_failed = login_failed
 
     @staticmethod
     def _counters(name: str | None, address: str) -> list[str]:
@@ -41,10 +43,10 @@ class LoginFailures:
                 keys.login_failures_of(name)]
 
     @unavailable_on_redis_error
-    async def login_failure_counts(self, name: str | None, address: str) -> FailureCounts:
+    async def counts(self, name: str | None, address: str) -> FailureCounts:
         """The failures counted so far (one round trip; GETs, not MGET: the
         counters live in different slots)."""
-        pipe = self.redis.pipeline(transaction=False)
+        pipe = self._redis.pipeline(transaction=False)
         for key in self._counters(name, address):
             pipe.get(key)
         counts = [int(n or 0) for n in await pipe.execute()]
@@ -53,13 +55,12 @@ class LoginFailures:
         return FailureCounts(counts[1], counts[0], counts[2])
 
     @unavailable_on_redis_error
-    async def count_login_failure(self, name: str | None, address: str, *, window_ms: int
-                                  ) -> FailureCounts:
+    async def count_failure(self, name: str | None, address: str, *, window_ms: int
+                            ) -> FailureCounts:
         """Count one failed login on every counter it belongs to; the new counts."""
-        script = self._scripts["login_failed"]
-        pipe = self.redis.pipeline(transaction=False)
+        pipe = self._redis.pipeline(transaction=False)
         for key in self._counters(name, address):
-            await script(keys=[key], args=[window_ms], client=pipe)
+            await self._login_failed(keys=[key], args=[window_ms], client=pipe)
         counts = [int(n) for n in await pipe.execute()]
         if name is None:
             return FailureCounts(0, counts[0], 0)

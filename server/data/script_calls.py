@@ -1,7 +1,7 @@
 """Lua script calls as the group committer sends them: one pipeline per batch.
 
-Part of the store layer (like store_audit.py): Redis is reached here and in
-store.py only.
+Part of the store layer: chat data is reached through store.py, its parts in
+data/, and the committer that runs their scripts.
 
 A batch's calls go to the primary as ONE pipeline, followed by the INCR and
 WAIT/WAITAOF that make it durable; neighbouring calls of a mergeable script

@@ -1,6 +1,7 @@
 """Session tokens in Redis: issue, check, revoke (with the reason kept), change password.
 
-Part of the store: `Store` inherits these methods. Every write goes through
+A part of the store (`store.sessions`), constructed with the Redis client,
+the committer and scripts/sessions.lua. Every write goes through
 scripts/sessions.lua, one script on the user's slot, so a token is never
 revoked without its reason being recorded, and a password never changes
 without the other sessions ending. The reason stays in Redis for the
@@ -39,12 +40,13 @@ class Revoked:
     reason: str
 
 
-class SessionWrites:
+class Sessions:
     """Token records of a user: `tokens` (live) and `revoked` (why each one ended)."""
 
-    redis: Redis
-    _committer: GroupCommitter
-    _scripts: dict[str, AsyncScript]
+    def __init__(self, redis: Redis, committer: GroupCommitter, script: AsyncScript) -> None:
+        self._redis = redis
+        self._committer = committer
+        self._script = script
 
     async def _sessions(
         self, name: str, *, gen: str, now_ms: int, new_token: str = "", expires_ms: int = 0,
@@ -52,7 +54,7 @@ class SessionWrites:
         password_hash: str = "",
     ) -> list[Revoked] | None:
         reply = await self._committer.run(
-            self._scripts["sessions"],
+            self._script,
             [keys.account(name), keys.tokens(name), keys.revoked(name)],
             [gen, now_ms, new_token, expires_ms, max_sessions, revoke, reason, token,
              password_hash, RECORDS_PER_SESSION * max_sessions],
@@ -95,9 +97,14 @@ class SessionWrites:
             password_hash=password_hash)
 
     @unavailable_on_redis_error
+    async def revoke_token(self, name: str, token_hash: str) -> None:
+        """Forget a token without a reason (tests and tools; ops use revoke_tokens)."""
+        await self._redis.hdel(keys.tokens(name), token_hash)
+
+    @unavailable_on_redis_error
     async def token_session(self, name: str, token_hash: str, *, now_ms: int) -> str | None:
         """The account generation a live token belongs to, or None."""
-        pipe = self.redis.pipeline(transaction=False)
+        pipe = self._redis.pipeline(transaction=False)
         pipe.hget(keys.tokens(name), token_hash)
         pipe.hget(keys.account(name), "gen")
         expiry, gen = await pipe.execute()
@@ -110,7 +117,7 @@ class SessionWrites:
         self, sessions: Sequence[tuple[str, str]], *, now_ms: int
     ) -> dict[tuple[str, str], str]:
         """Of (name, token sha256) pairs, the ended ones -> why (a kept reason or 'expired')."""
-        pipe = self.redis.pipeline(transaction=False)
+        pipe = self._redis.pipeline(transaction=False)
         for name, token_hash in sessions:
             pipe.hget(keys.tokens(name), token_hash)
             pipe.hget(keys.revoked(name), token_hash)

@@ -5,7 +5,7 @@ fan-out an account deletion uses); every instance ends its local sessions
 holding one of the tokens named, with the reason given. Pub/sub may drop
 the note, so the periodic sweep also asks Redis about the token of every
 local session and ends the dead ones with the reason Redis kept
-(store_sessions.py); a token that just ran out ends as `expired`.
+(data/sessions.py); a token that just ran out ends as `expired`.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ async def sweep(store: Store, local: Mapping[str, Iterable[SessionHolder]]) -> N
                 sessions.setdefault((name, holder.token_hash), []).append(holder)
     if not sessions:
         return
-    ended = await store.ended_sessions(list(sessions), now_ms=int(time.time() * 1000))
+    ended = await store.sessions.ended_sessions(list(sessions), now_ms=int(time.time() * 1000))
     for (name, token), reason in ended.items():
         for holder in sessions[(name, token)]:
             # end_by checks the token again: a change_password may have given

@@ -134,7 +134,7 @@ class RedisProbe:
 
     @staticmethod
     async def dedupe_layout(client: Redis) -> str:
-        """The dedupe layout the server would use on this node (store_dedupe)."""
+        """The dedupe layout the server would use on this node (data/dedupe.py)."""
         return await supported_layout(client)
 
     async def close(self, *clients: Redis) -> None:

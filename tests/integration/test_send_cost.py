@@ -45,7 +45,7 @@ async def measure(redis_url: str, *, together: int) -> tuple[dict[str, int], dic
     try:
         store = Store(client, committer, max_inbox=10_000)
         await store.load_scripts()
-        assert store.layout == "hsetex"
+        assert store.dedupe.layout == "hsetex"
         assert await store.register("bob", "hash", gen="g", now_ms=1)
         await store.send(sender="alice", to="bob", body="first", msg_id="m-first",
                          now_ms=int(time.time() * 1000))  # counts the empty inbox once
@@ -94,5 +94,7 @@ def test_the_send_cost_measurement_runs_every_variant_on_real_valkey() -> None:
     from bench import sendcost
 
     result = sendcost.measure(rounds=1, messages=256, batch=64, run=4, body_bytes=16)
-    assert set(result["cpu_s_per_1k"]) == {"243df5b", "680621c", "current"}
+    readable = {v.name for v in sendcost.variants()}  # baselines need the git history
+    assert "current" in readable
+    assert set(result["cpu_s_per_1k"]) == readable
     assert all(x >= 0 for x in result["cpu_s_per_1k"].values())

@@ -196,7 +196,7 @@ async def test_the_sweep_ends_a_session_whose_note_was_lost_with_the_kept_reason
         store = Store(client, committer, max_inbox=10)
         account = await store.account("ann")
         assert account is not None
-        revoked = await store.revoke_tokens(
+        revoked = await store.sessions.revoke_tokens(
             "ann", gen=account.gen, now_ms=int(time.time() * 1000), reason="password_changed",
             token_hash=auth.token_hash(token))
         assert len(revoked) == 1

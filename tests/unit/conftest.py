@@ -6,7 +6,8 @@ durability is tested on real nodes (tests/integration).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from functools import partial
 
 import fakeredis
 import pytest
@@ -18,6 +19,9 @@ from server.store import Store
 
 #: Inbox capacity of the `store` fixture: small, so tests can fill it.
 MAX_INBOX = 5
+
+#: The `make_store` fixture: Store's keyword arguments -> a Store.
+MakeStore = Callable[..., Store]
 
 
 @pytest.fixture
@@ -45,3 +49,10 @@ async def committer(redis: Redis) -> AsyncIterator[GroupCommitter]:
 def store(redis: Redis, committer: GroupCommitter) -> Store:
     # fakeredis has HSETEX; the other layouts have tests of their own.
     return Store(redis, committer, max_inbox=MAX_INBOX, dedupe_layout="hsetex")
+
+
+@pytest.fixture
+def make_store(redis: Redis, committer: GroupCommitter) -> MakeStore:
+    """Builds a Store with other bounds (Store's keyword arguments) over the
+    `store` fixture's Redis and committer."""
+    return partial(Store, redis, committer, dedupe_layout="hsetex")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from server.store import MAX_STREAM_INT, Store
+from server.data.messages import MAX_STREAM_INT
+from server.store import Store
 
 BIG = str(MAX_STREAM_INT)
 

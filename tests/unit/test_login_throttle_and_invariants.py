@@ -16,17 +16,17 @@ def now() -> int:
 
 
 async def test_failures_count_per_name_and_address_per_address_and_per_name(store: Store) -> None:
-    assert await store.count_login_failure("alice", "10.0.0.1", window_ms=60_000) == (1, 1, 1)
-    assert await store.count_login_failure("bob", "10.0.0.1", window_ms=60_000) == (1, 2, 1)
-    assert await store.count_login_failure("alice", "10.0.0.1", window_ms=60_000) == (2, 3, 2)
-    assert await store.count_login_failure("alice", "10.0.0.2", window_ms=60_000) == (1, 1, 3)
-    assert await store.login_failure_counts("alice", "10.0.0.1") == (2, 3, 3)
-    assert await store.login_failure_counts("carol", "10.0.0.1") == (0, 3, 0)
+    assert await store.logins.count_failure("alice", "10.0.0.1", window_ms=60_000) == (1, 1, 1)
+    assert await store.logins.count_failure("bob", "10.0.0.1", window_ms=60_000) == (1, 2, 1)
+    assert await store.logins.count_failure("alice", "10.0.0.1", window_ms=60_000) == (2, 3, 2)
+    assert await store.logins.count_failure("alice", "10.0.0.2", window_ms=60_000) == (1, 1, 3)
+    assert await store.logins.counts("alice", "10.0.0.1") == (2, 3, 3)
+    assert await store.logins.counts("carol", "10.0.0.1") == (0, 3, 0)
 
 
 async def test_reading_the_counts_counts_nothing(store: Store, redis: Redis) -> None:
     for _ in range(5):
-        assert await store.login_failure_counts("alice", "a") == (0, 0, 0)
+        assert await store.logins.counts("alice", "a") == (0, 0, 0)
     assert await redis.exists(keys.login_failures("alice", "a"), keys.login_failures_from("a"),
                               keys.login_failures_of("alice")) == 0
 
@@ -34,14 +34,14 @@ async def test_reading_the_counts_counts_nothing(store: Store, redis: Redis) -> 
 async def test_failure_with_an_impossible_name_counts_for_the_address_only(
     store: Store, redis: Redis
 ) -> None:
-    assert await store.count_login_failure(None, "10.0.0.1", window_ms=60_000) == (0, 1, 0)
-    assert await store.login_failure_counts(None, "10.0.0.1") == (0, 1, 0)
+    assert await store.logins.count_failure(None, "10.0.0.1", window_ms=60_000) == (0, 1, 0)
+    assert await store.logins.counts(None, "10.0.0.1") == (0, 1, 0)
     assert await redis.keys(f"{keys.PREFIX}:{{*") == []
 
 
 async def test_counters_always_expire(store: Store, redis: Redis) -> None:
     await redis.set(keys.login_failures_from("a"), 5)  # a counter that lost its TTL
-    await store.count_login_failure("alice", "a", window_ms=60_000)
+    await store.logins.count_failure("alice", "a", window_ms=60_000)
     assert 0 < await redis.pttl(keys.login_failures_from("a")) <= 60_000
     assert 0 < await redis.pttl(keys.login_failures("alice", "a")) <= 60_000
     assert 0 < await redis.pttl(keys.login_failures_of("alice")) <= 60_000
@@ -60,8 +60,9 @@ async def populated(store: Store) -> None:
     for name in ("alice", "bob"):
         assert await store.register(name, f"hash-{name}", gen="g1", now_ms=now())
     await store.send(sender="alice", to="bob", body="hi", msg_id="m1", now_ms=now())
-    await store.issue_token("bob", "f" * 64, gen="g1", expires_ms=now() + 60_000, now_ms=now())
-    await store.count_login_failure("carol", "a", window_ms=60_000)
+    await store.sessions.issue_token("bob", "f" * 64, gen="g1", expires_ms=now() + 60_000,
+                                     now_ms=now())
+    await store.logins.count_failure("carol", "a", window_ms=60_000)
 
 
 async def test_data_written_by_the_store_is_consistent(store: Store) -> None:

@@ -13,6 +13,7 @@ from server import keys
 from server.data import commit
 from server.store import Store
 from server.wire import errors
+from tests.unit.conftest import MakeStore
 from tests.unit.store_helpers import register
 
 
@@ -28,10 +29,6 @@ def evalshas(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     monkeypatch.setattr(Pipeline, "evalsha", spy)
     return seen
-
-
-def big(store: Store) -> Store:
-    return Store(store.redis, store._committer, max_inbox=100, dedupe_layout="hsetex")
 
 
 async def test_concurrent_sends_go_to_redis_as_one_script_call(
@@ -79,8 +76,8 @@ async def test_a_retry_in_the_same_merged_call_is_answered_as_the_first_send(
     assert await store.unread("bob") == 1
 
 
-async def test_each_merged_send_gets_its_own_outcome(store: Store) -> None:
-    small = Store(store.redis, store._committer, max_inbox=1, dedupe_layout="hsetex")
+async def test_each_merged_send_gets_its_own_outcome(make_store: MakeStore) -> None:
+    small = make_store(max_inbox=1)
     await register(small, "bob", "carol")
     await small.send(sender="alice", to="carol", body="fills", msg_id="m0", now_ms=1)
     ok, unknown, full = await asyncio.gather(
@@ -127,8 +124,8 @@ async def test_a_failing_ack_is_internal_and_the_acks_merged_with_it_go_on(
 
 
 async def test_an_ordered_group_is_never_split_across_batches(
-        store: Store, evalshas: list[int]) -> None:
-    big = Store(store.redis, store._committer, max_inbox=1000, dedupe_layout="hsetex")
+        make_store: MakeStore, evalshas: list[int]) -> None:
+    big = make_store(max_inbox=1000)
     await register(big, "bob")
     await big.load_scripts()
     evalshas.clear()
@@ -140,8 +137,8 @@ async def test_an_ordered_group_is_never_split_across_batches(
 
 
 async def test_writes_outside_a_group_are_cut_at_the_batch_limit(
-        store: Store, evalshas: list[int]) -> None:
-    big = Store(store.redis, store._committer, max_inbox=1000, dedupe_layout="hsetex")
+        make_store: MakeStore, evalshas: list[int]) -> None:
+    big = make_store(max_inbox=1000)
     await register(big, "bob")
     await big.load_scripts()
     evalshas.clear()
@@ -152,10 +149,10 @@ async def test_writes_outside_a_group_are_cut_at_the_batch_limit(
 
 
 async def test_a_merged_call_answering_the_wrong_number_of_replies_fails_each_call(
-        store: Store, redis: Redis) -> None:
+        committer: commit.GroupCommitter, redis: Redis) -> None:
     broken = redis.register_script("return {'only one'}")
     await redis.script_load(broken.script)
     outcomes = await asyncio.gather(*(
-        store._committer.run(broken, [f"k{i}"], [], merge=True) for i in range(2)),
+        committer.run(broken, [f"k{i}"], [], merge=True) for i in range(2)),
         return_exceptions=True)
     assert all(isinstance(outcome, errors.Internal) for outcome in outcomes)

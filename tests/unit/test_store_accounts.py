@@ -88,11 +88,11 @@ async def test_delete_account_removes_account_inbox_tokens_dedupe_and_name(
     await register(store, "alice", "bob", gen="g1")
     await send(store, sender="alice", to="bob", msg_id="m1")
     t0 = now()
-    await store.issue_token("bob", "tb", gen="g1", expires_ms=t0 + 60_000, now_ms=t0)
+    await store.sessions.issue_token("bob", "tb", gen="g1", expires_ms=t0 + 60_000, now_ms=t0)
     assert await store.delete_account("bob", gen="g1")
     assert await store.account("bob") is None
     assert await store.unread("bob") == 0
-    assert await store.token_session("bob", "tb", now_ms=t0) is None
+    assert await store.sessions.token_session("bob", "tb", now_ms=t0) is None
     assert await store.list_users(start_after=None, prefix="", count=10) == ["alice"]
     for key in (keys.account("bob"), keys.inbox("bob"), keys.seen("bob"),
                 keys.seen_expiry("bob"), keys.tokens("bob")):
@@ -127,13 +127,13 @@ async def test_a_deleted_name_registers_again_clean(store: Store) -> None:
     await register(store, "bob", gen="g1")
     first = await send(store, msg_id="m1")
     t0 = now()
-    await store.issue_token("bob", "old", gen="g1", expires_ms=t0 + 60_000, now_ms=t0)
+    await store.sessions.issue_token("bob", "old", gen="g1", expires_ms=t0 + 60_000, now_ms=t0)
     assert await store.delete_account("bob", gen="g1")
     assert await store.register("bob", "new-hash", gen="g2", now_ms=t0)
     account = await store.account("bob")
     assert account is not None and (account.password_hash, account.gen) == ("new-hash", "g2")
     assert await store.fetch("bob", limit=10) == ([], 0)
-    assert await store.token_session("bob", "old", now_ms=t0) is None
+    assert await store.sessions.token_session("bob", "old", now_ms=t0) is None
     # The old dedupe record went with the old account: the same msg_id is a new message.
     again = await store.send(sender="alice", to="bob", body="hi", msg_id="m1", now_ms=2)
     assert again.prev == "0-0" and again.seq != first

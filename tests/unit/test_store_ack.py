@@ -6,7 +6,8 @@ import pytest
 from redis.asyncio import Redis
 
 from server import keys
-from server.store import MAX_STREAM_INT, Store, next_seq
+from server.data.messages import MAX_STREAM_INT, next_seq
+from server.store import Store
 from server.wire import errors
 from tests.unit.store_helpers import BIG, register, send
 

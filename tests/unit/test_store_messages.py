@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from server import keys
 from server.store import DEDUPE_WINDOW_MS, Store
 from server.wire import errors
-from tests.unit.conftest import MAX_INBOX
+from tests.unit.conftest import MAX_INBOX, MakeStore
 from tests.unit.store_helpers import register, send
 
 # Messages ---------------------------------------------------------------------------
@@ -33,8 +33,8 @@ async def test_prev_is_the_entry_before_the_new_one(store: Store) -> None:
     assert second.prev == first
 
 
-async def test_concurrent_sends_all_land_with_a_prev_chain(store: Store) -> None:
-    big = Store(store.redis, store._committer, max_inbox=100, dedupe_layout="hsetex")
+async def test_concurrent_sends_all_land_with_a_prev_chain(make_store: MakeStore) -> None:
+    big = make_store(max_inbox=100)
     await register(big, "bob")
     results = await asyncio.gather(*(
         big.send(sender="alice", to="bob", body=str(i), msg_id=f"m{i}", now_ms=i)

@@ -10,18 +10,19 @@ from server.data.commit import GroupCommitter
 from server.invariants import check
 from server.store import Store
 from server.wire import errors
+from tests.unit.conftest import MakeStore
 from tests.unit.store_helpers import register, send
 
 
-def quota_store(store: Store, *, max_pending_per_sender: int = 100,
+def quota_store(make_store: MakeStore, *, max_pending_per_sender: int = 100,
                 max_inbox_bytes: int = 10**6) -> Store:
-    return Store(store.redis, store._committer, max_inbox=100, dedupe_layout="hsetex",
-                 max_pending_per_sender=max_pending_per_sender, max_inbox_bytes=max_inbox_bytes)
+    return make_store(max_inbox=100, max_pending_per_sender=max_pending_per_sender,
+                      max_inbox_bytes=max_inbox_bytes)
 
 
 async def test_a_sender_past_its_share_gets_too_large_while_another_gets_through(
-        store: Store) -> None:
-    small = quota_store(store, max_pending_per_sender=3)
+        make_store: MakeStore) -> None:
+    small = quota_store(make_store, max_pending_per_sender=3)
     await register(small, "bob")
     for i in range(3):
         await send(small, sender="alice", msg_id=f"a{i}")
@@ -31,28 +32,29 @@ async def test_a_sender_past_its_share_gets_too_large_while_another_gets_through
     assert await small.unread("bob") == 4
 
 
-async def test_an_ack_frees_the_senders_share(store: Store) -> None:
-    small = quota_store(store, max_pending_per_sender=2)
+async def test_an_ack_frees_the_senders_share(make_store: MakeStore) -> None:
+    small = quota_store(make_store, max_pending_per_sender=2)
     await register(small, "bob")
     first = await send(small, sender="alice", msg_id="a0")
     await send(small, sender="alice", msg_id="a1")
     await small.ack("bob", first)
     await send(small, sender="alice", msg_id="a2")
-    assert await small.inbox_counters("bob") == (2, 4, {"alice": 2})
+    assert await small.audit.inbox_counters("bob") == (2, 4, {"alice": 2})
 
 
-async def test_body_bytes_count_utf8_and_stop_at_the_bound(store: Store) -> None:
-    small = quota_store(store, max_inbox_bytes=10)
+async def test_body_bytes_count_utf8_and_stop_at_the_bound(make_store: MakeStore) -> None:
+    small = quota_store(make_store, max_inbox_bytes=10)
     await register(small, "bob")
     await send(small, "héllo", msg_id="m0")  # 6 bytes
     with pytest.raises(errors.TooLarge, match="bytes"):
         await send(small, "12345", msg_id="m1")  # 11 > 10
     await send(small, "1234", msg_id="m2")  # exactly 10
-    assert (await small.inbox_counters("bob") or (0, 0))[1] == 10
+    assert (await small.audit.inbox_counters("bob") or (0, 0))[1] == 10
 
 
-async def test_a_resend_past_the_quota_is_still_answered_as_the_first_send(store: Store) -> None:
-    small = quota_store(store, max_pending_per_sender=1)
+async def test_a_resend_past_the_quota_is_still_answered_as_the_first_send(
+        make_store: MakeStore) -> None:
+    small = quota_store(make_store, max_pending_per_sender=1)
     await register(small, "bob")
     seq = await send(small, msg_id="m0")
     assert await send(small, msg_id="m0") == seq
@@ -63,7 +65,7 @@ async def test_acking_everything_clears_the_counters(store: Store) -> None:
     await send(store, sender="alice", msg_id="a0")
     last = await send(store, sender="carol", msg_id="c0")
     await store.ack("bob", last)
-    assert await store.inbox_counters("bob") == (0, 0, {})
+    assert await store.audit.inbox_counters("bob") == (0, 0, {})
     assert await check(store) == []
 
 
@@ -72,9 +74,9 @@ async def test_an_inbox_stored_before_quotas_is_counted_at_its_next_send(
     await register(store, "bob")
     await redis.xadd(keys.inbox("bob"), {"msg_id": "old", "from": "carol", "to": "bob",
                                          "body": "abc", "ts": "1"})
-    assert await store.inbox_counters("bob") is None
+    assert await store.audit.inbox_counters("bob") is None
     await send(store, "hi", sender="alice", msg_id="new")
-    assert await store.inbox_counters("bob") == (2, 5, {"carol": 1, "alice": 1})
+    assert await store.audit.inbox_counters("bob") == (2, 5, {"carol": 1, "alice": 1})
 
 
 async def test_counters_that_drifted_are_dropped_by_an_ack_and_recounted(
@@ -86,9 +88,9 @@ async def test_counters_that_drifted_are_dropped_by_an_ack_and_recounted(
                                                "body": "zz", "ts": "1"})
     await send(store, sender="alice", msg_id="a1")
     await store.ack("bob", str(old))
-    assert await store.inbox_counters("bob") is None
+    assert await store.audit.inbox_counters("bob") is None
     await send(store, sender="alice", msg_id="a2")
-    assert await store.inbox_counters("bob") == (2, 4, {"alice": 2})
+    assert await store.audit.inbox_counters("bob") == (2, 4, {"alice": 2})
 
 
 async def test_delete_account_removes_the_counters_with_the_inbox(
@@ -97,9 +99,9 @@ async def test_delete_account_removes_the_counters_with_the_inbox(
     await send(store, sender="alice", msg_id="a0")
     assert await store.delete_account("bob", gen="g1")
     await register(store, "bob", gen="g2")
-    assert await store.inbox_counters("bob") is None
+    assert await store.audit.inbox_counters("bob") is None
     await send(store, sender="alice", msg_id="a0")  # a new account: not a dup
-    assert await store.inbox_counters("bob") == (1, 2, {"alice": 1})
+    assert await store.audit.inbox_counters("bob") == (1, 2, {"alice": 1})
     assert await check(store) == []
 
 
@@ -127,8 +129,8 @@ async def test_a_legacy_record_is_read_while_the_legacy_window_is_open(
     await register(store, "bob")
     await redis.hset(keys.seen("bob"), "alice:m0", "5 5-0")
     await redis.zadd(keys.seen_expiry("bob"), {"alice:m0": 10**13})
-    assert await store.expire_legacy_dedupe(now_ms=0) == 2
-    assert 0 < await redis.pttl(keys.seen("bob")) <= store.dedupe_window_ms
+    assert await store.dedupe.expire_legacy(now_ms=0) == 2
+    assert 0 < await redis.pttl(keys.seen("bob")) <= store.dedupe.window_ms
     retry = await store.send(sender="alice", to="bob", body="x", msg_id="m0", now_ms=1)
     assert (retry.ts, retry.seq) == (5, "0-0")  # ts from the record; nothing stored since
     assert await store.unread("bob") == 0

@@ -10,9 +10,11 @@ import pytest
 from redis.asyncio import Redis
 
 from server import keys
+from server.data.messages import SendResult, publish_args
 from server.invariants import check
-from server.store import SendResult, Store, publish_args
+from server.store import Store
 from server.wire import errors
+from tests.unit.conftest import MakeStore
 from tests.unit.store_helpers import register, send
 from tests.unit.test_store_quotas import quota_store
 
@@ -33,7 +35,7 @@ async def test_a_run_of_new_messages_stores_each_in_order_with_its_prev(
     seqs = [r.seq for r in results if isinstance(r, SendResult)]
     assert [r.prev for r in results if isinstance(r, SendResult)] == ["0-0", *seqs[:-1]]
     assert await redis.lrange(keys.ledger("bob"), 0, -1) == ["10 alice"] * 5
-    assert await store.inbox_counters("bob") == (5, 50, {"alice": 5})
+    assert await store.audit.inbox_counters("bob") == (5, 50, {"alice": 5})
     assert await check(store) == []
 
 
@@ -56,17 +58,17 @@ async def test_a_run_with_a_known_record_answers_it_as_a_retry_and_stores_the_re
     assert isinstance(retry, SendResult) and isinstance(new, SendResult)
     assert (retry.ts, retry.prev) == (3, None)
     assert new.prev == first.seq
-    assert await store.inbox_counters("bob") == (2, 11, {"alice": 2})
+    assert await store.audit.inbox_counters("bob") == (2, 11, {"alice": 2})
     assert await check(store) == []
 
 
-async def test_a_run_past_the_senders_share_stores_up_to_it(store: Store) -> None:
-    small = quota_store(store, max_pending_per_sender=2)
+async def test_a_run_past_the_senders_share_stores_up_to_it(make_store: MakeStore) -> None:
+    small = quota_store(make_store, max_pending_per_sender=2)
     await register(small, "bob")
     results = await together(small, ("alice", "a0"), ("alice", "a1"), ("alice", "a2"),
                              ("carol", "c0"))
     assert [type(r) for r in results] == [SendResult, SendResult, errors.TooLarge, SendResult]
-    assert await small.inbox_counters("bob") == (3, 30, {"alice": 2, "carol": 1})
+    assert await small.audit.inbox_counters("bob") == (3, 30, {"alice": 2, "carol": 1})
     assert await check(small) == []
 
 
@@ -75,8 +77,8 @@ async def test_runs_to_two_recipients_in_one_call_keep_their_own_counters(
     await register(store, "bob", "carol")
     await asyncio.gather(together(store, ("alice", "m1"), ("alice", "m2")),
                          together(store, ("alice", "m1"), to="carol"))
-    assert await store.inbox_counters("bob") == (2, 20, {"alice": 2})
-    assert await store.inbox_counters("carol") == (1, 10, {"alice": 1})
+    assert await store.audit.inbox_counters("bob") == (2, 20, {"alice": 2})
+    assert await store.audit.inbox_counters("carol") == (1, 10, {"alice": 1})
     assert await check(store) == []
 
 
@@ -87,7 +89,7 @@ async def test_an_ack_takes_what_it_removes_off_the_counters_from_the_ledger(
     await send(store, "bbb", sender="carol", msg_id="c0")
     await send(store, "cc", sender="alice", msg_id="a1")
     assert await store.ack("bob", first) == 1
-    assert await store.inbox_counters("bob") == (2, 5, {"carol": 1, "alice": 1})
+    assert await store.audit.inbox_counters("bob") == (2, 5, {"carol": 1, "alice": 1})
     assert await redis.lrange(keys.ledger("bob"), 0, -1) == ["3 carol", "2 alice"]
     assert await check(store) == []
 
@@ -102,9 +104,9 @@ async def test_counters_of_the_version_before_the_ledger_are_counted_again_once(
     assert await check(store) == []
     seq = await send(store, "xyz", sender="alice", msg_id="a0")
     assert await redis.lrange(keys.ledger("bob"), 0, -1) == ["2 dave", "3 alice"]
-    assert await store.inbox_counters("bob") == (2, 5, {"dave": 1, "alice": 1})
+    assert await store.audit.inbox_counters("bob") == (2, 5, {"dave": 1, "alice": 1})
     assert await store.ack("bob", seq) == 2
-    assert await store.inbox_counters("bob") == (0, 0, {})
+    assert await store.audit.inbox_counters("bob") == (0, 0, {})
     assert await check(store) == []
 
 
@@ -117,9 +119,9 @@ async def test_an_entry_from_a_version_without_the_ledger_drops_the_counters_at_
                                          "body": "zz", "ts": "1"})
     await redis.hset(keys.account("bob"), mapping={"n": 2, "b": 4, "p:dave": 1})
     await send(store, sender="alice", msg_id="a1")
-    assert await store.inbox_counters("bob") is None  # counted again by the next send
+    assert await store.audit.inbox_counters("bob") is None  # counted again by the next send
     await send(store, sender="alice", msg_id="a2")
-    assert await store.inbox_counters("bob") == (4, 8, {"alice": 3, "dave": 1})
+    assert await store.audit.inbox_counters("bob") == (4, 8, {"alice": 3, "dave": 1})
     assert await check(store) == []
 
 
