@@ -36,7 +36,7 @@ from server.delivery.publisher import Publisher
 from server.storage.pubsub_reader import PubSubReader
 from server.storage.redis_conn import raise_if_cancelled
 from server.store import Store
-from server.wire import errors, notifications, protocol
+from server.wire import arguments, errors, notifications
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class Subscriber(Protocol):
 @functools.lru_cache(maxsize=4096)
 def seq_key(seq: str) -> tuple[int, int]:
     """(ms, n) of a seq, for comparing; each seq is compared several times."""
-    return protocol.parse_seq(seq) or (0, 0)
+    return arguments.parse_seq(seq) or (0, 0)
 
 
 class Delivery:
