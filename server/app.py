@@ -1,5 +1,8 @@
 """Start and stop one instance: /ws, /healthz, /readyz, /metrics and the web page on one port.
 
+What plain HTTP requests get is server/routes.py's; here the instance is
+built, listens, takes connections and stops.
+
 Stopping is idempotent and drains: stop accepting, let each connection
 finish the request in hand, send `shutdown`, close with 1001, then close
 Redis. A second SIGTERM (or SIGINT) exits at once.
@@ -15,12 +18,8 @@ import os
 import secrets
 import signal
 import ssl
-from http import HTTPStatus
-from typing import Any
 
-import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.http11 import Request, Response
 
 from server import logs, metrics
 from server.conn import admission
@@ -30,13 +29,13 @@ from server.conn.services import Services
 from server.data.commit import GroupCommitter
 from server.delivery.fanout import Delivery
 from server.health import Health
+from server.routes import Routes
 from server.settings import Settings
 from server.storage import redis_conn
 from server.storage.redis_probe import RedisProbe
 from server.storage.topology import Topology
 from server.store import Store
-from server.web import WebFiles
-from server.wire import client_address, errors, origins
+from server.wire import client_address, errors
 from server.ws_handler import CLOSE_POLICY, Connection
 
 log = logging.getLogger(__name__)
@@ -92,10 +91,6 @@ class App:
         self.per_address = admission.AddressCounts(settings.max_connections_per_ip)
         self._ids = itertools.count(1)
         self._server: Server | None = None
-        self._tls = bool(settings.tls_cert and settings.tls_key)
-        self.web = WebFiles(public_urls=settings.public_urls, tls=self._tls)
-        self._origins = origins.configured_origins(public_urls=settings.public_urls,
-                                                   allowed=settings.allowed_origins)
         self.health = Health(
             topology=self.topology, delivery=delivery,
             probe=RedisProbe(settings, self.handles), instance_id=self.instance_id,
@@ -104,6 +99,9 @@ class App:
             sentinel_mode=bool(self.handles.sentinels),
             users=lambda: (c.username for c in self.connections if c.username is not None),
         )
+        self.routes = Routes(settings, health=self.health,
+                             tls=bool(settings.tls_cert and settings.tls_key),
+                             draining=lambda: self._stopping is not None)
         metrics.INBOX_LIMIT.set(settings.max_inbox)
         self._stopping: asyncio.Task[None] | None = None
         self._legacy: asyncio.Task[None] | None = None
@@ -133,7 +131,7 @@ class App:
             tls.load_cert_chain(s.tls_cert, s.tls_key)
         admission.check_descriptor_limit(s)
         self._server = await serve(
-            self._handle, s.host, s.port, ssl=tls, process_request=self._http,
+            self._handle, s.host, s.port, ssl=tls, process_request=self.routes.respond,
             max_size=s.max_frame_bytes, compression=None, max_queue=4, close_timeout=2,
             open_timeout=s.open_timeout_s, ping_interval=s.ping_interval_s,
             ping_timeout=s.ping_timeout_s,
@@ -158,59 +156,11 @@ class App:
     def _on_failover(self, old: str | None, new: str) -> None:
         self.services.delivery.force_resync()
 
-    # HTTP -------------------------------------------------------------------------
-
-    def _http(self, connection: ServerConnection, request: Request) -> Response | None:
-        path = request.path.partition("?")[0]
-        address = self.client_of(connection, request)
-        if path in ("/healthz", "/readyz", "/metrics"):
-            return self._operator_http(connection, path, address)
-        if path != "/ws":
-            return self.web.respond(request)  # the page, its files, or 404
-        own = origins.own_origin(request.headers.get("Host"), tls=self._tls)
-        if not origins.origin_allowed(request.headers.get_all("Origin"), self._origins, own):
-            log.info("refused /ws from origin %s (%s)",
-                     request.headers.get_all("Origin"), address)
-            return connection.respond(HTTPStatus.FORBIDDEN, "origin not allowed\n")
-        if self._stopping is not None:
-            # Still listening so /healthz and /readyz can say "draining"; a
-            # load balancer retries a refused upgrade on another instance.
-            response = connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "draining\n")
-            response.headers["Retry-After"] = str(max(1, self.settings.retry_after_ms // 1000))
-            return response
-        return None
-
-    def _operator_http(self, connection: ServerConnection, path: str, address: str) -> Response:
-        """/healthz, /readyz, /metrics: details only for --admin-allow addresses."""
-        operator = client_address.allowed(address, self.settings.admin_networks)
-        if path == "/metrics":
-            if not operator:
-                return connection.respond(HTTPStatus.FORBIDDEN, "forbidden\n")
-            page, content_type = metrics.exposition()
-            return _with_type(connection.respond(HTTPStatus.OK, page.decode()), content_type)
-        status, body = self.health.status()
-        if path == "/readyz":
-            # Ready for new connections: healthy (ok or degraded) and not draining.
-            ready = status == HTTPStatus.OK
-            body = {"ready": ready, "status": body["status"],
-                    **({} if ready or not operator else {"reason": body["reason"]})}
-        elif not operator:
-            # Reasons and fields name hosts and ports: the status alone for others.
-            body = {"status": body["status"]}
-        return _json(connection, status, body)
-
-    def client_of(self, connection: ServerConnection, request: Request) -> str:
-        """The client address of a request (the one place it is computed)."""
-        peer = connection.remote_address
-        return client_address.client_address(
-            str(peer[0]) if peer else None, request.headers.get_all("X-Forwarded-For"),
-            self.settings.trusted_networks)
-
     # Connections ----------------------------------------------------------------
 
     async def _handle(self, ws: ServerConnection) -> None:
         peer = admission.peer_address(ws)
-        address = self.client_of(ws, ws.request) if ws.request is not None else peer
+        address = self.routes.client_of(ws, ws.request) if ws.request is not None else peer
         conn = Connection(ws, self.services, conn_id=f"{self.instance_id}/{next(self._ids)}",
                           address=address)
         # Through a trusted proxy the accept saw only the proxy: count the
@@ -282,18 +232,6 @@ class App:
 def _give_up(limit: float) -> None:
     log.error("drain did not finish within %.0f s; exiting now", limit)
     os._exit(1)
-
-
-def _json(connection: ServerConnection, status: HTTPStatus, body: dict[str, Any]) -> Response:
-    response = connection.respond(status, orjson.dumps(body).decode() + "\n")
-    return _with_type(response, "application/json")
-
-
-def _with_type(response: Response, content_type: str) -> Response:
-    # Headers is a multi-dict: assignment would add a second Content-Type.
-    del response.headers["Content-Type"]
-    response.headers["Content-Type"] = content_type
-    return response
 
 
 async def run(settings: Settings) -> int:

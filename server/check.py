@@ -4,13 +4,14 @@ Takes the server's own flags and CHAT_* variables, talks to the Redis set
 the way the server would, and prints one line per check, `OK`, `WARN` or
 `FAIL` with what is wrong in plain words. Exit 0 when nothing failed (WARN
 lines are risks, not faults), 1 otherwise. Redis commands live in
-server/storage/redis_probe.py; this module decides what their answers mean.
+server/storage/redis_probe.py; this module asks them and judges the Sentinel
+set, server/check_config.py judges the configuration and the nodes'
+settings, server/check_fences.py the fence records.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ssl
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, RedisError
 
+from server import check_config
 from server.check_fences import fence_findings
 from server.settings import Settings
 from server.storage import redis_conn
@@ -74,7 +76,8 @@ class Checker:
         mode = (f"Sentinel mode, master {s.sentinel_master!r}, {len(s.sentinels)} Sentinels"
                 if s.sentinel else "single Redis (no automatic failover)")
         self.add("OK", "config", f"{mode}, durability {s.durability}")
-        self._tls_files()
+        for finding in check_config.tls_files(s):
+            self.add(*finding)
         try:
             handles = redis_conn.connect(s)
         except ValueError as exc:  # the password file
@@ -94,16 +97,6 @@ class Checker:
         finally:
             await handles.close()
         return self.results
-
-    def _tls_files(self) -> None:
-        s = self.settings
-        if s.tls_cert and s.tls_key:
-            try:
-                ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
-                    s.tls_cert, s.tls_key)
-                self.add("OK", "tls", f"certificate {s.tls_cert} loads with its key")
-            except (OSError, ssl.SSLError) as exc:
-                self.add("FAIL", "tls", f"cannot load {s.tls_cert} / {s.tls_key}: {exc}")
 
     # Sentinels ----------------------------------------------------------------
 
@@ -210,7 +203,7 @@ class Checker:
             self.add("FAIL", "primary", f"{where} refuses writes: {why(exc)}")
         replicas = _online_replicas(info)
         await self._dedupe(probe, client)
-        self._quotas()
+        self.add(*check_config.quotas(self.settings))
         await self._replicas(probe, replicas)
         for finding in await fence_findings(probe, client):
             self.add(*finding)
@@ -227,28 +220,11 @@ class Checker:
         except (RedisError, OSError, TimeoutError) as exc:
             self.add("FAIL", "dedupe window", f"cannot ask which commands exist: {why(exc)}")
             return
-        if layout == "generations":
-            self.add("WARN", "dedupe window", f"{window} s; no hash-field expiry here (Redis "
-                     "< 7.4): records are kept one to two windows (key generations)")
-        else:
-            self.add("OK", "dedupe window", f"{window} s; records expire per field ({layout})")
-
-    def _quotas(self) -> None:
-        s = self.settings
-        text = (f"{s.max_inbox} messages, {s.max_inbox_bytes} body bytes, "
-                f"{s.max_pending_per_sender} from one sender per inbox")
-        if s.max_pending_per_sender >= s.max_inbox:
-            self.add("WARN", "inbox quotas", f"{text}: one sender can fill a whole inbox "
-                     "(set --max-pending-per-sender below --max-inbox)")
-        else:
-            self.add("OK", "inbox quotas", text)
+        self.add(*check_config.dedupe(window, layout))
 
     async def _replicas(self, probe: RedisProbe, online: list[tuple[str, int]]) -> None:
-        listed = ", ".join(f"{h}:{p}" for h, p in online) or "none"
         if not self.settings.sentinel:
-            level = "OK" if online else "WARN"
-            self.add(level, "replicas", f"{len(online)} connected ({listed}); a single "
-                     "Redis has no automatic failover")
+            self.add(*check_config.replicas(online, known=None))
             return
         known = 0
         for host, port in self.settings.sentinels:
@@ -261,14 +237,7 @@ class Checker:
                 continue
             finally:
                 await probe.close(client)
-        if not online:
-            self.add("WARN", "replicas", "no replica connected: writes rest on one node "
-                     "(/healthz says degraded) and a primary crash stops the service")
-        elif len(online) < max(known, 2):
-            self.add("WARN", "replicas", f"{len(online)} online ({listed}) of {max(known, 2)}"
-                     " expected: one more node loss leaves no copy")
-        else:
-            self.add("OK", "replicas", f"{len(online)} online ({listed})")
+        self.add(*check_config.replicas(online, known))
 
     async def _persistence(self, probe: RedisProbe, client: Redis, label: str) -> None:
         try:
@@ -278,38 +247,9 @@ class Checker:
         except (RedisError, OSError, TimeoutError) as exc:
             self.add("FAIL", f"aof {label}", f"cannot read its settings: {why(exc)}")
             return
-        self._aof(label, persistence)
-        self._fsync(label, fsync)
-        policy, limit = memory.get("maxmemory_policy", "?"), int(memory.get("maxmemory", 0))
-        if policy == "noeviction" or not limit:
-            self.add("OK", f"eviction {label}", f"maxmemory {limit or 'unlimited'}, "
-                     f"policy {policy}: keys are never evicted")
-        else:
-            self.add("FAIL", f"eviction {label}", f"maxmemory-policy {policy} evicts keys: "
-                     "accounts and undelivered messages can vanish; set noeviction")
-
-    def _aof(self, label: str, persistence: dict[str, Any]) -> None:
-        if str(persistence.get("aof_enabled")) != "1":
-            self.add("FAIL", f"aof {label}", "appendonly is off: a crash of every node loses "
-                     "acknowledged messages; set appendonly yes")
-        elif persistence.get("aof_last_write_status", "ok") != "ok":
-            self.add("FAIL", f"aof {label}", "the last AOF write failed (disk full or "
-                     "read-only?): the node refuses writes until it can write again")
-        else:
-            self.add("OK", f"aof {label}", "appendonly yes")
-
-    def _fsync(self, label: str, fsync: str | None) -> None:
-        want_always = self.settings.durability == "fsync"
-        if fsync is None:
-            self.add("WARN", f"appendfsync {label}", "cannot read it (CONFIG is renamed or "
-                     "disabled); make sure the node's config says appendfsync "
-                     + ("always" if want_always else "everysec or always"))
-        elif fsync == "no" or (want_always and fsync != "always"):
-            need = "always (--durability fsync)" if want_always else "everysec or always"
-            self.add("FAIL", f"appendfsync {label}", f"is {fsync}; needs {need}")
-        else:
-            self.add("OK", f"appendfsync {label}", fsync)
-
+        self.add(*check_config.aof(label, persistence))
+        self.add(*check_config.fsync(label, fsync, self.settings.durability))
+        self.add(*check_config.eviction(label, memory))
 
 def _online_replicas(info: dict[str, Any]) -> list[tuple[str, int]]:
     return [

@@ -23,7 +23,7 @@ from server import keys
 from server.data.commit import GroupCommitter
 from server.storage.redis_conn import read_password
 from server.store import Store
-from server.wire import errors, protocol
+from server.wire import arguments, errors
 
 #: Kinds of per-user key that may only exist while the account does.
 OWNED_BY_ACCOUNT = ("inbox", "ledger", "dedupe", "seen", "seen-exp", "tokens", "revoked")
@@ -74,7 +74,7 @@ async def check(store: Store, *, now_ms: int | None = None) -> list[str]:
 
 
 async def _check_account(store: Store, name: str) -> list[str]:
-    if not protocol.is_valid_username(name):
+    if not arguments.is_valid_username(name):
         return [f"account {name!r} has a name the protocol rejects"]
     account = await store.account(name)
     if account is None:

@@ -139,7 +139,7 @@ def owner_of(key: str) -> tuple[str, str] | None:
     head = f"{PREFIX}:{{"
     if not key.startswith(head):
         return None
-    # Names never contain "}" (protocol.USERNAME_RE), so the first one closes the tag.
+    # Names never contain "}" (arguments.USERNAME_RE), so the first one closes the tag.
     name, sep, rest = key[len(head):].partition("}:")
     kind = rest.partition(":")[0]
     if not sep or kind not in USER_KINDS:

@@ -1,16 +1,21 @@
-"""Read-only checks of a LocalSet's processes: roles, sync, Sentinel views.
+"""Read-only checks of a LocalSet's processes: roles, sync, Sentinel views,
+and the waits built on them (the majority's primary, a failover, health).
 
-Each returns a plain value and treats an unreachable process as "no" or
-None, because the callers poll them while nodes die and come back.
+Each check returns a plain value and treats an unreachable process as "no"
+or None, because the callers poll them while nodes die and come back.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import redis
 
-from .nodes import RedisNode
+from server.storage.sentinel_majority import majority
+
+from .nodes import RedisNode, SetError
 
 if TYPE_CHECKING:
     from .sentinelset import LocalSet
@@ -91,3 +96,40 @@ def healthy(local: LocalSet) -> bool:
             if node["address"] not in sentinel["replicas_ok"]:
                 return False
     return all(s["other_sentinels"] >= len(live_sentinels) - 1 for s in live_sentinels)
+
+
+def primary_address(local: LocalSet) -> Address:
+    """The primary a majority of all configured Sentinels names."""
+    views = sentinel_views(local)
+    primary = majority(views, len(local.sentinels))
+    if primary is not None:
+        return primary
+    raise SetError(f"no Sentinel majority names a primary (views: {views})")
+
+
+def wait_for_failover(local: LocalSet, old_primary: Address, timeout: float) -> Address:
+    """Wait until a Sentinel majority names a primary other than
+    old_primary and that node acts as primary; return its address."""
+    found: list[Address] = []
+
+    def done() -> bool:
+        try:
+            new = primary_address(local)
+        except SetError:
+            return False
+        if new != old_primary and role_of(local.nodes[local.node_index(new)]) == "master":
+            found.append(new)
+            return True
+        return False
+
+    wait_until(done, timeout, f"no failover away from {old_primary[0]}:{old_primary[1]}")
+    return found[-1]
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll `check` until it holds; SetError("`what` within ...") after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise SetError(f"{what} within {timeout:g}s")
+        time.sleep(0.1)

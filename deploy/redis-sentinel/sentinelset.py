@@ -7,12 +7,8 @@ ports and pids so another process (the CLI) can show, kill or stop the set.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-from server.storage.sentinel_majority import majority
 
 from . import probes, rejoin, setstate
 from .nodes import RedisNode, SentinelNode, SetError, free_port, port_in_use
@@ -167,24 +163,8 @@ class LocalSet:
         self.save()
 
     def last_known_primary(self) -> Address:
-        """The primary in the Sentinel config file with the highest
-        config-epoch. Read from disk, because the Sentinels may be dead."""
-        best: tuple[int, Address] | None = None
-        for sentinel in self.sentinels:
-            epoch, address = 0, None
-            if not sentinel.conf_path.exists():
-                continue
-            for line in sentinel.conf_path.read_text().splitlines():
-                words = line.split()
-                if words[:3] == ["sentinel", "monitor", self.master_name]:
-                    address = (words[3], int(words[4]))
-                elif words[:3] == ["sentinel", "config-epoch", self.master_name]:
-                    epoch = int(words[3])
-            if address is not None and (best is None or epoch > best[0]):
-                best = (epoch, address)
-        if best is None:
-            raise SetError(f"no Sentinel config under {self.root} names a primary")
-        return best[1]
+        """The primary the newest Sentinel config on disk names (see setstate)."""
+        return setstate.last_known_primary(self)
 
     def restart_all(self, timeout: float = 60.0) -> Address:
         """Stop what runs, then start the last known primary first and wait
@@ -252,9 +232,9 @@ class LocalSet:
         self.nodes.append(node)
         node.start(timeout)
         self.save()
-        self._wait(lambda: probes.in_sync(node), timeout,
+        probes.wait_until(lambda: probes.in_sync(node), timeout,
                    f"the new replica {node.host}:{node.port} did not sync")
-        self._wait(lambda: probes.replica_seen_by_all(self, node.address), timeout,
+        probes.wait_until(lambda: probes.replica_seen_by_all(self, node.address), timeout,
                    f"Sentinels did not list the new replica {node.host}:{node.port}")
         return index
 
@@ -262,35 +242,18 @@ class LocalSet:
 
     def primary_address(self) -> Address:
         """The primary a majority of all configured Sentinels names."""
-        views = probes.sentinel_views(self)
-        primary = majority(views, len(self.sentinels))
-        if primary is not None:
-            return primary
-        raise SetError(f"no Sentinel majority names a primary (views: {views})")
+        return probes.primary_address(self)
 
     def wait_for_failover(self, old_primary: Address, timeout: float = 30.0) -> Address:
         """Wait until a Sentinel majority names a primary other than
         old_primary and that node acts as primary; return its address."""
-        found: list[Address] = []
-
-        def done() -> bool:
-            try:
-                new = self.primary_address()
-            except SetError:
-                return False
-            if new != old_primary and probes.role_of(self.nodes[self.node_index(new)]) == "master":
-                found.append(new)
-                return True
-            return False
-
-        self._wait(done, timeout, f"no failover away from {old_primary[0]}:{old_primary[1]}")
-        return found[-1]
+        return probes.wait_for_failover(self, old_primary, timeout)
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
         """Wait until Sentinels agree on a primary, every running node
         replicates from it, every Sentinel lists every running replica and
         knows the other running Sentinels (so a failover can be voted)."""
-        self._wait(lambda: probes.healthy(self), timeout, "the set did not become healthy")
+        probes.wait_until(lambda: probes.healthy(self), timeout, "the set did not become healthy")
 
     def status(self) -> dict[str, Any]:
         """Who is primary per Sentinel majority, each node's role, offset and
@@ -299,12 +262,3 @@ class LocalSet:
 
     def status_text(self) -> str:
         return format_status(self.status())
-
-    @staticmethod
-    def _wait(check: Callable[[], bool], timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while not check():
-            if time.monotonic() > deadline:
-                raise SetError(f"{what} within {timeout:g}s")
-            time.sleep(0.1)
-

@@ -2,6 +2,7 @@
 
 It records ports, pids and folders, never the password: that stays in
 ROOT/password (mode 0600) next to the config files that hold it anyway.
+Which node was primary last is read from the Sentinels' own config files.
 """
 
 from __future__ import annotations
@@ -98,3 +99,24 @@ def adopt(local: LocalSet) -> None:
             if pid and pid != proc.pid and not proc.alive():
                 proc.pid = pid
                 proc.proc = None
+
+
+def last_known_primary(local: LocalSet) -> tuple[str, int]:
+    """The primary in the Sentinel config file with the highest
+    config-epoch. Read from disk, because the Sentinels may be dead."""
+    best: tuple[int, tuple[str, int]] | None = None
+    for sentinel in local.sentinels:
+        epoch, address = 0, None
+        if not sentinel.conf_path.exists():
+            continue
+        for line in sentinel.conf_path.read_text().splitlines():
+            words = line.split()
+            if words[:3] == ["sentinel", "monitor", local.master_name]:
+                address = (words[3], int(words[4]))
+            elif words[:3] == ["sentinel", "config-epoch", local.master_name]:
+                epoch = int(words[3])
+        if address is not None and (best is None or epoch > best[0]):
+            best = (epoch, address)
+    if best is None:
+        raise SetError(f"no Sentinel config under {local.root} names a primary")
+    return best[1]

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from server.conn import auth
-from server.wire import errors, protocol, reply_size
+from server.wire import arguments, errors, protocol, reply_size
 
 if TYPE_CHECKING:
     from server.conn.session import Session
@@ -55,7 +55,7 @@ async def _check_password(conn: Session, name: str, password: str) -> str:
     guesses in flight too few to outrun the counters.
     """
     svc, settings = conn.services, conn.services.settings
-    valid = protocol.is_valid_username(name)
+    valid = arguments.is_valid_username(name)
     with svc.passwords.slots.slot(conn.address_key):
         counts = await svc.store.logins.counts(name if valid else None, conn.address_key)
         if counts.by_name > settings.login_max_failures or (
@@ -96,7 +96,7 @@ async def login(conn: Session, args: dict[str, Any]) -> dict[str, Any]:
 async def resume(conn: Session, args: dict[str, Any]) -> dict[str, Any]:
     svc = conn.services
     parts = auth.split_token(args["token"])
-    if parts is None or not protocol.is_valid_username(parts[0]):
+    if parts is None or not arguments.is_valid_username(parts[0]):
         raise errors.BadToken("unknown or expired token; log in again")
     name = parts[0]
     token_hash = auth.token_hash(parts[1])
@@ -173,8 +173,8 @@ async def change_password(conn: Session, args: dict[str, Any]) -> dict[str, Any]
 async def list_users(conn: Session, args: dict[str, Any]) -> dict[str, Any]:
     """A page of matching names: at most `limit`, and at most args["room"] bytes."""
     conn.require_session()
-    regex = protocol.glob_to_regex(args["pattern"])
-    prefix = protocol.literal_prefix(args["pattern"])
+    regex = arguments.glob_to_regex(args["pattern"])
+    prefix = arguments.literal_prefix(args["pattern"])
     limit: int = args["limit"]
     room: int = args["room"]
     after: str | None = args["cursor"]

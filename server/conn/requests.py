@@ -19,7 +19,7 @@ from websockets.exceptions import ConnectionClosed
 from server import metrics
 from server.conn import ops, ws_adapter
 from server.data.commit import OrderedGroup
-from server.wire import errors, protocol
+from server.wire import arguments, errors, protocol
 
 if TYPE_CHECKING:
     from websockets.asyncio.server import ServerConnection
@@ -41,7 +41,7 @@ class RequestHandler:
                  send: Callable[[bytes], None]) -> None:
         settings = session.services.settings
         self._session, self._ws, self._send = session, ws, send
-        self._limits = protocol.limits(
+        self._limits = arguments.limits(
             max_body_chars=settings.max_body_chars, max_list_limit=settings.max_list_limit,
             max_reply_bytes=settings.max_reply_bytes,
         )

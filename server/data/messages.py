@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from server import keys
-from server.wire import errors, notifications, protocol
+from server.wire import arguments, errors, notifications, protocol
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def publish_args(items: list[tuple[str, bytes]]) -> list[str | bytes]:
 
 def next_seq(seq: str) -> str | None:
     """The smallest stream id after `seq`, or None if there is none."""
-    parsed = protocol.parse_seq(seq)
+    parsed = arguments.parse_seq(seq)
     # Twenty digits fit the shape but may exceed a stream id's 64-bit parts;
     # Redis would reject such an id with an error that reads as `unavailable`.
     if parsed is None or max(parsed) > MAX_STREAM_INT:

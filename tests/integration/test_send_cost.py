@@ -91,10 +91,10 @@ async def test_neighbouring_sends_to_one_recipient_share_the_account_and_ledger_
 
 
 def test_the_send_cost_measurement_runs_every_variant_on_real_valkey() -> None:
-    from bench import sendcost
+    from bench import script_variants, sendcost
 
     result = sendcost.measure(rounds=1, messages=256, batch=64, run=4, body_bytes=16)
-    readable = {v.name for v in sendcost.variants()}  # baselines need the git history
+    readable = {v.name for v in script_variants.variants()}  # baselines need the git history
     assert "current" in readable
     assert set(result["cpu_s_per_1k"]) == readable
     assert all(x >= 0 for x in result["cpu_s_per_1k"].values())

@@ -7,7 +7,8 @@ from typing import Any
 import orjson
 import pytest
 
-from server.wire.protocol import Limits, Rejected, Request, parse_frame
+from server.wire.arguments import Limits
+from server.wire.protocol import Rejected, Request, parse_frame
 
 LIMITS = Limits()
 UUID = "3f2b8c1e-9d4a-4c7e-8f10-2a6b5c9d0e11"

@@ -15,7 +15,8 @@ import pytest
 from redis.asyncio import Redis
 
 from server import keys
-from server.delivery.fanout import Delivery, seq_key
+from server.delivery.fanout import Delivery
+from server.delivery.pushes import seq_key
 from server.store import Store
 from server.wire import notifications, protocol
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.wire.protocol import glob_to_regex, literal_prefix
+from server.wire.arguments import glob_to_regex, literal_prefix
 
 # glob ---------------------------------------------------------------------------------
 

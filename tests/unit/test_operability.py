@@ -12,7 +12,7 @@ from typing import Any, cast
 from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, ConnectionError
 
-from server import keys, logs, metrics
+from server import check_config, keys, logs, metrics
 from server.check import Checker, why
 from server.delivery.fanout import Delivery
 from server.health import Health
@@ -94,17 +94,31 @@ def test_check_explains_auth_failures_in_plain_words() -> None:
 
 
 def test_check_verdicts_on_persistence_settings() -> None:
-    checker = Checker(Settings(redis_url="redis://x"))
-    checker._aof("n", {"aof_enabled": 0})
-    checker._aof("n", {"aof_enabled": 1, "aof_last_write_status": "err"})
-    checker._aof("n", {"aof_enabled": 1, "aof_last_write_status": "ok"})
-    checker._fsync("n", "no")
-    checker._fsync("n", "everysec")
-    checker._fsync("n", None)
-    assert [r.level for r in checker.results] == ["FAIL", "FAIL", "OK", "FAIL", "OK", "WARN"]
-    strict = Checker(Settings(redis_url="redis://x", durability="fsync"))
-    strict._fsync("n", "everysec")
-    assert strict.failed and "always" in strict.results[0].detail
+    verdicts = [
+        check_config.aof("n", {"aof_enabled": 0}),
+        check_config.aof("n", {"aof_enabled": 1, "aof_last_write_status": "err"}),
+        check_config.aof("n", {"aof_enabled": 1, "aof_last_write_status": "ok"}),
+        check_config.fsync("n", "no", "replicas"),
+        check_config.fsync("n", "everysec", "replicas"),
+        check_config.fsync("n", None, "replicas"),
+    ]
+    assert [level for level, _, _ in verdicts] == ["FAIL", "FAIL", "OK", "FAIL", "OK", "WARN"]
+    level, _, detail = check_config.fsync("n", "everysec", "fsync")
+    assert level == "FAIL" and "always" in detail
+
+
+def test_check_fails_a_node_that_may_evict_keys() -> None:
+    def level(policy: str, limit: int) -> str:
+        return check_config.eviction("n", {"maxmemory_policy": policy, "maxmemory": limit})[0]
+    assert level("allkeys-lru", 9) == "FAIL"
+    assert level("allkeys-lru", 0) == "OK"  # no limit: nothing is ever evicted
+    assert level("noeviction", 9) == "OK"
+
+
+def test_check_warns_when_one_sender_may_fill_a_whole_inbox() -> None:
+    fill = Settings(redis_url="redis://x", max_inbox=10, max_pending_per_sender=10)
+    assert check_config.quotas(fill)[0] == "WARN"
+    assert check_config.quotas(Settings(redis_url="redis://x"))[0] == "OK"
 
 
 def test_check_fails_when_sentinels_disagree_on_the_primary() -> None:

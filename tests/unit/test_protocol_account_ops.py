@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.wire.protocol import Limits, Rejected, Request, is_valid_username, parse_frame
+from server.wire.arguments import Limits, is_valid_username
+from server.wire.protocol import Rejected, Request, parse_frame
 from tests.unit.protocol_helpers import _DROP, code_of, parse, register_frame
 
 # register ----------------------------------------------------------------------

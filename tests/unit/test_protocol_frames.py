@@ -10,8 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server.wire import errors, protocol
-from server.wire.protocol import OPS, PRE_AUTH_OPS, Limits, Rejected, Request, error, parse_frame
+from server.wire import arguments, errors, protocol
+from server.wire.arguments import Limits
+from server.wire.protocol import OPS, PRE_AUTH_OPS, Rejected, Request, error, parse_frame
 from server.wire.reply_size import room
 from tests.unit.protocol_helpers import LIMITS, parse, rejected, rejected_raw
 
@@ -186,7 +187,7 @@ def test_parse_frame_only_rejects_request_shaped_objects(frame: dict[str, Any], 
 def test_integer_id_beyond_64_bits_is_kept_and_echoed() -> None:
     big = 2**70
     request = protocol.parse_frame(
-        f'{{"op": "fetch", "id": {big}}}', binary=False, limits=protocol.Limits()
+        f'{{"op": "fetch", "id": {big}}}', binary=False, limits=arguments.Limits()
     )
     assert request.id == big
     assert json.loads(protocol.ok(request.id, messages=[]))["id"] == big
@@ -197,7 +198,7 @@ def test_integer_id_beyond_64_bits_is_kept_and_echoed() -> None:
 def test_nan_and_infinity_are_not_json() -> None:
     for frame in ('{"op": "fetch", "id": 1, "limit": NaN}', '{"op": "fetch", "id": Infinity}'):
         with pytest.raises(protocol.Rejected) as caught:
-            protocol.parse_frame(frame, binary=False, limits=protocol.Limits())
+            protocol.parse_frame(frame, binary=False, limits=arguments.Limits())
         assert caught.value.request_id is None
         assert caught.value.error.code == "bad_request"
 
@@ -205,7 +206,7 @@ def test_nan_and_infinity_are_not_json() -> None:
 def test_lone_surrogate_escape_stays_bad_request() -> None:
     frame = '{"op": "send", "id": 1, "to": "bob", "body": "\\ud800", "msg_id": "m"}'
     with pytest.raises(protocol.Rejected) as caught:
-        protocol.parse_frame(frame, binary=False, limits=protocol.Limits())
+        protocol.parse_frame(frame, binary=False, limits=arguments.Limits())
     assert caught.value.error.code == "bad_request"
 
 
@@ -213,7 +214,7 @@ def test_out_of_range_big_limit_is_bad_request_with_the_id() -> None:
     with pytest.raises(protocol.Rejected) as caught:
         protocol.parse_frame(
             f'{{"op": "fetch", "id": 7, "limit": {2**80}}}', binary=False,
-            limits=protocol.Limits(),
+            limits=arguments.Limits(),
         )
     assert caught.value.request_id == 7
     assert caught.value.error.code == "bad_request"

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from server.wire.protocol import Limits, parse_seq
+from server.wire.arguments import Limits, parse_seq
 from tests.unit.protocol_helpers import _DROP, UUID, code_of, parse, send_frame
 
 # limit (fetch and list_users) ------------------------------------------------------
