@@ -160,3 +160,20 @@ async def test_operator_addresses_are_judged_after_trusted_proxies(
     assert status == 403
     status, _ = await asyncio.to_thread(get_from, server, "/metrics", forwarded_for="127.0.0.1")
     assert status == 200
+
+
+async def test_connections_through_a_trusted_proxy_count_per_client_address(
+    redis_url: str, start_server: StartServer
+) -> None:
+    # The accept saw only the proxy; the handshake's X-Forwarded-For names the
+    # client, and the per-address limit counts that client, not the proxy.
+    server = start_server(*PROXY, "--max-connections-per-ip", "2", redis_url=redis_url)
+    mine = [await Peer.connect(server.url, forwarded_for=("198.51.100.7",)) for _ in range(3)]
+    other = await Peer.connect(server.url, forwarded_for=("198.51.100.8",))
+    try:
+        assert await mine[2].closed_code(timeout=5) == 1008
+        for i, peer in enumerate((*mine[:2], other)):
+            await peer.ok("register", username=f"proxied{i}", password=PASSWORD)
+    finally:
+        for peer in (*mine, other):
+            await peer.close()
