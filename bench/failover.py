@@ -22,8 +22,9 @@ from bench.loadgen import Plan
 from bench.runner import run_step
 from deploy.redis_sentinel.nodes import SetError
 
-#: The old primary is restarted once this many sends were acked after the
-#: Sentinels named a new primary (the failover's outage is over) ...
+#: The old primary is restarted once this many sends (at most; a slow step
+#: waits for one second of its offered load) were acked after the Sentinels
+#: named a new primary (the failover's outage is over) ...
 REJOIN_AFTER_OKS = 50
 #: ... and at least this long after they named it.
 REJOIN_AFTER_FAILOVER_S = 1.0
@@ -32,6 +33,8 @@ REJOIN_AFTER_FAILOVER_S = 1.0
 def run(cluster: Cluster, plan: Plan, *, kill_after_s: float) -> dict[str, Any]:
     local = cluster.local
     events: dict[str, Any] = {}
+    # A smoke run offers a few sends a second: 50 oks could outlast its step.
+    rejoin_after_oks = min(REJOIN_AFTER_OKS, max(5, round(plan.rate or REJOIN_AFTER_OKS)))
 
     def on_tick(elapsed: float, oks: int) -> None:
         if "killed_at" not in events and elapsed >= kill_after_s:
@@ -48,7 +51,7 @@ def run(cluster: Cluster, plan: Plan, *, kill_after_s: float) -> dict[str, Any]:
             if moved:
                 events["failed_over_at"], events["oks_then"] = time.monotonic(), oks
         elif "failed_over_at" in events and "rejoined_at" not in events \
-                and oks - events["oks_then"] >= REJOIN_AFTER_OKS \
+                and oks - events["oks_then"] >= rejoin_after_oks \
                 and time.monotonic() - events["failed_over_at"] >= REJOIN_AFTER_FAILOVER_S:
             # As an operator restarts it: from its own file, which says "primary".
             events["rejoined_at"] = time.monotonic()
