@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from client.errors import ChatError, RetryableError, SessionEnded, Unauthenticated, Unconfirmed
 from client.inbox import Inbox, PageEnd
 from client.models import FetchResult, Message, SendResult
+from client.transport import Calls
 
 __all__ = ["RESEND_MARGIN_S", "Messaging", "Requests", "SessionView"]
 
@@ -28,20 +29,11 @@ log = logging.getLogger(__name__)
 RESEND_MARGIN_S = 1.0
 
 
-class Requests(Protocol):
+class Requests(Calls, Protocol):
     """The request path and task keeping the inbox part needs (client/link.py)."""
 
     @property
     def retry_deadline(self) -> float: ...
-
-    async def call(
-        self,
-        op: str,
-        args: dict[str, Any] | None = None,
-        *,
-        retry_connection_loss: bool = True,
-        deadline: float | None = None,
-    ) -> dict[str, Any]: ...
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None: ...
 

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from client.errors import BadToken, Unauthenticated
 from client.models import LoginResult
-from client.transport import Transport
+from client.transport import Calls, Transport
 
 __all__ = ["DEFAULT_DEDUPE_WINDOW_S", "Caller", "InboxHooks", "Session"]
 
@@ -26,20 +26,11 @@ log = logging.getLogger(__name__)
 DEFAULT_DEDUPE_WINDOW_S = 3600.0
 
 
-class Caller(Protocol):
+class Caller(Calls, Protocol):
     """The request path the session needs (client/link.py)."""
 
     @property
     def request_timeout(self) -> float: ...
-
-    async def call(
-        self,
-        op: str,
-        args: dict[str, Any] | None = None,
-        *,
-        retry_connection_loss: bool = True,
-        deadline: float | None = None,
-    ) -> dict[str, Any]: ...
 
 
 class InboxHooks(Protocol):

@@ -12,7 +12,7 @@ import itertools
 import logging
 import ssl
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
@@ -29,6 +29,19 @@ EventHandler = Callable[["Transport", dict[str, Any]], None]
 # A fetch reply may hold 1000 messages of 4096 characters (up to 4 UTF-8 bytes
 # each), so the 1 MiB websockets default is too small for legal replies.
 MAX_INCOMING_FRAME = 64 * 1024 * 1024
+
+
+class Calls(Protocol):
+    """The retrying request path (client/link.py) as the session and inbox parts see it."""
+
+    async def call(
+        self,
+        op: str,
+        args: dict[str, Any] | None = None,
+        *,
+        retry_connection_loss: bool = True,
+        deadline: float | None = None,
+    ) -> dict[str, Any]: ...
 
 
 class Transport:
