@@ -19,6 +19,7 @@ import secrets
 import signal
 import ssl
 
+from redis.asyncio import Redis
 from websockets.asyncio.server import Server, ServerConnection, serve
 
 from server import logs, metrics
@@ -26,14 +27,17 @@ from server.conn import admission
 from server.conn.auth import Passwords
 from server.conn.hashing import HashSlots
 from server.conn.services import Services
-from server.data.commit import GroupCommitter
+from server.data.cluster_commit import ClusterWrites
+from server.data.commit import GroupCommitter, ShardedWrites
 from server.delivery.fanout import Delivery
 from server.health import Health
 from server.routes import Routes
 from server.settings import Settings
 from server.storage import redis_conn
+from server.storage.channels import Channels, PrimaryChannels, ShardChannels
+from server.storage.cluster_topology import ClusterTopology
 from server.storage.redis_probe import RedisProbe
-from server.storage.topology import Topology
+from server.storage.topology import Topology, TopologyView
 from server.store import Store
 from server.wire import client_address, errors
 from server.ws_handler import CLOSE_POLICY, Connection
@@ -49,29 +53,28 @@ class App:
         self.settings = settings
         self.instance_id = logs.instance_name(settings.instance_id, settings.host, settings.port)
         self.handles = redis_conn.connect(settings)
-        self.topology = Topology(
-            self.handles, master_name=settings.sentinel_master,
-            interval_ms=settings.topology_interval_ms, on_failover=self._on_failover,
-            ack_timeout_ms=settings.ack_timeout_ms,
-        )
+        cluster = bool(settings.cluster_nodes)
+        self.topology, writes, ack_writes, channels = self._storage(cluster)
         self.committer = GroupCommitter(
             self.handles.primary, required_replicas=self.topology.required_replicas,
             ack_timeout_ms=settings.ack_timeout_ms, fsync=settings.durability == "fsync",
-            ledger=self.topology.ledger,
+            ledger=self.topology.ledger, shards=writes,
         )
         # Acks need no replica: their own batches, never behind a WAIT.
         self.ack_batcher = GroupCommitter(
             self.handles.primary, required_replicas=lambda: 0,
             ack_timeout_ms=settings.ack_timeout_ms, max_in_flight=1, count_batches=False,
+            shards=ack_writes,
         )
         store = Store(self.handles.primary, self.committer, max_inbox=settings.max_inbox,
                       max_pending_per_sender=settings.max_pending_per_sender,
                       max_inbox_bytes=settings.max_inbox_bytes,
-                      dedupe_window_ms=settings.dedupe_window_s * 1000, acks=self.ack_batcher)
+                      dedupe_window_ms=settings.dedupe_window_s * 1000, acks=self.ack_batcher,
+                      cluster=cluster)
         # The ping channel must be this process's alone: an instance that heard
         # another's pings (same --instance-id) would hide its own deaf listener.
         delivery = Delivery(
-            self.handles.primary, store, instance_id=f"{self.instance_id}/{secrets.token_hex(4)}",
+            channels, store, instance_id=f"{self.instance_id}/{secrets.token_hex(4)}",
             sweep_interval_ms=settings.sweep_interval_ms,
             push_grace_ms=settings.ack_timeout_ms + 2000,
         )
@@ -107,6 +110,25 @@ class App:
         self._legacy: asyncio.Task[None] | None = None
         self.stopped = asyncio.Event()
         self._idle = asyncio.Event()
+
+    def _storage(self, cluster: bool) -> tuple[
+            TopologyView, ShardedWrites | None, ShardedWrites | None, Channels]:
+        """The topology, shard-by-shard commits (a Cluster only) and pub/sub feeds."""
+        s, handles = self.settings, self.handles
+        if not cluster:
+            topology = Topology(handles, master_name=s.sentinel_master,
+                                interval_ms=s.topology_interval_ms,
+                                on_failover=self._on_failover, ack_timeout_ms=s.ack_timeout_ms)
+            if not isinstance(handles.primary, Redis):
+                raise TypeError("without --cluster-nodes the primary is one node's client")
+            return topology, None, None, PrimaryChannels(handles.primary)
+        shards = ClusterTopology(handles, s.cluster_seeds, interval_ms=s.topology_interval_ms,
+                                 on_change=lambda: self._on_failover(None, "slots moved"))
+        return (shards,
+                ClusterWrites(handles, shards, ack_timeout_ms=s.ack_timeout_ms,
+                              fsync=s.durability == "fsync"),
+                ClusterWrites(handles, shards, ack_timeout_ms=s.ack_timeout_ms, waits=False),
+                ShardChannels(handles, shards))
 
     # Start ----------------------------------------------------------------------
 

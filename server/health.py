@@ -26,7 +26,7 @@ from redis.exceptions import RedisError
 from server import metrics
 from server.delivery.fanout import Delivery
 from server.storage.redis_probe import RedisProbe
-from server.storage.topology import Topology
+from server.storage.topology import TopologyView
 from server.wire import errors
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ SAMPLE_USERS = 200
 
 class Health:
     def __init__(
-        self, *, topology: Topology, delivery: Delivery, probe: RedisProbe, instance_id: str,
+        self, *, topology: TopologyView, delivery: Delivery, probe: RedisProbe, instance_id: str,
         interval_s: float, sample_interval_s: float, sentinel_mode: bool,
         users: Callable[[], Iterable[str]],
     ) -> None:

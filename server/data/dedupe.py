@@ -26,11 +26,9 @@ from __future__ import annotations
 import logging
 import time
 
-from redis.asyncio import Redis
-
 from server import keys
 from server.storage.capabilities import supported_layout
-from server.storage.redis_conn import unavailable_on_redis_error
+from server.storage.redis_conn import Client, unavailable_on_redis_error
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +40,7 @@ LEGACY_BATCH = 500
 class Dedupe:
     """The dedupe layout of one Store, and the keys and expiry a send uses."""
 
-    def __init__(self, redis: Redis, *, window_ms: int, layout: str | None = None) -> None:
+    def __init__(self, redis: Client, *, window_ms: int, layout: str | None = None) -> None:
         """`layout` (one of storage.capabilities.LAYOUTS) skips asking Redis for it."""
         self._redis = redis
         self.window_ms = window_ms

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
+
+from server.storage.redis_conn import Client
 
 log = logging.getLogger(__name__)
 
@@ -18,10 +19,10 @@ log = logging.getLogger(__name__)
 LAYOUTS = ("hsetex", "hpexpire", "generations")
 
 
-async def supported_layout(redis: Redis) -> str:
+async def supported_layout(redis: Client) -> str:
     """The best dedupe layout `redis` supports (one of LAYOUTS)."""
     try:
-        info = await redis.execute_command(  # type: ignore[no-untyped-call]
+        info = await redis.execute_command(
             "COMMAND", "INFO", "HSETEX", "HPEXPIRE")
     except RedisError as exc:  # COMMAND renamed or disabled: the layout every version has
         log.warning("COMMAND INFO failed (%s): dedupe records use key generations", exc)

@@ -35,6 +35,9 @@ try:  # What the hiredis reader answers when no complete reply is buffered.
 except ImportError:  # pragma: no cover - a redis-py without it: one reply per read
     NOT_ENOUGH_DATA = None
 
+#: Reply kinds that carry a published message: PUBLISH's and SPUBLISH's (sharded).
+MESSAGES = ("message", "smessage")
+
 #: (channel, data) of one published message.
 Notification = tuple[str, str]
 
@@ -88,7 +91,7 @@ class PubSubReader:
         for reply in replies:
             if not isinstance(reply, list):
                 continue  # RESP3 answers a health-check PING with a plain string
-            if len(reply) == 3 and reply[0] == "message":
+            if len(reply) == 3 and reply[0] in MESSAGES:
                 out.append((reply[1], reply[2]))
             else:  # subscribe/unsubscribe confirmations, RESP2 PONG: redis-py's bookkeeping
                 await pubsub.handle_message(reply)

@@ -22,7 +22,7 @@ from server import keys
 from server.settings import Settings
 from server.storage.capabilities import supported_layout
 from server.storage.fencing import is_refusal
-from server.storage.redis_conn import RedisHandles, read_password
+from server.storage.redis_conn import Client, RedisHandles, read_password
 
 #: How long a probe marker lives; long enough to see in `redis-cli`, short
 #: enough that stopped instances leave nothing behind.
@@ -40,7 +40,7 @@ class RedisProbe:
     # Used by the running server -------------------------------------------------
 
     async def write_marker(
-        self, instance_id: str, now_ms: int, client: Redis | None = None
+        self, instance_id: str, now_ms: int, client: Client | None = None
     ) -> None:
         """One cheap replicated write: raises unless the primary accepted it."""
         target = self.handles.primary if client is None else client
@@ -58,7 +58,7 @@ class RedisProbe:
 
     def node(self, host: str, port: int) -> Redis:
         """A client for one node or Sentinel, with the server's password and TLS."""
-        primary = self.handles.primary.connection_pool.connection_kwargs
+        primary = self.handles.primary.get_connection_kwargs()
         kwargs: dict[str, Any] = {
             "host": host, "port": port, "password": self._password or primary.get("password"),
             "username": primary.get("username"),

@@ -36,8 +36,9 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from server import metrics
@@ -75,6 +76,19 @@ class Snapshot:
     def sentinel_majority(self) -> bool:
         return self.sentinels_total == 0 or is_majority(self.sentinels_reachable,
                                                        self.sentinels_total)
+
+
+class TopologyView(Protocol):
+    """What the rest of the server asks of a topology (this one, or a Cluster's)."""
+
+    now: Snapshot
+    ledger: WaitLedger
+
+    def required_replicas(self) -> int: ...
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 class Topology:
@@ -144,9 +158,9 @@ class Topology:
         info = await self._info(self._handles.primary, snap)
         if info is None:
             return snap
-        conn = self._handles.primary.connection_pool.connection_kwargs
+        conn = self._handles.primary.get_connection_kwargs()
         snap.primary = addr_of(conn.get("host", "?"), conn.get("port", "?"))
-        online = _online_replicas(info)
+        online = online_replicas(info)
         snap.primary_ok = True
         snap.replicas_online = len(online)
         snap.required = online
@@ -180,7 +194,7 @@ class Topology:
         if info is None:
             return snap
         snap.primary = primary
-        online = _online_replicas(info)
+        online = online_replicas(info)
         snap.required = required_replicas(online, views) - {primary}
         if self._fencer is not None:
             # A returning node is fenced instead of waited for (server/storage/fencing.py).
@@ -230,8 +244,11 @@ class Topology:
             metrics.FAILOVERS.inc()
             # Pooled connections may still point at the old primary, which
             # takes writes if it is alive on the other side of a partition.
-            pool = self._handles.primary.connection_pool
+            primary = self._handles.primary
             try:
+                if not isinstance(primary, Redis):
+                    raise TypeError("a Sentinel primary is one node's client")
+                pool = primary.connection_pool
                 if isinstance(pool, PrimaryPool):
                     host, _, port = snap.primary.rpartition(":")
                     await pool.primary_moved((host, int(port)))
@@ -257,7 +274,7 @@ class Topology:
             self._fencer.published(snap.required, epoch)
 
 
-def _online_replicas(info: dict[str, Any]) -> set[str]:
+def online_replicas(info: dict[str, Any]) -> set[str]:
     """Replicas the primary's INFO shows connected and past their initial sync."""
     return {
         addr_of(value["ip"], value["port"])

@@ -12,11 +12,11 @@ from typing import Any, cast
 
 import orjson
 import pytest
-from redis.asyncio import Redis
 
 from server import keys
 from server.delivery.fanout import Delivery
 from server.delivery.pushes import seq_key
+from server.storage.channels import Channels
 from server.store import Store
 from server.wire import notifications, protocol
 
@@ -78,7 +78,7 @@ async def inbox() -> FakeInbox:
 @pytest.fixture
 async def delivery(inbox: FakeInbox) -> AsyncIterator[Delivery]:
     # Never started: no listener, no sweep; notifications are handed in below.
-    yield Delivery(cast(Redis, None), cast(Store, inbox), instance_id="t",
+    yield Delivery(cast(Channels, None), cast(Store, inbox), instance_id="t",
                    sweep_interval_ms=60_000, push_grace_ms=0)
 
 

@@ -70,7 +70,7 @@ def sample_value(f: dataclasses.Field[Any]) -> Any:
     choices = f.metadata.get("choices")
     if choices:
         return next(c for c in choices if c != f.default)
-    if f.name == "sentinel":
+    if f.name in ("sentinel", "cluster_nodes"):
         return "h:1"
     if f.name in ("public_urls", "allowed_origins"):
         return "https://chat.example.org,http://127.0.0.1:8766"
@@ -92,7 +92,7 @@ def test_every_setting_reads_its_flag_and_its_chat_variable(
     value = sample_value(f)
     # TLS files go together; a setting under test overrides its own.
     environ = {"CHAT_TLS_CERT": "c.pem", "CHAT_TLS_KEY": "k.pem"}
-    argv: list[str] = [] if f.name in ("redis_url", "sentinel") else list(URL)
+    argv: list[str] = [] if f.name in ("redis_url", "sentinel", "cluster_nodes") else list(URL)
     if source == "flag":
         argv += ["--" + f.name.replace("_", "-"), str(value)]
     else:
@@ -122,19 +122,40 @@ def test_sentinel_master_can_be_renamed() -> None:
 
 def test_missing_redis_config_exits_with_a_clear_error(
         capsys: pytest.CaptureFixture[str]) -> None:
-    assert fails([], {}, capsys) == "give exactly one of --redis-url and --sentinel"
+    assert fails([], {}, capsys) == \
+        "give exactly one of --redis-url, --sentinel and --cluster-nodes"
 
 
 def test_both_redis_url_and_sentinel_exit_with_a_clear_error(
         capsys: pytest.CaptureFixture[str]) -> None:
     msg = fails([*URL, "--sentinel", "h:1"], {}, capsys)
-    assert msg == "give exactly one of --redis-url and --sentinel"
+    assert msg == ("give exactly one of --redis-url, --sentinel and --cluster-nodes "
+                   "(got --redis-url and --sentinel)")
 
 
 def test_redis_url_from_env_and_sentinel_flag_is_also_both(
         capsys: pytest.CaptureFixture[str]) -> None:
     msg = fails(["--sentinel", "h:1"], {"CHAT_REDIS_URL": "redis://x/0"}, capsys)
-    assert msg == "give exactly one of --redis-url and --sentinel"
+    assert msg == ("give exactly one of --redis-url, --sentinel and --cluster-nodes "
+                   "(got --redis-url and --sentinel)")
+
+
+def test_cluster_nodes_and_sentinel_exit_with_a_clear_error(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    msg = fails(["--cluster-nodes", "h:1", "--sentinel", "h:2"], {}, capsys)
+    assert msg == ("give exactly one of --redis-url, --sentinel and --cluster-nodes "
+                   "(got --sentinel and --cluster-nodes)")
+
+
+def test_cluster_nodes_from_env_are_seed_addresses() -> None:
+    settings = load_settings([], {"CHAT_CLUSTER_NODES": "h1:7000, h2:7001"})
+    assert settings.cluster_seeds == [("h1", 7000), ("h2", 7001)]
+
+
+def test_a_cluster_node_that_is_not_host_port_exits_with_a_clear_error(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert fails(["--cluster-nodes", "h1:7000,h2"], {}, capsys) == \
+        "--cluster-nodes entry 'h2' is not host:port"
 
 
 @pytest.mark.parametrize("entry", ["h1", "h1:x", ":26379", "h1:", "h1:1,,h2:2", "h1:1,h2"])
@@ -275,7 +296,8 @@ def test_bad_configuration_exits_2_with_a_one_line_reason_and_no_traceback() -> 
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert proc.stderr.strip().splitlines()[-1] == (
-        "python -m server: error: give exactly one of --redis-url and --sentinel")
+        "python -m server: error: give exactly one of --redis-url, --sentinel and "
+        "--cluster-nodes")
     assert "Traceback" not in proc.stderr
 
 

@@ -3,8 +3,9 @@
 -- KEYS[1] account hash   KEYS[2] inbox   KEYS[3] dedupe hash (field expiry)
 -- KEYS[4], KEYS[5] the dedupe hashes of the current and previous generation
 -- KEYS[6] legacy seen hash   KEYS[7] legacy seen-expiry sorted set
--- KEYS[8] tokens hash    KEYS[9] sorted set of all names   KEYS[10] revoked-tokens hash
--- KEYS[11] inbox ledger
+-- KEYS[8] tokens hash    KEYS[9] revoked-tokens hash   KEYS[10] inbox ledger
+-- KEYS[11] sorted set of all names; absent on a Redis Cluster, where the
+--          caller unlists the name in a second step (directory.lua)
 -- ARGV[1] name   ARGV[2] generation id the password was checked against
 -- Returns 1 when deleted, 0 when the account is gone or was re-created.
 -- Older dedupe generations are never read again and expire on their own.
@@ -12,6 +13,8 @@ if redis.call('HGET', KEYS[1], 'gen') ~= ARGV[2] then
   return 0
 end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8],
-           KEYS[10], KEYS[11])
-redis.call('ZREM', KEYS[9], ARGV[1])
+           KEYS[9], KEYS[10])
+if KEYS[11] then
+  redis.call('ZREM', KEYS[11], ARGV[1])
+end
 return 1
