@@ -73,16 +73,20 @@ def shards(cluster: LocalCluster) -> list[Shard]:
 
 
 def _shard(index: int, entry: dict[str, object]) -> Shard:
-    primary: Address | None = None
+    primaries: list[Address] = []
     replicas: list[Address] = []
     health: list[tuple[Address, str]] = []
     for node in entry["nodes"]:  # type: ignore[attr-defined]
         address = (str(node.get("ip") or node.get("endpoint")), int(node["port"]))
         health.append((address, str(node.get("health", "?"))))
         if node.get("role") == "master":
-            primary = address
+            primaries.append(address)
         else:
             replicas.append(address)
+    # A primary that died after a failover and never came back is still listed
+    # as a failed master beside the one that replaced it: the online one leads.
+    online = [a for a in primaries if dict(health).get(a) == "online"]
+    primary = (online or primaries or [None])[-1]
     return Shard(index=index, id=str(entry["id"]), primary=primary, replicas=tuple(replicas),
                  slots=tuple(entry["slots"]), health=tuple(health))  # type: ignore[arg-type]
 
