@@ -86,7 +86,8 @@ def _shard(index: int, entry: dict[str, object]) -> Shard:
     # A primary that died after a failover and never came back is still listed
     # as a failed master beside the one that replaced it: the online one leads.
     online = [a for a in primaries if dict(health).get(a) == "online"]
-    primary = (online or primaries or [None])[-1]
+    leads = online or primaries
+    primary = leads[-1] if leads else None
     return Shard(index=index, id=str(entry["id"]), primary=primary, replicas=tuple(replicas),
                  slots=tuple(entry["slots"]), health=tuple(health))  # type: ignore[arg-type]
 
