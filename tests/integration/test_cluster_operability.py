@@ -1,4 +1,4 @@
-"""Sharded pub/sub on the real cluster: what the listener's feeds rely on."""
+"""Operating on the real cluster: the sharded pub/sub the listener relies on, /healthz, `check`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from deploy.redis_cluster.localcluster import LocalCluster
 from server import keys
 from server.storage.pubsub_reader import PubSubReader
 from tests.conftest import StartServer
+from tests.integration.test_check import check
 from tests.scrape import healthz
 
 pytestmark = pytest.mark.slow
@@ -50,3 +51,12 @@ def test_healthz_on_a_cluster_is_ok_with_a_ping_back_on_every_shard(
         status, body = healthz(server.http_url)
     assert status == 200, body
     assert len(str(body["primary"]).split(",")) == len(redis_cluster.shards()) == 3
+
+
+def test_check_asks_every_shard_primary_and_passes_on_a_healthy_cluster(
+        redis_cluster: LocalCluster) -> None:
+    code, lines = check("--cluster-nodes", redis_cluster.cluster_nodes_arg)
+    assert code == 0, lines
+    primaries = [f"{s.primary[0]}:{s.primary[1]}" for s in redis_cluster.shards() if s.primary]
+    assert lines["cluster"] == "OK 3 shard primaries: " + ", ".join(sorted(primaries))
+    assert "fences" not in lines  # Sentinel's, not the cluster's
