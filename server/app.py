@@ -18,6 +18,7 @@ import os
 import secrets
 import signal
 import ssl
+from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -166,14 +167,20 @@ class App:
         return url
 
     async def _expire_legacy_dedupe(self) -> None:
-        """Expire dedupe records of the layout before the window (once, retried)."""
-        while True:
-            try:
-                await self.services.store.dedupe.expire_legacy()
-                return
-            except errors.Unavailable as exc:
-                log.warning("expiring legacy dedupe records failed (%s); retrying", exc.detail)
-                await asyncio.sleep(1.0)
+        """Expire dedupe records of the layout before the window, and on a
+        Cluster complete the directory steps a crash left pending (once, retried)."""
+        store = self.services.store
+        chores: list[Callable[[], Awaitable[int]]] = [store.dedupe.expire_legacy]
+        if self.settings.cluster_nodes:
+            chores.append(store.directory.repair)
+        for chore in chores:
+            while True:
+                try:
+                    await chore()
+                    break
+                except errors.Unavailable as exc:
+                    log.warning("%s failed (%s); retrying", chore.__name__, exc.detail)
+                    await asyncio.sleep(1.0)
 
     def _on_failover(self, old: str | None, new: str) -> None:
         self.services.delivery.force_resync()

@@ -225,8 +225,9 @@ class Checker:
         await self._dedupe(probe, client)
         self.add(*check_config.quotas(self.settings))
         await self._replicas(probe, replicas)
-        for finding in await fence_findings(probe, client):
-            self.add(*finding)
+        if not self.settings.cluster_nodes:  # fences are Sentinel's (storage/fencer.py)
+            for finding in await fence_findings(probe, client):
+                self.add(*finding)
         await self._persistence(probe, client, f"primary {where}")
         for host, port in replicas:
             node = probe.node(host, port)
@@ -243,6 +244,9 @@ class Checker:
         self.add(*check_config.dedupe(window, layout))
 
     async def _replicas(self, probe: RedisProbe, online: list[tuple[str, int]]) -> None:
+        if self.settings.cluster_nodes:  # each shard: a primary and (at least) two replicas
+            self.add(*check_config.replicas(online, known=len(online)))
+            return
         if not self.settings.sentinel:
             self.add(*check_config.replicas(online, known=None))
             return

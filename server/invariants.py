@@ -137,9 +137,11 @@ async def _check_tokens(store: Store, name: str, now: int) -> list[str]:
     return problems
 
 
-async def check_cluster(cluster_nodes: str, password_file: str | None = None) -> list[str]:
+async def check_cluster(cluster_nodes: str, password_file: str | None = None, *,
+                        repair: bool = True) -> list[str]:
     """`check` on a Redis Cluster (every primary scanned), after completing the
-    directory steps a crash may have left pending (data/directory.py)."""
+    directory steps a crash may have left pending (data/directory.py) unless
+    `repair` is False."""
     settings = Settings(cluster_nodes=cluster_nodes, redis_password_file=password_file)
     handles = redis_conn.connect(settings)
     topology = ClusterTopology(handles, settings.cluster_seeds, interval_ms=500)
@@ -151,7 +153,8 @@ async def check_cluster(cluster_nodes: str, password_file: str | None = None) ->
     committer.start()
     try:
         store = Store(handles.primary, committer, max_inbox=1, cluster=True)
-        await store.directory.repair()
+        if repair:
+            await store.directory.repair()
         return await check(store)
     finally:
         await committer.close()

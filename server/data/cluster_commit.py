@@ -25,7 +25,17 @@ import time
 from typing import Any
 
 from redis.crc import key_slot
-from redis.exceptions import ConnectionError, NoScriptError, RedisError, ResponseError
+from redis.exceptions import (
+    AskError,
+    BusyLoadingError,
+    ClusterDownError,
+    ConnectionError,
+    NoScriptError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+    TryAgainError,
+)
 from redis.exceptions import TimeoutError as RedisTimeout
 
 from server import keys
@@ -38,8 +48,10 @@ from server.wire import errors
 
 log = logging.getLogger(__name__)
 
-#: Replies that say the node did not run the call: it may run elsewhere or later.
-REDIRECTS = ("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN", "LOADING", "READONLY", "NOSCRIPT")
+#: Replies that say the node did not run the call: it may run elsewhere or later
+#: (redis-py parses MOVED as MovedError, a kind of AskError; LOADING as BusyLoadingError).
+NOT_RUN = (AskError, TryAgainError, ClusterDownError, BusyLoadingError, ReadOnlyError,
+           NoScriptError)
 FIRST_PAUSE_S = 0.02
 
 
@@ -49,8 +61,7 @@ def slot_of(key: str) -> int:
 
 def not_run(result: Any) -> bool:
     """A reply by which the node refused a call without running it."""
-    return (isinstance(result, ResponseError) and str(result).split(" ", 1)[0] in REDIRECTS) \
-        or isinstance(result, NoScriptError)
+    return isinstance(result, NOT_RUN)
 
 
 class ClusterWrites:
@@ -127,7 +138,7 @@ class ClusterWrites:
         retry: list[Write] = []
         for item, result in zip(part, results, strict=True):
             if not_run(result):
-                if isinstance(result, NoScriptError) or "NOSCRIPT" in str(result):
+                if isinstance(result, NoScriptError):
                     await writer.script_load(item.script.script)
                 retry.append(item)
             elif failure is not None:

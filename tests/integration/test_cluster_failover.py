@@ -1,4 +1,4 @@
-"""Faults on a Redis Cluster under load: nothing acked is lost, pushes go on.
+"""Faults and slot moves on a Redis Cluster under load: nothing acked is lost, pushes go on.
 
 Two server instances share a local cluster of this test's own (3 shards, a
 primary and two replicas each, cluster-node-timeout 2 s). Senders talk to
@@ -15,8 +15,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
+import redis
 from redis.crc import key_slot
 
 from deploy.redis_cluster.clusterprobes import Shard
@@ -104,4 +106,43 @@ async def test_sigkill_of_a_shard_primary_loses_no_acked_message_and_pushes_resu
     report = await r.load.finish(within=30)
     assert report.ok, report.describe()
     assert report.acked >= 80
+    await check_invariants(r.cluster)
+
+
+def move_slot(slot: int, source: tuple[str, int], target: tuple[str, int]) -> None:
+    """Move `slot` and its keys from one primary to another, as an operator does
+    (CLUSTER SETSLOT IMPORTING/MIGRATING, MIGRATE in batches, SETSLOT NODE on both)."""
+    src = redis.Redis(*source, decode_responses=True)
+    dst = redis.Redis(*target, decode_responses=True)
+    run: Callable[..., Any] = lambda node, *args: node.execute_command(*args)  # noqa: E731
+    try:
+        src_id, dst_id = run(src, "CLUSTER MYID"), run(dst, "CLUSTER MYID")
+        run(dst, "CLUSTER SETSLOT", slot, "IMPORTING", src_id)
+        run(src, "CLUSTER SETSLOT", slot, "MIGRATING", dst_id)
+        while batch := run(src, "CLUSTER GETKEYSINSLOT", slot, 100):
+            run(src, "MIGRATE", target[0], target[1], "", 0, 5000, "KEYS", *batch)
+        run(dst, "CLUSTER SETSLOT", slot, "NODE", dst_id)
+        run(src, "CLUSTER SETSLOT", slot, "NODE", dst_id)
+    finally:
+        src.close()
+        dst.close()
+
+
+async def test_moving_an_active_users_slot_loses_nothing_and_pushes_continue(
+    rig: Callable[[], Awaitable[Rig]],
+) -> None:
+    r = await rig()
+    await r.load.wait_progress(20, within=30, what="before the move")
+    moved = r.load.receivers[0].name
+    target = r.cluster.shard(1).primary
+    assert r.shard.primary is not None and target is not None
+    await asyncio.to_thread(move_slot, key_slot(moved.encode()), r.shard.primary, target)
+    assert r.cluster.shard_of(f"{{{moved}}}").index == 1
+    before = len(r.load.receivers[0].received)
+    await r.load.wait_progress(20, within=FAILOVER_WITHIN, what="after the move")
+    await asyncio.sleep(2)
+    # Live on the new shard: the sweep is an hour away, so pub/sub resubscribed there.
+    assert len(r.load.receivers[0].received) >= before + 20
+    report = await r.load.finish(within=30)
+    assert report.ok, report.describe()
     await check_invariants(r.cluster)

@@ -1,0 +1,62 @@
+"""Operating on the real cluster: the sharded pub/sub the listener relies on, /healthz, `check`."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from redis.asyncio import Redis, RedisCluster
+
+from deploy.redis_cluster.localcluster import LocalCluster
+from server import keys
+from server.storage.pubsub_reader import PubSubReader
+from tests.conftest import StartServer
+from tests.integration.test_check import check
+from tests.scrape import healthz
+
+pytestmark = pytest.mark.slow
+
+
+async def test_a_shard_primarys_reader_gets_what_is_spublished_on_its_channels(
+        redis_cluster: LocalCluster) -> None:
+    channel = keys.channel("pia")
+    primary = redis_cluster.shard_of(channel).primary
+    assert primary is not None
+    node = Redis(host=primary[0], port=primary[1], decode_responses=True)
+    cluster = RedisCluster(host=primary[0], port=primary[1], decode_responses=True)
+    reader = PubSubReader(node)
+    try:
+        await reader.pubsub.ssubscribe(channel)
+        assert await reader.read(timeout=1.0) == []  # the confirmation
+        for i in range(3):
+            await cluster.spublish(channel, str(i))
+        got: list[tuple[str, str]] = []
+        deadline = time.monotonic() + 5
+        while len(got) < 3 and time.monotonic() < deadline:
+            got += await reader.read(timeout=1.0)
+        assert got == [(channel, "0"), (channel, "1"), (channel, "2")]
+    finally:
+        await reader.pubsub.aclose()  # type: ignore[no-untyped-call]
+        await node.aclose()
+        await cluster.aclose()
+
+
+def test_healthz_on_a_cluster_is_ok_with_a_ping_back_on_every_shard(
+        redis_cluster: LocalCluster, start_server: StartServer) -> None:
+    server = start_server("--cluster-nodes", redis_cluster.cluster_nodes_arg)
+    deadline = time.monotonic() + 15
+    status, body = healthz(server.http_url)
+    while status != 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        status, body = healthz(server.http_url)
+    assert status == 200, body
+    assert len(str(body["primary"]).split(",")) == len(redis_cluster.shards()) == 3
+
+
+def test_check_asks_every_shard_primary_and_passes_on_a_healthy_cluster(
+        redis_cluster: LocalCluster) -> None:
+    code, lines = check("--cluster-nodes", redis_cluster.cluster_nodes_arg)
+    assert code == 0, lines
+    primaries = [f"{s.primary[0]}:{s.primary[1]}" for s in redis_cluster.shards() if s.primary]
+    assert lines["cluster"] == "OK 3 shard primaries: " + ", ".join(sorted(primaries))
+    assert "fences" not in lines  # Sentinel's, not the cluster's
