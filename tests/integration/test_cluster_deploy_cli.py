@@ -144,6 +144,7 @@ def dev_running(root: Path, *extra: str) -> Iterator[tuple[subprocess.Popen[str]
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        if (root / "cluster.json").exists():
             LocalCluster.load(root).stop_all()
 
 
@@ -165,7 +166,8 @@ def test_dev_runs_the_cluster_until_sigterm_then_stops_everything(tmp_path: Path
 def test_dev_starts_two_chat_servers_on_the_cluster(tmp_path: Path) -> None:
     first = free_port()
     with dev_running(tmp_path / "run", "--port", str(first)) as (proc, lines):
-        text = "".join(lines)
+        assert proc.stdout is not None
+        text = "".join(lines) + (proc.stdout.read() if proc.poll() is not None else "")
         assert "chat is up" in text, text
         assert "--cluster-nodes 127.0.0.1:" in text
         assert f"ws://127.0.0.1:{first}/ws" in text
