@@ -86,8 +86,8 @@ def test_unknown_folder_fails_with_one_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_multi_host_commands_create_replace_a_dead_node_and_status(tmp_path: Path) -> None:
-    """create/forget/add-replica/status --nodes against running, unformed
+def test_multi_host_commands_create_replace_a_dead_node_and_fail_over(tmp_path: Path) -> None:
+    """create/forget/add-replica/failover/status --nodes against running, unformed
     nodes: the multi-host path, with local processes standing in for hosts."""
     nodes: list[ClusterNode] = []
     for i in range(5):
@@ -112,6 +112,10 @@ def test_multi_host_commands_create_replace_a_dead_node_and_status(tmp_path: Pat
         shard0 = json.loads(after.stdout)["shards"][0]
         assert [n["address"] for n in shard0["nodes"]] == [
             f"127.0.0.1:{nodes[0].port}", f"127.0.0.1:{nodes[4].port}"]
+        promoted = run("failover", "--nodes", seeds, "--to", f"127.0.0.1:{nodes[4].port}")
+        assert promoted.returncode == 0, promoted.stderr
+        shard0 = json.loads(run("status", "--nodes", seeds, "--json").stdout)["shards"][0]
+        assert shard0["primary"] == f"127.0.0.1:{nodes[4].port}"
     finally:
         for node in nodes:
             node.stop()

@@ -84,6 +84,8 @@ def test_render_writes_node_configs_units_and_the_create_command(tmp_path: Path)
     create = (tmp_path / "create.sh").read_text()
     assert f"create --nodes {config.cluster_nodes_arg} --replicas 2" in create
     assert "--password-file /etc/chat/redis-password" in create
+    shards = (tmp_path / "shards.txt").read_text().splitlines()
+    assert shards[0] == "shard 0: 10.0.0.1:7000,10.0.0.2:7000,10.0.0.3:7000"
 
 
 def test_dns_names_are_announced_as_hostnames(tmp_path: Path) -> None:
