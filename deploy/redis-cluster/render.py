@@ -6,7 +6,8 @@ replicas + 1) and the primaries start on different hosts. OUT/<host>/ gets
 redis-<port>.conf per node there, the units chat-redis-cluster@.service
 (one instance per port) and chat-server@.service (the Sentinel set's
 template with --cluster-nodes); OUT/create.sh is the one command that forms
-the cluster once every node runs.
+the cluster once every node runs; OUT/shards.txt lists each shard's nodes,
+primary first (the --new-nodes of an add-shard after rendering one shard more).
 """
 
 from __future__ import annotations
@@ -107,6 +108,11 @@ def render(config: ClusterRenderConfig, out: Path) -> list[Path]:
             if name.endswith(".conf"):
                 path.chmod(0o600)  # may hold the password
             written.append(path)
+    shards = out / "shards.txt"
+    shards.write_text("".join(
+        f"shard {i}: " + ",".join(f"{h}:{p}" for h, p in nodes) + "\n"
+        for i, nodes in enumerate(config.placement())))
+    written.append(shards)
     script = out / "create.sh"
     script.write_text("#!/bin/sh\n# Once every node runs (systemctl start chat-redis-cluster@PORT"
                       " on each host), on one host:\nset -e\n" + create_command(config) + "\n")
