@@ -68,6 +68,9 @@ class ClusterRig:
                          FAILOVER_WITHIN, f"{what}: every receiver gets {more} more pushes")
 
     async def check_invariants(self) -> None:
+        """Run after load.finish(): the probe stops first, or its next send
+        lands between the checker's read of its inbox and of its ledger."""
+        await self.probe.close()
         problems = await invariants.check_cluster(self.cluster.cluster_nodes_arg)
         assert problems == [], "\n".join(problems)
 
