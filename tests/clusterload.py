@@ -23,9 +23,18 @@ from redis.crc import key_slot
 from deploy.redis_cluster.clusterprobes import Shard
 from deploy.redis_cluster.localcluster import LocalCluster
 from server import invariants
-from tests.chaosload import Load, Outage, Probe, Receiver, Sender, eventually, logged_in
+from tests.chaosload import (
+    Load,
+    Probe,
+    Receiver,
+    Report,
+    Sender,
+    eventually,
+    logged_in,
+)
 from tests.conftest import StartServer
 from tests.integration.conftest import MakeClient
+from tests.integration.test_chaos import report
 from tests.procs import ServerProc
 
 #: Generous bound for one cluster failover (cluster-node-timeout 2 s) on a shared machine.
@@ -40,11 +49,6 @@ def names_in(slots: Container[int], prefix: str, count: int) -> list[str]:
 
 def slots_of(shard: Shard) -> set[int]:
     return {slot for start, end in shard.slots for slot in range(start, end + 1)}
-
-
-def report(what: str, outage: Outage | None) -> None:
-    # A plain print: `pytest -s` (or -rP for the captured output) shows it.
-    print(f"\nMEASURED {what}: {outage if outage else 'no ok send seen yet'}", flush=True)
 
 
 @dataclass
@@ -66,6 +70,18 @@ class ClusterRig:
         targets = [(r, len(r.received) + more) for r in self.load.receivers]
         await eventually(lambda: all(len(r.received) >= n for r, n in targets),
                          FAILOVER_WITHIN, f"{what}: every receiver gets {more} more pushes")
+
+    async def recovered_and_kept_every_ack(self, after: str) -> Report:
+        """Sends and live pushes go on `after` the fault; then stop the load
+        and check the promise (every acked message once, in order per sender)
+        and the invariants on the cluster. The verified report."""
+        await self.load.wait_progress(20, FAILOVER_WITHIN, f"sends {after}")
+        await self.pushes_flow(after)
+        result = await self.load.finish()
+        print(f"\n{after}: {result.describe()}", flush=True)
+        assert result.ok, result.describe()
+        await self.check_invariants()
+        return result
 
     async def check_invariants(self) -> None:
         """Run after load.finish(): the probe stops first, or its next send
