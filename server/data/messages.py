@@ -73,6 +73,8 @@ def send_result(result: list[Any], *, to: str, now_ms: int, bounds: SendBounds) 
                               "wait until they are read")
     if status == "bytes_full":
         raise errors.TooLarge(f"{to}'s inbox is full ({bounds.max_bytes} bytes undelivered)")
+    if status == "layout":
+        raise errors.Unavailable("the Redis primary cannot write this dedupe layout; retry")
     if status == "error":
         log.error("send script failed for to=%s: %s", to, result[1])
         raise errors.Internal("storage script failed")

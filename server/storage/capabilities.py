@@ -21,8 +21,12 @@ LAYOUTS = ("hsetex", "hpexpire", "generations")
 async def supported_layout(redis: Redis) -> str:
     """The best dedupe layout `redis` supports (one of LAYOUTS)."""
     try:
+        # "COMMAND INFO" as one name: redis-py splits it on the wire but finds
+        # no reply parser for it, so the raw reply comes back. Its parser for
+        # COMMAND fails on the nil a server without these commands answers
+        # (TypeError, not a RedisError): Redis 7.0-7.2 could not start.
         info = await redis.execute_command(  # type: ignore[no-untyped-call]
-            "COMMAND", "INFO", "HSETEX", "HPEXPIRE")
+            "COMMAND INFO", "HSETEX", "HPEXPIRE")
     except RedisError as exc:  # COMMAND renamed or disabled: the layout every version has
         log.warning("COMMAND INFO failed (%s): dedupe records use key generations", exc)
         return "generations"
@@ -41,5 +45,5 @@ def _command_names(info: object) -> set[str]:
         for spec in info:
             if isinstance(spec, list) and spec:
                 name = spec[0]
-                names.add(name.decode() if isinstance(name, bytes) else str(name).lower())
+                names.add((name.decode() if isinstance(name, bytes) else str(name)).lower())
     return names

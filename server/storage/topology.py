@@ -70,6 +70,9 @@ class Snapshot:
     down_replicas: set[str] = field(default_factory=set)
     #: The replicas a durable write waits for ("ip:port").
     required: set[str] = field(default_factory=set)
+    #: The primary, then every replica online at it or required: the nodes
+    #: whose Redis version bounds what a write may use (data/dedupe.py).
+    members: tuple[str, ...] = ()
 
     @property
     def sentinel_majority(self) -> bool:
@@ -151,6 +154,7 @@ class Topology:
         snap.replicas_online = len(online)
         snap.required = online
         snap.required_replicas = len(online)
+        snap.members = (snap.primary, *sorted(online))
         snap.reason = "" if online else "no replica in sync"
         return snap
 
@@ -196,6 +200,7 @@ class Topology:
         snap.replicas_online = len(online)
         down = frozenset.intersection(*(view.down for view in views))
         snap.required_replicas = acks_needed(snap.required, online - {primary}, set(down))
+        snap.members = (primary, *sorted((online | snap.required) - {primary}))
         snap.reason = "" if snap.required else "no replica in sync"
         return snap
 
@@ -224,6 +229,7 @@ class Topology:
         old = self.now
         if snap.primary is None:
             snap.primary = old.primary  # unknown now: keep the last one we saw
+            snap.members = old.members
         if snap.primary and old.primary and snap.primary != old.primary:
             log.warning("failover: primary %s -> %s", old.primary, snap.primary,
                         extra={"old_primary": old.primary, "new_primary": snap.primary})
