@@ -12,6 +12,8 @@ import logging
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from server.storage.redis_conn import again_if_closed
+
 log = logging.getLogger(__name__)
 
 #: Dedupe-record layouts, best first.
@@ -25,8 +27,8 @@ async def supported_layout(redis: Redis) -> str:
         # no reply parser for it, so the raw reply comes back. Its parser for
         # COMMAND fails on the nil a server without these commands answers
         # (TypeError, not a RedisError): Redis 7.0-7.2 could not start.
-        info = await redis.execute_command(  # type: ignore[no-untyped-call]
-            "COMMAND INFO", "HSETEX", "HPEXPIRE")
+        info = await again_if_closed(lambda: redis.execute_command(  # type: ignore[no-untyped-call]
+            "COMMAND INFO", "HSETEX", "HPEXPIRE"))
     except RedisError as exc:  # COMMAND renamed or disabled: the layout every version has
         log.warning("COMMAND INFO failed (%s): dedupe records use key generations", exc)
         return "generations"

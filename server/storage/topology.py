@@ -38,13 +38,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from redis.exceptions import ConnectionError, RedisError
+from redis.exceptions import RedisError
 
 from server import metrics
 from server.storage.fencer import Fencer
 from server.storage.fencing import acks_needed
 from server.storage.ledger import WaitLedger
-from server.storage.redis_conn import PrimaryPool, RedisHandles
+from server.storage.redis_conn import PrimaryPool, RedisHandles, again_if_closed
 from server.storage.sentinel_majority import is_majority, majority
 from server.storage.sentinel_view import SentinelView, addr_of, majority_listed, required_replicas
 from server.wire import errors
@@ -55,9 +55,6 @@ log = logging.getLogger(__name__)
 POLL_TIMEOUT_S = 3.0
 #: Slack for a write's round trip around its WAIT (see the fencer's lift delay).
 WRITE_SLACK_S = 1.0
-#: A reply that fails faster than this failed on a closed connection (or a
-#: refused one), not on a node that does not answer.
-QUICK_FAILURE_S = 0.1
 
 
 @dataclass
@@ -210,7 +207,8 @@ class Topology:
     async def _info(self, client: Any, snap: Snapshot) -> dict[str, Any] | None:
         """INFO replication of a node that acts as primary, else None (reason set)."""
         try:
-            info: dict[str, Any] = await replication_info(client)
+            # Asked again on a connection Sentinel closed when it promoted the node.
+            info: dict[str, Any] = await again_if_closed(lambda: client.info("replication"))
         except (RedisError, OSError) as exc:
             snap.reason = f"{type(exc).__name__}: {exc}"
             return None
@@ -264,25 +262,6 @@ class Topology:
         epoch = self.ledger.advance()
         if self._fencer is not None:
             self._fencer.published(snap.required, epoch)
-
-
-async def replication_info(client: Any) -> dict[str, Any]:
-    """INFO replication, asked again at once on a connection the node closed.
-
-    Sentinel kills every client connection of the replica it promotes (CLIENT
-    KILL TYPE normal), so the first INFO of a new primary on the connection
-    kept from earlier polls (the fencer's) failed at once and cost a whole
-    poll interval of the failover. A slower failure is a node that does not
-    answer: not asked again, so a cut-off node still costs one timeout.
-    """
-    started = time.monotonic()
-    try:
-        info: dict[str, Any] = await client.info("replication")
-    except ConnectionError:
-        if time.monotonic() - started > QUICK_FAILURE_S:
-            raise
-        info = await client.info("replication")  # on a new connection
-    return info
 
 
 def _online_replicas(info: dict[str, Any]) -> set[str]:

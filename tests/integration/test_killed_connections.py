@@ -1,7 +1,8 @@
-"""The topology poll's INFO of the primary survives what Sentinel does to a
-node it promotes: it kills every client connection (CLIENT KILL TYPE normal).
-Before, the first poll after a promotion failed on the kept connection and the
-failover gap grew by a poll interval (docs/benchmarks.md)."""
+"""The per-node clients survive what Sentinel does to a node it promotes or
+repoints: it kills every client connection (CLIENT KILL TYPE normal). Before,
+the topology's first poll after a promotion failed on the kept connection and
+the failover gap grew by a poll interval (docs/benchmarks.md); the dedupe
+layout asked then would have fallen back to generations."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError
 
-from server.storage.topology import replication_info
+from server.storage.capabilities import supported_layout
+from server.storage.redis_conn import again_if_closed
 
 
 def node_client(url: str) -> Redis:
@@ -28,14 +30,14 @@ def kill_clients_like_sentinel(url: str) -> None:
 async def test_the_primarys_info_is_read_on_a_new_connection_after_its_clients_were_killed(
         redis_url: str) -> None:
     client = node_client(redis_url)
-    assert (await replication_info(client))["role"] == "master"
+    assert (await again_if_closed(lambda: client.info("replication")))["role"] == "master"
     kill_clients_like_sentinel(redis_url)
-    assert (await replication_info(client))["role"] == "master"
+    assert (await again_if_closed(lambda: client.info("replication")))["role"] == "master"
     await client.aclose()
 
 
 async def test_a_plain_info_on_the_killed_connection_fails(redis_url: str) -> None:
-    # What replication_info guards against (if redis-py ever reconnects by
+    # What again_if_closed guards against (if redis-py ever reconnects by
     # itself here, the guard is no longer needed).
     client = node_client(redis_url)
     await client.info("replication")
@@ -46,4 +48,13 @@ async def test_a_plain_info_on_the_killed_connection_fails(redis_url: str) -> No
         pass
     else:
         raise AssertionError("INFO on a killed connection succeeded")
+    await client.aclose()
+
+
+async def test_the_dedupe_layout_is_asked_on_a_new_connection_after_the_clients_were_killed(
+        redis_url: str) -> None:
+    client = node_client(redis_url)
+    assert await supported_layout(client) == "hsetex"
+    kill_clients_like_sentinel(redis_url)
+    assert await supported_layout(client) == "hsetex"  # not the fallback, generations
     await client.aclose()
