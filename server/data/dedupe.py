@@ -21,7 +21,8 @@ each replica the topology knows): a replica that cannot apply the
 primary's HSETEX drops the whole script's effects, its XADD included, yet
 acknowledges the offset to WAIT. It is asked again when the set's members
 change (a failover, a replica added) and when send.lua refuses a layout
-the node lacks (it does so before its first write). After a change, the
+the node lacks (it does so before its first write); a member that does not
+answer is asked again a second later, the layout kept meanwhile. After a change, the
 hashes of the layout before are still read for as long as its records live
 (OLDER_LAYOUT_MS), so a resend within the window is recognised across it;
 a fresh instance finds generation hashes at start (`adopt_older_records`).
@@ -39,6 +40,7 @@ import time
 from collections.abc import Callable, Collection
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from server import keys
 from server.storage.capabilities import LAYOUTS, supported_layout
@@ -51,6 +53,8 @@ log = logging.getLogger(__name__)
 LEGACY_BATCH = 500
 #: How far apart the instances' clocks may be (NTP keeps them within ms).
 MAX_CLOCK_SKEW_MS = 5_000
+#: How soon the set is asked again when a member did not answer (s).
+ASK_AGAIN_S = 1.0
 #: The set's members ("ip:port", the primary first) and a client of one.
 Members = Callable[[], tuple[str, ...]]
 NodeClient = Callable[[str], Redis]
@@ -77,6 +81,8 @@ class Dedupe:
         self._node = node
         #: The members the layout was chosen for; None: ask again.
         self._asked: tuple[str, ...] | None = None if layout is None else self._now_members()
+        #: While a member could not be asked, not before this (monotonic s).
+        self._ask_again_at = 0.0
         self._asking = asyncio.Lock()
         #: Records of another layout still read ("field" | "generations" -> until, ms).
         self.older_until_ms: dict[str, int] = {}
@@ -95,28 +101,49 @@ class Dedupe:
         """send.lua found `command` missing on the node (nothing written): ask again."""
         log.warning("dedupe layout %s refused by the primary (no %s): asking the set again",
                     self._layout, command)
-        self._asked = None
+        self._asked, self._ask_again_at = None, 0.0
 
     @unavailable_on_redis_error
     async def detect_layout(self) -> str:
         """The layout every member supports, asked again when the members changed."""
-        members = self._now_members()
-        if self._layout is not None and self._asked == members:
+        if self._layout is not None and (self._asked == self._now_members()
+                                         or time.monotonic() < self._ask_again_at):
             return self._layout
         async with self._asking:
             members = self._now_members()
             if self._layout is None or self._asked != members:
-                self._switch(await self._weakest(members), members)
+                found, complete = await self._weakest(members)
+                self._switch(found, members if complete else None)
         assert self._layout is not None
         return self._layout
 
-    async def _weakest(self, members: tuple[str, ...]) -> str:
+    async def _weakest(self, members: tuple[str, ...]) -> tuple[str, bool]:
+        """The weakest layout of the members that answer, and whether all did.
+
+        A member that does not answer (the primary that just died, still
+        listed until the Sentinels agree) is asked again a second later; the
+        layout is kept meanwhile, so a failover does not flip it.
+        """
         nodes = [self._node(m) for m in members] if self._node is not None and members \
             else [self._redis]
-        found = await asyncio.gather(*(supported_layout(client) for client in nodes))
-        return max(found, key=LAYOUTS.index)
+        answers = await asyncio.gather(*(supported_layout(client) for client in nodes),
+                                       return_exceptions=True)
+        found = [a for a in answers if isinstance(a, str)]
+        missing = [a for a in answers if not isinstance(a, str)]
+        for error in missing:
+            if not isinstance(error, (RedisError, OSError)):
+                raise error
+        if missing:
+            self._ask_again_at = time.monotonic() + ASK_AGAIN_S
+            if not found and self._layout is None:
+                raise missing[0]
+            log.info("dedupe layout: %d of %d nodes did not answer (%s); asking again in %g s",
+                     len(missing), len(nodes), missing[0], ASK_AGAIN_S)
+        if self._layout is not None and missing:
+            found.append(self._layout)  # what the silent ones were asked before
+        return max(found, key=LAYOUTS.index), not missing
 
-    def _switch(self, layout: str, members: tuple[str, ...]) -> None:
+    def _switch(self, layout: str, members: tuple[str, ...] | None) -> None:
         old, self._layout, self._asked = self._layout, layout, members
         if old == layout:
             return
@@ -125,7 +152,7 @@ class Dedupe:
             until = int(time.time() * 1000) + 2 * self.window_ms + MAX_CLOCK_SKEW_MS
             self.older_until_ms[_records(old)] = until
         log.info("dedupe records: layout %s (was %s), window %d s, nodes %s", layout, old,
-                 self.window_ms // 1000, ", ".join(members) or "the primary")
+                 self.window_ms // 1000, ", ".join(members or ()) or "the primary")
 
     async def for_send(self, name: str, now_ms: int) -> tuple[list[str], list[str | int]]:
         """send.lua's dedupe KEYS (the record's hash, then those looked in) and

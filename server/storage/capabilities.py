@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import ResponseError
 
 from server.storage.redis_conn import again_if_closed
 
@@ -21,7 +21,10 @@ LAYOUTS = ("hsetex", "hpexpire", "generations")
 
 
 async def supported_layout(redis: Redis) -> str:
-    """The best dedupe layout `redis` supports (one of LAYOUTS)."""
+    """The best dedupe layout `redis` supports (one of LAYOUTS).
+
+    A node that cannot be reached raises (ConnectionError, TimeoutError):
+    not knowing is not "supports nothing"."""
     try:
         # "COMMAND INFO" as one name: redis-py splits it on the wire but finds
         # no reply parser for it, so the raw reply comes back. Its parser for
@@ -29,7 +32,7 @@ async def supported_layout(redis: Redis) -> str:
         # (TypeError, not a RedisError): Redis 7.0-7.2 could not start.
         info = await again_if_closed(lambda: redis.execute_command(  # type: ignore[no-untyped-call]
             "COMMAND INFO", "HSETEX", "HPEXPIRE"))
-    except RedisError as exc:  # COMMAND renamed or disabled: the layout every version has
+    except ResponseError as exc:  # COMMAND renamed or disabled: the layout every version has
         log.warning("COMMAND INFO failed (%s): dedupe records use key generations", exc)
         return "generations"
     known = _command_names(info)

@@ -203,3 +203,25 @@ async def test_an_instance_that_sees_its_set_upgraded_still_reads_the_generation
         assert await store.unread("bob") == 1
     for client in clients.values():
         await client.aclose()
+
+
+async def test_a_member_that_does_not_answer_leaves_the_layout_as_it_was_until_asked_again(
+        redis_url: str, old_node: RedisNode) -> None:
+    # At a failover the dead primary stays listed until the Sentinels agree.
+    member = ["old"]
+    urls = {"old": old_node.url, "new": redis_url, "dead": f"redis://127.0.0.1:{free_port()}/0"}
+    clients = {name: Redis.from_url(url, decode_responses=True) for name, url in urls.items()}
+    async with store_on(redis_url, set_members=lambda: tuple(member),
+                        node=clients.__getitem__) as store:
+        now = int(time.time() * 1000)
+        await send(store, "m1", now)
+        member[:] = ["new", "dead"]
+        await send(store, "m2", now + 1)
+        assert store.dedupe.layout == "generations"  # not the fallback, not a guess
+        assert "generations" not in store.dedupe.older_until_ms
+        member[:] = ["new"]
+        await asyncio.sleep(1.1)  # ASK_AGAIN_S
+        await send(store, "m3", now + 2)
+        assert store.dedupe.layout == "hsetex"
+    for client in clients.values():
+        await client.aclose()
