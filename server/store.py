@@ -33,12 +33,13 @@ from server.data.messages import (
     entry_to_message,
     next_seq,
     publish_args,
+    script_failure,
     send_call,
     send_result,
 )
 from server.data.sessions import Sessions
 from server.storage.redis_conn import unavailable_on_redis_error
-from server.wire import errors, reply_size
+from server.wire import reply_size
 
 if TYPE_CHECKING:
     from server.data.commit import GroupCommitter, OrderedGroup
@@ -211,7 +212,7 @@ class Store:
                                        merge=True)
         if not isinstance(removed, int):
             log.error("ack script failed for user=%s: %s", name, removed)
-            raise errors.Internal("storage script failed")
+            raise script_failure(removed[1] if isinstance(removed, list) else removed)
         return removed
 
     @unavailable_on_redis_error
