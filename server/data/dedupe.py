@@ -184,8 +184,8 @@ class Dedupe:
         # Read older records while the scan runs: it may find some late.
         self.legacy_until_ms = max(self.legacy_until_ms, start + self.window_ms)
         generations_until = start + 2 * self.window_ms + MAX_CLOCK_SKEW_MS
-        self.older_until_ms["generations"] = max(self.older_until_ms.get("generations", 0),
-                                                 generations_until)
+        before = self.older_until_ms.get("generations")
+        reading = self.older_until_ms["generations"] = max(before or 0, generations_until)
         legacy = found_generations = 0
         pipe = self._redis.pipeline(transaction=False)
         async for key in self._redis.scan_iter(match=keys.OLDER_DEDUPE_MATCH, count=1000):
@@ -202,8 +202,12 @@ class Dedupe:
         if len(pipe):
             await pipe.execute()
         self.legacy_until_ms = start + self.window_ms if legacy else 0
-        if not found_generations or self._layout == "generations":
-            self.older_until_ms.pop("generations", None)
+        if not found_generations and self.older_until_ms.get("generations") == reading:
+            # None found: back to what it was (a layout change meanwhile set its own).
+            if before is None:
+                del self.older_until_ms["generations"]
+            else:
+                self.older_until_ms["generations"] = before
         if legacy:
             log.info("found %d legacy dedupe keys: read until they expire in %d s",
                      legacy, self.window_ms // 1000)

@@ -136,3 +136,15 @@ async def test_a_legacy_record_is_read_while_the_legacy_window_is_open(
     retry = await store.send(sender="alice", to="bob", body="x", msg_id="m0", now_ms=1)
     assert (retry.ts, retry.seq) == (5, "0-0")  # ts from the record; nothing stored since
     assert await store.unread("bob") == 0
+
+
+async def test_generation_hashes_found_at_start_are_read_and_none_found_costs_nothing(
+        store: Store, redis: Redis) -> None:
+    await register(store, "bob")
+    assert await store.dedupe.adopt_older_records(now_ms=0) == 0
+    assert store.dedupe.older_until_ms == {}  # nothing more looked in per send
+    await redis.hset(keys.dedupe_generation("bob", 0), "alice:m0", "5")
+    assert await store.dedupe.adopt_older_records(now_ms=0) == 1
+    retry = await store.send(sender="alice", to="bob", body="x", msg_id="m0", now_ms=1)
+    assert retry.ts == 5
+    assert await store.unread("bob") == 0

@@ -51,6 +51,8 @@
 -- k messages cost k + 4 commands. Otherwise each send on its own: HSETEX FNX (HSETNX + an
 -- expiry on Redis 7.0-7.4) and XADD; a retry HSETEX + HGET; a send to a
 -- full inbox one HGET (a retry of a stored message still answers 'dup').
+-- Key generations add an HGET per neighbouring generation (1-2), and the
+-- hpexpire layout one HPTTL per call (the check below).
 
 local HSET_CHUNK = 500
 
