@@ -55,6 +55,9 @@ log = logging.getLogger(__name__)
 POLL_TIMEOUT_S = 3.0
 #: Slack for a write's round trip around its WAIT (see the fencer's lift delay).
 WRITE_SLACK_S = 1.0
+#: Poll interval while no primary is confirmed (s): a few Sentinel queries
+#: more per second, only during an outage.
+OUTAGE_INTERVAL_S = 0.1
 
 
 @dataclass
@@ -129,7 +132,10 @@ class Topology:
 
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self._interval)
+            # Without a primary (a failover under way) every poll that finds
+            # the new one sooner ends the outage sooner.
+            await asyncio.sleep(self._interval if self.now.primary_ok
+                                else min(self._interval, OUTAGE_INTERVAL_S))
             await self.refresh()
 
     async def refresh(self) -> None:
