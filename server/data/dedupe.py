@@ -103,19 +103,25 @@ class Dedupe:
                     self._layout, command)
         self._asked, self._ask_again_at = None, 0.0
 
-    @unavailable_on_redis_error
-    async def detect_layout(self) -> str:
-        """The layout every member supports, asked again when the members changed."""
+    def _still_good(self) -> str | None:
+        """The layout, unless the members changed since it was chosen (or a
+        member did not answer then, a second ago or more)."""
         if self._layout is not None and (self._asked == self._now_members()
                                          or time.monotonic() < self._ask_again_at):
             return self._layout
+        return None
+
+    @unavailable_on_redis_error
+    async def detect_layout(self) -> str:
+        """The layout every member supports, asked again when the members changed."""
+        if (layout := self._still_good()) is not None:
+            return layout
         async with self._asking:
+            if (layout := self._still_good()) is not None:
+                return layout  # another send asked meanwhile
             members = self._now_members()
-            if self._layout is None or self._asked != members:
-                found, complete = await self._weakest(members)
-                self._switch(found, members if complete else None)
-        assert self._layout is not None
-        return self._layout
+            found, complete = await self._weakest(members)
+            return self._switch(found, members if complete else None)
 
     async def _weakest(self, members: tuple[str, ...]) -> tuple[str, bool]:
         """The weakest layout of the members that answer, and whether all did.
@@ -143,16 +149,17 @@ class Dedupe:
             found.append(self._layout)  # what the silent ones were asked before
         return max(found, key=LAYOUTS.index), not missing
 
-    def _switch(self, layout: str, members: tuple[str, ...] | None) -> None:
+    def _switch(self, layout: str, members: tuple[str, ...] | None) -> str:
         old, self._layout, self._asked = self._layout, layout, members
         if old == layout:
-            return
+            return layout
         if old is not None and _records(old) != _records(layout):
             # Its records live at most two windows plus the skew.
             until = int(time.time() * 1000) + 2 * self.window_ms + MAX_CLOCK_SKEW_MS
             self.older_until_ms[_records(old)] = until
         log.info("dedupe records: layout %s (was %s), window %d s, nodes %s", layout, old,
                  self.window_ms // 1000, ", ".join(members or ()) or "the primary")
+        return layout
 
     async def for_send(self, name: str, now_ms: int) -> tuple[list[str], list[str | int]]:
         """send.lua's dedupe KEYS (the record's hash, then those looked in) and
