@@ -1,8 +1,9 @@
-"""What the Redis server can do, asked once: which dedupe-record layout it supports.
+"""What a Redis server can do: which dedupe-record layout it supports.
 
 Hash-field expiry (HSETEX on Valkey 9 and Redis >= 8, HPEXPIRE on Redis
 7.4) lets each dedupe record expire on its own; older servers get whole
-keys per window generation (server/data/dedupe.py writes the records).
+keys per window generation. server/data/dedupe.py asks every node of the
+set and uses what all of them support; `python -m server check` too.
 """
 
 from __future__ import annotations
