@@ -19,6 +19,7 @@ import secrets
 import signal
 import ssl
 
+from redis.asyncio import Redis
 from websockets.asyncio.server import Server, ServerConnection, serve
 
 from server import logs, metrics
@@ -67,7 +68,10 @@ class App:
         store = Store(self.handles.primary, self.committer, max_inbox=settings.max_inbox,
                       max_pending_per_sender=settings.max_pending_per_sender,
                       max_inbox_bytes=settings.max_inbox_bytes,
-                      dedupe_window_ms=settings.dedupe_window_s * 1000, acks=self.ack_batcher)
+                      dedupe_window_ms=settings.dedupe_window_s * 1000, acks=self.ack_batcher,
+                      # With Sentinel every node may become primary: the weakest picks the layout.
+                      set_members=(lambda: self.topology.now.members) if self.handles.sentinels
+                      else None, node=self._node_client if self.handles.sentinels else None)
         # The ping channel must be this process's alone: an instance that heard
         # another's pings (same --instance-id) would hide its own deaf listener.
         delivery = Delivery(
@@ -120,7 +124,7 @@ class App:
         else:
             with contextlib.suppress(errors.Unavailable):
                 await self.services.store.load_scripts()
-        self._legacy = asyncio.create_task(self._expire_legacy_dedupe(), name="legacy-dedupe")
+        self._legacy = asyncio.create_task(self._adopt_older_dedupe(), name="older-dedupe")
         self.committer.start()
         self.ack_batcher.start()
         self.services.delivery.start()
@@ -143,15 +147,19 @@ class App:
         log.info("listening on %s", url)
         return url
 
-    async def _expire_legacy_dedupe(self) -> None:
-        """Expire dedupe records of the layout before the window (once, retried)."""
+    async def _adopt_older_dedupe(self) -> None:
+        """Find dedupe records of older layouts, expire legacy ones (once, retried)."""
         while True:
             try:
-                await self.services.store.dedupe.expire_legacy()
+                await self.services.store.dedupe.adopt_older_records()
                 return
             except errors.Unavailable as exc:
                 log.warning("expiring legacy dedupe records failed (%s); retrying", exc.detail)
                 await asyncio.sleep(1.0)
+
+    def _node_client(self, address: str) -> Redis:
+        host, _, port = address.rpartition(":")
+        return self.handles.node((host, int(port)))
 
     def _on_failover(self, old: str | None, new: str) -> None:
         self.services.delivery.force_resync()

@@ -77,8 +77,10 @@ def seen_expiry(name: str) -> str:
     return f"{PREFIX}:{{{name}}}:seen-exp"
 
 
-#: SCAN pattern of both legacy dedupe kinds.
-LEGACY_DEDUPE_MATCH = f"{PREFIX}:{{*}}:seen*"
+#: SCAN pattern of the dedupe keys of older layouts: both legacy kinds
+#: (`seen`, `seen-exp`) and the generation hashes (`dedupe:G`); it also
+#: matches the field-expiry hashes (`dedupe`), which the scan skips.
+OLDER_DEDUPE_MATCH = f"{PREFIX}:{{*}}:[sd]e[ed]*"
 
 
 def tokens(name: str) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import NoScriptError, ReadOnlyError, RedisError, ResponseError
 
 from server import metrics
 from server.data.script_calls import load_script, script_batch
@@ -159,7 +159,9 @@ class GroupCommitter:
                         _resolve(item.future, failure)
                     return
             for item, result in zip(batch, results, strict=False):
-                if isinstance(result, ResponseError):
+                if isinstance(result, ReadOnlyError):  # demoted under us: a failover
+                    _resolve(item.future, errors.Unavailable("the Redis primary changed; retry"))
+                elif isinstance(result, ResponseError):
                     log.error("script failed: %s", result)
                     _resolve(item.future, errors.Internal("storage script failed"))
                 else:

@@ -73,10 +73,21 @@ def send_result(result: list[Any], *, to: str, now_ms: int, bounds: SendBounds) 
                               "wait until they are read")
     if status == "bytes_full":
         raise errors.TooLarge(f"{to}'s inbox is full ({bounds.max_bytes} bytes undelivered)")
+    if status == "layout":
+        raise errors.Unavailable("the Redis primary cannot write this dedupe layout; retry")
     if status == "error":
         log.error("send script failed for to=%s: %s", to, result[1])
-        raise errors.Internal("storage script failed")
+        raise script_failure(result[1])
     raise errors.Internal(f"unexpected send result {status!r}")
+
+
+def script_failure(message: object) -> errors.ChatError:
+    """What a script call's failure answers. A node demoted under the write
+    (READONLY: a failover moved the primary) is `unavailable`, which the
+    client retries on the new primary; anything else is `internal`."""
+    if str(message).startswith("READONLY"):
+        return errors.Unavailable("the Redis primary changed; retry")
+    return errors.Internal("storage script failed")
 
 
 def ack_call(name: str, keep: str) -> tuple[list[str], list[Any]]:

@@ -44,7 +44,7 @@ from server import metrics
 from server.storage.fencer import Fencer
 from server.storage.fencing import acks_needed
 from server.storage.ledger import WaitLedger
-from server.storage.redis_conn import PrimaryPool, RedisHandles
+from server.storage.redis_conn import PrimaryPool, RedisHandles, again_if_closed
 from server.storage.sentinel_majority import is_majority, majority
 from server.storage.sentinel_view import SentinelView, addr_of, majority_listed, required_replicas
 from server.wire import errors
@@ -55,6 +55,9 @@ log = logging.getLogger(__name__)
 POLL_TIMEOUT_S = 3.0
 #: Slack for a write's round trip around its WAIT (see the fencer's lift delay).
 WRITE_SLACK_S = 1.0
+#: Poll interval while no primary is confirmed (s): a few Sentinel queries
+#: more per second, only during an outage.
+OUTAGE_INTERVAL_S = 0.1
 
 
 @dataclass
@@ -70,6 +73,9 @@ class Snapshot:
     down_replicas: set[str] = field(default_factory=set)
     #: The replicas a durable write waits for ("ip:port").
     required: set[str] = field(default_factory=set)
+    #: The primary, then every replica online at it or required: the nodes
+    #: whose Redis version bounds what a write may use (data/dedupe.py).
+    members: tuple[str, ...] = ()
 
     @property
     def sentinel_majority(self) -> bool:
@@ -126,7 +132,10 @@ class Topology:
 
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self._interval)
+            # Without a primary (a failover under way) every poll that finds
+            # the new one sooner ends the outage sooner.
+            await asyncio.sleep(self._interval if self.now.primary_ok
+                                else min(self._interval, OUTAGE_INTERVAL_S))
             await self.refresh()
 
     async def refresh(self) -> None:
@@ -151,6 +160,7 @@ class Topology:
         snap.replicas_online = len(online)
         snap.required = online
         snap.required_replicas = len(online)
+        snap.members = (snap.primary, *sorted(online))
         snap.reason = "" if online else "no replica in sync"
         return snap
 
@@ -196,13 +206,15 @@ class Topology:
         snap.replicas_online = len(online)
         down = frozenset.intersection(*(view.down for view in views))
         snap.required_replicas = acks_needed(snap.required, online - {primary}, set(down))
+        snap.members = (primary, *sorted((online | snap.required) - {primary}))
         snap.reason = "" if snap.required else "no replica in sync"
         return snap
 
     async def _info(self, client: Any, snap: Snapshot) -> dict[str, Any] | None:
         """INFO replication of a node that acts as primary, else None (reason set)."""
         try:
-            info: dict[str, Any] = await client.info("replication")
+            # Asked again on a connection Sentinel closed when it promoted the node.
+            info: dict[str, Any] = await again_if_closed(lambda: client.info("replication"))
         except (RedisError, OSError) as exc:
             snap.reason = f"{type(exc).__name__}: {exc}"
             return None
@@ -224,6 +236,7 @@ class Topology:
         old = self.now
         if snap.primary is None:
             snap.primary = old.primary  # unknown now: keep the last one we saw
+            snap.members = old.members
         if snap.primary and old.primary and snap.primary != old.primary:
             log.warning("failover: primary %s -> %s", old.primary, snap.primary,
                         extra={"old_primary": old.primary, "new_primary": snap.primary})

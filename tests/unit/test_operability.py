@@ -121,6 +121,15 @@ def test_check_warns_when_one_sender_may_fill_a_whole_inbox() -> None:
     assert check_config.quotas(Settings(redis_url="redis://x"))[0] == "OK"
 
 
+def test_check_warns_when_a_replica_lacks_the_primarys_dedupe_layout() -> None:
+    level, _, text = check_config.dedupe(60, {"primary": "hsetex",
+                                              "replica 10.0.0.2:6379": "generations"})
+    assert level == "WARN"
+    assert "key generations" in text and "replica 10.0.0.2:6379 generations" in text
+    assert check_config.dedupe(60, {"primary": "hsetex", "replica a:1": "hsetex"}) == (
+        "OK", "dedupe window", "60 s; records expire per field (hsetex)")
+
+
 def test_check_fails_when_sentinels_disagree_on_the_primary() -> None:
     checker = Checker(Settings(sentinel="a:1,b:2"))
     assert checker._agreement({"a:1": ("h", 1), "b:2": ("h", 2)}) is None

@@ -10,20 +10,24 @@
 --          (what ack.lua takes off the counters without reading entries)
 --       +4 dedupe hash that takes the record (the field-expiry hash, or
 --          the current generation's hash)
---       +5 dedupe hash also looked in (the previous generation, or = +4)
---       +6 legacy dedupe hash (read only while the legacy flag is 1)
--- ARGV  +1 settings, one string: 'NKEYS LAYOUT EXPIRE LEGACY MAX_N MAX_FROM
---          MAX_BYTES': NKEYS 4 or 6; LAYOUT hsetex | hpexpire (field
+--       +5.. dedupe hashes also looked in first, up to +NKEYS (the
+--          neighbouring generations; after a layout change the other
+--          layout's hashes; the legacy hash): server/data/dedupe.py
+-- ARGV  +1 settings, one string: 'NKEYS LAYOUT EXPIRE LOOK MAX_N MAX_FROM
+--          MAX_BYTES': NKEYS 4 or more; LAYOUT hsetex | hpexpire (field
 --          expiry) | generations; EXPIRE field layouts: the record's
 --          lifetime (ms), generations: how long (ms) the generation's hash
---          still lives; LEGACY 1 to look in +5 too; the inbox bounds: most
+--          still lives; LOOK 1 to look in +5.. (0: NKEYS is 4); the inbox bounds: most
 --          messages, most from one sender, most body bytes. One string
 --          instead of seven values: it is the same for every send of a batch,
 --          and parsed once.
 --       +2 sender  +3 recipient  +4 msg_id  +5 body  +6 ts (ms)
 -- Returns one reply per send, in order, each
 -- {'ok', seq, prev_seq} | {'dup', ts, newest_seq} | {'no_such_user'}
--- | {'inbox_full'} | {'sender_full'} | {'bytes_full'} | {'error', message}:
+-- | {'inbox_full'} | {'sender_full'} | {'bytes_full'} | {'error', message}
+-- | {'layout', command} (every send of the call, nothing written: this node
+-- lacks the command the layout writes with, e.g. after a failover to an
+-- older version; the server asks again which layout to use):
 -- a send that fails (a key of the wrong type) fails alone, with the sends
 -- next to it to the same recipient (they touch the same keys); the others
 -- go on.
@@ -47,6 +51,8 @@
 -- k messages cost k + 4 commands. Otherwise each send on its own: HSETEX FNX (HSETNX + an
 -- expiry on Redis 7.0-7.4) and XADD; a retry HSETEX + HGET; a send to a
 -- full inbox one HGET (a retry of a stored message still answers 'dup').
+-- Key generations add an HGET per neighbouring generation (1-2), and the
+-- hpexpire layout one HPTTL per call (the check below).
 
 local HSET_CHUNK = 500
 
@@ -90,12 +96,12 @@ local function count_inbox(account, inbox, ledger)
 end
 
 local function settings(text)
-  local nkeys, layout, expire, legacy, max_n, max_from, max_bytes =
-    string.match(text, '^([46]) (%a+) (%d+) ([01]) (%d+) (%d+) (%d+)$')
+  local nkeys, layout, expire, look, max_n, max_from, max_bytes =
+    string.match(text, '^(%d+) (%a+) (%d+) ([01]) (%d+) (%d+) (%d+)$')
   if not nkeys then
     error('bad send settings ' .. text)
   end
-  return {nkeys = tonumber(nkeys), layout = layout, expire = expire, legacy = legacy == '1',
+  return {nkeys = tonumber(nkeys), layout = layout, expire = expire, look = look == '1',
           max_n = tonumber(max_n), max_from = tonumber(max_from),
           max_bytes = tonumber(max_bytes)}
 end
@@ -132,14 +138,27 @@ local function add(k)
   return {'ok', seq, prev}
 end
 
+-- A write's answer, raised if it is an error; an unknown command (this node
+-- lacks what the layout writes with) sets `refused`, and every send of the
+-- call then answers {'layout', command}.
+local refused = nil
+local function checked(answer, command)
+  if type(answer) == 'table' and answer.err then
+    if string.find(answer.err, 'nknown command') then refused = command end
+    error(answer)
+  end
+  return answer
+end
+
 -- One send on its own: look up, write the record if absent, store.
 local function one(k)
   local f, full = field(k), bound(k)
   local prior = nil
-  if cfg.nkeys == 6 then
-    local previous = KEYS[ko[k] + 5]
-    if previous ~= dedupe then prior = redis.call('HGET', previous, f) end
-    if not prior and cfg.legacy then prior = redis.call('HGET', KEYS[ko[k] + 6], f) end
+  if cfg.look then
+    for x = ko[k] + 5, ko[k] + cfg.nkeys do
+      prior = redis.call('HGET', KEYS[x], f)
+      if prior then break end
+    end
   end
   if not prior and full then prior = redis.call('HGET', dedupe, f) end
   if not prior then
@@ -148,7 +167,8 @@ local function one(k)
     end
     local ts, fresh = ARGV[ao[k] + 6], nil
     if cfg.layout == 'hsetex' then
-      fresh = redis.call('HSETEX', dedupe, 'FNX', 'PX', cfg.expire, 'FIELDS', 1, f, ts)
+      fresh = checked(redis.pcall('HSETEX', dedupe, 'FNX', 'PX', cfg.expire, 'FIELDS', 1, f, ts),
+                      'HSETEX')
     else
       fresh = redis.call('HSETNX', dedupe, f, ts)
       if fresh == 1 and cfg.layout == 'hpexpire' then
@@ -224,7 +244,7 @@ local function send_run(i, j, replies)
     for k = i, j do
       args[#args + 1], args[#args + 2] = field(k), ARGV[ao[k] + 6]
     end
-    together = redis.call('HSETEX', unpack(args)) == 1
+    together = checked(redis.pcall('HSETEX', unpack(args)), 'HSETEX') == 1
   end
   if together then
     for k = i, j do
@@ -276,8 +296,20 @@ while ai < #ARGV do
   ko[k], ao[k], cf[k] = ki, ai, parsed
   ki, ai = ki + parsed.nkeys, ai + 6
 end
+-- A node without the command a layout writes with (a failover to an older
+-- version) refuses the whole call before its first write: a Lua error after
+-- a write leaves that write in place (a record without its message, which a
+-- retry would take for the stored message). HSETEX is the first write of a
+-- send (only a recount of the counters may come before it), so it is its
+-- own check; HSETNX + HPEXPIRE is checked first with one read per call.
+for k = 1, #ko do
+  if cf[k].layout == 'hpexpire' then
+    pcall(checked, redis.pcall('HPTTL', KEYS[ko[k] + 4], 'FIELDS', 1, ''), 'HPEXPIRE')
+    break
+  end
+end
 local i = 1
-while i <= #ko do
+while i <= #ko and not refused do
   local j = i
   while j < #ko and KEYS[ko[j + 1] + 1] == KEYS[ko[i] + 1] and cf[j + 1] == cf[i] do
     j = j + 1
@@ -290,5 +322,8 @@ while i <= #ko do
     end
   end
   i = j + 1
+end
+if refused then
+  for k = 1, #ko do replies[k] = {'layout', refused} end
 end
 return replies
