@@ -80,3 +80,11 @@ def expect(child: pexpect.spawn, pattern: str) -> None:
         if child.expect([re.escape(CPR_REQUEST), pattern]) == 1:
             return
         child.send("\x1b[1;1R")
+
+
+def repl_login(child: pexpect.spawn, name: str) -> None:
+    """`/login NAME` in the REPL, answering its password prompt."""
+    child.sendline(f"/login {name}")
+    expect(child, "password:")
+    child.sendline(PASSWORD)
+    expect(child, f"logged in as {name}")

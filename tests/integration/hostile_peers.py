@@ -1,7 +1,10 @@
 """What issue 17's exhaustion tests share: hostile peers, timing and memory probes.
 
-Distinct loopback addresses (127.0.0.2, 127.0.0.3, ...) play distinct
-clients; `PeakRss` samples a server's memory while a test attacks it.
+The tests run real server processes, with raw sockets where a library
+would be too polite; distinct loopback addresses (127.0.0.2, 127.0.0.3,
+...) play distinct clients; `PeakRss` samples a server's memory while a
+test attacks it. Timing bounds are the issue's; under a shared machine's
+load the tests print what they measured when they fail.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import re
 
 import pexpect
 
-from tests.integration.cli_runs import PASSWORD, chat, expect, ok, repl
+from tests.integration.cli_runs import chat, expect, ok, repl, repl_login
 from tests.procs import ServerProc
 
 HOSTILE_BODY = (
@@ -56,10 +56,7 @@ def test_a_hostile_body_arriving_live_in_the_repl_is_rendered_safely(
     child, transcript = repl(one.url, width=200)
     try:
         expect(child, "type /help")
-        child.sendline("/login carol")
-        expect(child, "password:")
-        child.sendline(PASSWORD)
-        expect(child, "logged in as carol")
+        repl_login(child, "carol")
         mark = len(transcript.getvalue())
         ok(chat(two.url, "send", "mallory", "carol", HOSTILE_BODY))
         expect(child, re.escape("admin: now"))

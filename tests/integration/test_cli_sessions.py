@@ -12,6 +12,7 @@ from tests.integration.cli_runs import (
     follow,
     ok,
     repl,
+    repl_login,
     wait_following,
 )
 from tests.procs import ServerProc
@@ -57,16 +58,10 @@ def test_repl_shows_a_session_ended_elsewhere_and_has_passwd_and_logout_all(
     child, transcript = repl(url, width=160)
     try:
         expect(child, "type /help")
-        child.sendline("/login carol")
-        expect(child, "password:")
-        child.sendline(PASSWORD)
-        expect(child, "logged in as carol")
+        repl_login(child, "carol")
         ok(chat(url, "logout", "carol", "--everywhere"))
         expect(child, "session ended: logged out from another connection")
-        child.sendline("/login carol")
-        expect(child, "password:")
-        child.sendline(PASSWORD)
-        expect(child, "logged in as carol")
+        repl_login(child, "carol")
         child.sendline("/passwd")
         expect(child, "current password:")
         child.sendline(PASSWORD)

@@ -1,10 +1,8 @@
 """Issue 17: a client that reads slowly, not at all, or never answers pings cannot
 exhaust an instance (outbox bounded in bytes, write timeout, keepalive).
 
-Real server processes; raw sockets where a library would be too polite;
-distinct loopback addresses (127.0.0.2, 127.0.0.3, ...) play distinct
-clients. Timing bounds are the issue's; under a shared machine's load
-they print what they measured when they fail.
+Real server processes and hostile peers (tests/integration/hostile_peers.py);
+timing bounds are the issue's, and print what they measured when they fail.
 """
 
 from __future__ import annotations
