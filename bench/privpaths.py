@@ -66,6 +66,7 @@ def round_numbers(step: Mapping[str, Any], publishes: int) -> dict[str, float]:
 
 
 def ratios(rounds: Mapping[str, Sequence[Mapping[str, float]]],
+           metrics: Sequence[str] = METRICS,
            base: str = "private") -> dict[str, dict[str, dict[str, float]]]:
     """For each other variant and metric: the median of the per-round
     variant/base ratios and their spread (min, max)."""
@@ -74,7 +75,7 @@ def ratios(rounds: Mapping[str, Sequence[Mapping[str, float]]],
         if name == base:
             continue
         out[name] = {}
-        for metric in METRICS:
+        for metric in metrics:
             pairs = [mine[metric] / theirs[metric]
                      for mine, theirs in zip(seen, rounds[base], strict=False) if theirs[metric]]
             if pairs:
