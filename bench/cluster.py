@@ -47,12 +47,13 @@ class Cluster:
         host, port = self.local.primary_address()
         return f"redis://{host}:{port}/0"
 
-    def start_server(self, name: str, extra: list[str] | None = None) -> ServerProc:
+    def start_server(self, name: str, extra: list[str] | None = None,
+                     env: dict[str, str] | None = None) -> ServerProc:
         args = ["--host", "127.0.0.1", "--port", "0", "--instance-id", name,
                 "--sentinel", self.local.sentinel_arg, "--sentinel-master", "chat", *SERVER_FLAGS,
                 *(extra or [])]
-        env = {"CHAT_EVENT_LOOP": "uvloop" if self.uvloop else "asyncio"}
-        proc = ServerProc(args=args, logdir=self.root, name=name, env=env)
+        loop = {"CHAT_EVENT_LOOP": "uvloop" if self.uvloop else "asyncio"}
+        proc = ServerProc(args=args, logdir=self.root, name=name, env={**loop, **(env or {})})
         self.servers[name] = proc
         return proc.start()
 
