@@ -19,7 +19,6 @@ pub/sub resubscribes where the channels now live.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -32,6 +31,7 @@ from server import metrics
 from server.storage.cluster_view import ShardView, agreed_owners, nodes_named, parse_shards
 from server.storage.fencing import acks_needed
 from server.storage.ledger import WaitLedger
+from server.storage.poller import Poller
 from server.storage.redis_conn import Address, RedisHandles
 from server.storage.sentinel_view import addr_of
 from server.storage.topology import POLL_TIMEOUT_S, Snapshot, online_replicas
@@ -77,8 +77,7 @@ class ClusterTopology:
         self.state = ClusterState()
         self.max_age_s = 2 * POLL_TIMEOUT_S + self._interval
         self.ledger = WaitLedger()
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._poller = Poller(self.refresh, interval_s=self._interval, name="cluster-topology")
 
     # What writes ask ---------------------------------------------------------------
 
@@ -106,7 +105,7 @@ class ClusterTopology:
 
     def request_refresh(self) -> None:
         """Poll now (a MOVED or a lost node says the map is stale)."""
-        self._wake.set()
+        self._poller.wake()
 
     def _fresh(self) -> None:
         age = time.monotonic() - self.now.taken
@@ -116,21 +115,10 @@ class ClusterTopology:
     # Polling ----------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self.refresh()
-        self._task = asyncio.create_task(self._run(), name="cluster-topology")
+        await self._poller.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):  # woken early, or the interval passed
-                await asyncio.wait_for(self._wake.wait(), self._interval)
-            self._wake.clear()
-            await self.refresh()
+        await self._poller.close()
 
     async def refresh(self) -> None:
         try:

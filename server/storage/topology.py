@@ -45,6 +45,7 @@ from server import metrics
 from server.storage.fencer import Fencer
 from server.storage.fencing import acks_needed
 from server.storage.ledger import WaitLedger
+from server.storage.poller import Poller
 from server.storage.redis_conn import PrimaryPool, RedisHandles
 from server.storage.sentinel_majority import is_majority, majority
 from server.storage.sentinel_view import SentinelView, addr_of, majority_listed, required_replicas
@@ -103,7 +104,7 @@ class Topology:
         self._interval = interval_ms / 1000
         self._on_failover = on_failover
         self.now = Snapshot(sentinels_total=len(handles.sentinels))
-        self._task: asyncio.Task[None] | None = None
+        self._poller = Poller(self.refresh, interval_s=self._interval, name="topology")
         #: A view older than this is not trusted for a write (a stuck poll
         #: must not keep a majority that is gone).
         self.max_age_s = 2 * POLL_TIMEOUT_S + self._interval
@@ -129,19 +130,10 @@ class Topology:
         return snap.required_replicas
 
     async def start(self) -> None:
-        await self.refresh()
-        self._task = asyncio.create_task(self._run(), name="topology")
+        await self._poller.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            await self.refresh()
+        await self._poller.close()
 
     async def refresh(self) -> None:
         poll = self._refresh_sentinel() if self._handles.sentinels else self._refresh_single()
