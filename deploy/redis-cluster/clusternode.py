@@ -163,3 +163,41 @@ def even_ranges(count: int) -> list[tuple[int, int]]:
     """16384 slots split into `count` contiguous ranges differing by at most one."""
     bounds = [i * SLOTS // count for i in range(count + 1)]
     return [(bounds[i], bounds[i + 1] - 1) for i in range(count)]
+
+
+class RemoteNode(ClusterNode):
+    """A node another host runs (systemd): asked and told CLUSTER commands,
+    never started or stopped from here. Alive means it answers PING."""
+
+    def __init__(self, *, host: str, port: int, password: str | None = None) -> None:
+        super().__init__(datadir=Path(f"{host}:{port}"), host=host, port=port,
+                         password=password)
+
+    @property
+    def name(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def alive(self) -> bool:
+        try:
+            with self.client() as client:
+                return bool(client.ping())
+        except (redis.RedisError, OSError):
+            return False
+
+    def start(self, timeout: float = 20.0) -> None:
+        if not self.alive():
+            raise SetError(f"{self.name} does not answer; start it on its host "
+                           f"(systemctl start chat-redis-cluster@{self.port})")
+
+    def _not_here(self) -> None:
+        raise SetError(f"{self.name} runs on another host: stop it there "
+                       f"(systemctl stop chat-redis-cluster@{self.port})")
+
+    def request_stop(self) -> None:
+        self._not_here()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self._not_here()
+
+    def kill(self) -> None:
+        self._not_here()

@@ -10,22 +10,26 @@ and ADDSLOTSRANGE on each fresh primary, MEET, then REPLICATE on replicas.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from redis.crc import key_slot
 
 from deploy.redis_sentinel.probes import wait_until
 from deploy.redis_sentinel.procutil import SetError, port_in_use
 
-from . import clusterprobes, clusterstate
+from . import clusterprobes, clusterstate, formation
 from .clusternode import (
     BUS_OFFSET,
+    SLOTS,
     Address,
     ClusterNode,
+    RemoteNode,
     cluster_nodes,
-    even_ranges,
+    cluster_shards,
     free_cluster_port,
 )
 from .clusterprobes import Shard
+from .clusterstatus import format_status, gather_status
 
 
 class LocalCluster:
@@ -52,6 +56,7 @@ class LocalCluster:
         self.node_timeout_ms = node_timeout_ms
         self.base_port = base_port
         self.shard_ids: list[str] = []
+        self.attached = False  # True: a handle on remote nodes (attach), nothing to save
         self.nodes: list[ClusterNode] = []
         for i in range(count):
             self.nodes.append(self.new_node(ports[i] if ports is not None else None))
@@ -105,12 +110,37 @@ class LocalCluster:
     # -- persistence ----------------------------------------------------------
 
     def save(self) -> None:
-        clusterstate.save(self)
+        if not self.attached:
+            clusterstate.save(self)
 
     @classmethod
     def load(cls, root: Path) -> LocalCluster:
         """The cluster recorded in ROOT/cluster.json (nodes may or may not run)."""
         return clusterstate.load(cls, Path(root).resolve())
+
+    @classmethod
+    def attach(cls, seeds: list[Address], *, password: str | None = None,
+               root: Path = Path(".")) -> LocalCluster:
+        """A handle on a running cluster whose nodes other hosts run (systemd):
+        status, create, add-shard, forget; never starts or stops a process.
+        Every node the first answering seed knows is included. root holds
+        only an add-shard plan."""
+        cluster = cls(root=root, shards=1, replicas=0, ports=[seeds[0][1]], password=password)
+        cluster.attached = True
+        for host, port in seeds:
+            lines = cluster_nodes(RemoteNode(host=host, port=port, password=password))
+            if lines is not None:
+                known = [line.address for line in lines if "noaddr" not in line.flags]
+                break
+        else:
+            raise SetError(f"no seed answers: {', '.join(f'{h}:{p}' for h, p in seeds)}")
+        ordered = list(dict.fromkeys([*seeds, *known]))
+        cluster.nodes = [RemoteNode(host=h, port=p, password=password) for h, p in ordered]
+        # Shard numbers by lowest slot: the same on every call, for people.
+        reply = cluster_shards(cluster.nodes[0]) or []
+        cluster.shard_ids = [e["id"] for e in sorted(
+            reply, key=lambda e: min((s for s, _ in e["slots"]), default=SLOTS))]
+        return cluster
 
     # -- whole cluster --------------------------------------------------------
 
@@ -125,53 +155,18 @@ class LocalCluster:
         self.root.mkdir(parents=True, exist_ok=True)
         if self.password:
             clusterstate.write_password(self.root, self.password)
-        per_shard = self.replicas + 1
         try:
             for node in self.nodes:
                 node.write_config()
                 node.start()
                 self.save()
-            primaries = self.nodes[::per_shard]
-            for epoch, (primary, (first, last)) in enumerate(
-                    zip(primaries, even_ranges(self.shard_count), strict=True), start=1):
-                with primary.client() as client:
-                    # Distinct epochs up front, as redis-cli does: no collision
-                    # round before the slot owners are settled.
-                    client.execute_command("CLUSTER", "SET-CONFIG-EPOCH", epoch)
-                    client.execute_command("CLUSTER", "ADDSLOTSRANGE", first, last)
-            self.join(self.nodes[1:], via=self.nodes[0], timeout=timeout)
-            for s, primary in enumerate(primaries):
-                for replica in self.nodes[s * per_shard + 1:(s + 1) * per_shard]:
-                    self.replicate(replica, primary)
+            primaries = formation.form(self.nodes, replicas=self.replicas, timeout=timeout)
             self.wait_healthy(timeout)
-            self.shard_ids = []
             self.shard_ids = [self._shard_id_of(p) for p in primaries]
             self.save()
         except BaseException:
             self.stop_all()
             raise
-
-    def join(self, nodes: list[ClusterNode], *, via: ClusterNode, timeout: float) -> None:
-        """CLUSTER MEET each node from `via`; wait until `via` and they know each other."""
-        with via.client() as client:
-            for node in nodes:
-                client.execute_command("CLUSTER", "MEET", node.host, node.port)
-
-        def met() -> bool:
-            for node in (via, *nodes):
-                lines = cluster_nodes(node)
-                known = {line.address for line in lines or [] if "handshake" not in line.flags}
-                if lines is None or not {via.address, *(n.address for n in nodes)} <= known:
-                    return False
-            return True
-
-        wait_until(met, timeout, "the nodes did not meet")
-
-    def replicate(self, replica: ClusterNode, primary: ClusterNode) -> None:
-        with primary.client() as client:
-            primary_id = str(client.execute_command("CLUSTER", "MYID"))
-        with replica.client() as client:
-            client.execute_command("CLUSTER", "REPLICATE", primary_id)
 
     def _shard_id_of(self, primary: ClusterNode) -> str:
         for shard in self.shards():
@@ -243,6 +238,14 @@ class LocalCluster:
                 return shard
         raise SetError(f"no shard serves slot {slot}")
 
+    def shard_of_node(self, which: ClusterNode | Address | int) -> Shard:
+        """The shard `which` belongs to (as primary or replica)."""
+        address = self.node(which).address
+        for shard in self.shards():
+            if address in shard.nodes:
+                return shard
+        raise SetError(f"{address[0]}:{address[1]} is in no shard")
+
     def shard(self, index: int) -> Shard:
         found = self.shards()
         if not 0 <= index < len(found):
@@ -257,7 +260,15 @@ class LocalCluster:
         before = self.shard(shard) if isinstance(shard, int) else shard
         return clusterprobes.wait_for_failover(self, before, timeout)
 
+    def status(self) -> dict[str, Any]:
+        """Every shard's slots, primary, config epoch and nodes: see clusterstatus."""
+        return gather_status(self)
+
+    def status_text(self) -> str:
+        return format_status(self.status())
+
     def problems(self) -> list[str]:
+        """What keeps the cluster from healthy; [] when healthy."""
         return clusterprobes.problems(self)
 
     def wait_healthy(self, timeout: float = 60.0) -> None:
