@@ -100,7 +100,7 @@ class App:
             probe=RedisProbe(settings, self.handles), instance_id=self.instance_id,
             interval_s=settings.topology_interval_ms / 1000,
             sample_interval_s=settings.sweep_interval_ms / 1000,
-            sentinel_mode=bool(self.handles.sentinels),
+            sentinel_mode=bool(self.handles.sentinels), cluster_mode=cluster,
             users=lambda: (c.username for c in self.connections if c.username is not None),
         )
         self.routes = Routes(settings, health=self.health,

@@ -39,7 +39,7 @@ class Health:
     def __init__(
         self, *, topology: TopologyView, delivery: Delivery, probe: RedisProbe, instance_id: str,
         interval_s: float, sample_interval_s: float, sentinel_mode: bool,
-        users: Callable[[], Iterable[str]],
+        users: Callable[[], Iterable[str]], cluster_mode: bool = False,
     ) -> None:
         self._topology = topology
         self._delivery = delivery
@@ -48,6 +48,7 @@ class Health:
         self._interval = interval_s
         self._sample_interval = sample_interval_s
         self._sentinel_mode = sentinel_mode
+        self._cluster_mode = cluster_mode
         self._users = users
         #: A probe older than this fails the check: a few missed rounds, not one.
         self.max_age = max(3.0, 6 * interval_s)
@@ -112,9 +113,10 @@ class Health:
                                 "replicas_required": snap.required_replicas}
         if self._sentinel_mode:
             body["sentinels"] = f"{snap.sentinels_reachable}/{snap.sentinels_total}"
-            if snap.required_replicas == 0:
-                body.update(status="degraded",
-                            reason="no replica in sync: every write rests on one node")
+        # On a Cluster the counts are the fewest of any shard's.
+        if (self._sentinel_mode or self._cluster_mode) and snap.required_replicas == 0:
+            body.update(status="degraded", reason="no replica in sync: every write "
+                        + ("to a shard " if self._cluster_mode else "") + "rests on one node")
         return HTTPStatus.OK, body
 
     # Probe ----------------------------------------------------------------------
