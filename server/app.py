@@ -97,7 +97,9 @@ class App:
         self._server: Server | None = None
         self.health = Health(
             topology=self.topology, delivery=delivery,
-            probe=RedisProbe(settings, self.handles), instance_id=self.instance_id,
+            probe=RedisProbe(settings, self.handles, shard_tags=self.topology.shard_tags
+                             if isinstance(self.topology, ClusterTopology) else None),
+            instance_id=self.instance_id,
             interval_s=settings.topology_interval_ms / 1000,
             sample_interval_s=settings.sweep_interval_ms / 1000,
             sentinel_mode=bool(self.handles.sentinels), cluster_mode=cluster,

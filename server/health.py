@@ -1,12 +1,14 @@
 """What /healthz answers, proved by doing rather than by asking.
 
 An instance is healthy only when both halves of its job work right now:
-- it can write: a probe loop SETs a marker key on the primary every
-  topology interval; PING or `role:master` alone would stay green through
-  MISCONF (AOF write errors), OOM, NOPERM and a demoted primary;
+- it can write: a probe loop SETs a marker key on the primary (on a Redis
+  Cluster on every shard primary) every topology interval; PING or
+  `role:master` alone would stay green through MISCONF (AOF write errors),
+  OOM, NOPERM and a demoted primary;
 - it can hear: the same loop PUBLISHes a ping on this instance's own
-  channel and the pub/sub listener stamps its return, so a listener that is
-  connected but deaf (Centrifugo #1189) turns the check red.
+  channel (on a Cluster one per shard, SPUBLISH) and the pub/sub listener
+  stamps its return on each, so a listener that is connected but deaf
+  (Centrifugo #1189) turns the check red.
 Both must have succeeded within `max_age` seconds. The loop also samples
 the inbox sizes of connected users for /metrics.
 """

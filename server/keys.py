@@ -139,6 +139,11 @@ def health_marker(instance_id: str) -> str:
     return f"{PREFIX}:health:{instance_id}"
 
 
+def health_marker_in(instance_id: str, tag: str) -> str:
+    """The same on one Cluster shard (`tag`: a slot of that shard)."""
+    return f"{PREFIX}:health:{{{tag}}}:{instance_id}"
+
+
 #: The kinds of per-user key, by the suffix after `chat:{name}:`.
 USER_KINDS = ("account", "inbox", "ledger", "dedupe", "seen", "seen-exp", "tokens", "revoked",
               "login-fail", "login-fail-all")

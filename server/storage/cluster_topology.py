@@ -28,7 +28,13 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from server import metrics
-from server.storage.cluster_view import ShardView, agreed_owners, nodes_named, parse_shards
+from server.storage.cluster_view import (
+    ShardView,
+    agreed_owners,
+    nodes_named,
+    parse_shards,
+    tag_for_slot,
+)
 from server.storage.fencing import acks_needed
 from server.storage.ledger import WaitLedger
 from server.storage.poller import Poller
@@ -102,6 +108,18 @@ class ClusterTopology:
 
     def shards(self) -> list[Shard]:
         return list(self.state.shards.values())
+
+    def first_slots(self) -> dict[str, int]:
+        """Each primary ("ip:port") -> the first slot it holds."""
+        first: dict[str, int] = {}
+        for slot, owner in enumerate(self.state.owners):
+            if owner is not None and owner not in first:
+                first[owner] = slot
+        return first
+
+    def shard_tags(self) -> list[str]:
+        """A hash tag in a slot of each shard: keys that reach every shard primary."""
+        return [tag_for_slot(slot) for slot in self.first_slots().values()]
 
     def request_refresh(self) -> None:
         """Poll now (a MOVED or a lost node says the map is stale)."""

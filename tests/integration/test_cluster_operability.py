@@ -6,6 +6,7 @@ import time
 
 import pytest
 from redis.asyncio import Redis, RedisCluster
+from redis.cluster import RedisCluster as SyncCluster
 
 from deploy.redis_cluster.localcluster import LocalCluster
 from server import keys
@@ -51,6 +52,14 @@ def test_healthz_on_a_cluster_is_ok_with_a_ping_back_on_every_shard(
         status, body = healthz(server.http_url)
     assert status == 200, body
     assert len(str(body["primary"]).split(",")) == len(redis_cluster.shards()) == 3
+    # Its write probe reached every shard primary: one marker on each.
+    host, port = redis_cluster.seeds[0]
+    cluster = SyncCluster(host=host, port=port, decode_responses=True)
+    try:
+        markers = list(cluster.scan_iter(match=f"chat:health:*:{server.name}"))
+        assert sorted(str(redis_cluster.shard_of(m).index) for m in markers) == ["0", "1", "2"]
+    finally:
+        cluster.close()
 
 
 def test_check_asks_every_shard_primary_and_passes_on_a_healthy_cluster(
