@@ -17,6 +17,7 @@ from deploy.redis_cluster.clusternode import ClusterNode, free_cluster_port
 from deploy.redis_cluster.devrun import server_has_cluster_flag
 from deploy.redis_cluster.localcluster import LocalCluster
 from deploy.redis_sentinel.procutil import port_in_use
+from tests import procs
 from tests.procs import ROOT, free_port
 
 CLUSTERCTL = [sys.executable, "-m", "deploy.redis_cluster.clusterctl"]
@@ -130,26 +131,16 @@ def free_base() -> int:
     raise AssertionError("no free base port")
 
 
-@contextlib.contextmanager
-def dev_running(root: Path, *extra: str) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
-    """`clusterctl dev` read up to its ready line; killed and cleaned up if still up."""
-    proc = subprocess.Popen(
-        [*CLUSTERCTL, "dev", "--dir", str(root), "--redis-port", str(free_base()), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
-    try:
-        assert proc.stdout is not None
-        lines: list[str] = []
-        for line in proc.stdout:
-            lines.append(line)
-            if "Ctrl-C stops everything" in line:
-                break
-        yield proc, lines
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+def dev_running(root: Path, *extra: str) -> contextlib.AbstractContextManager[
+        tuple[subprocess.Popen[str], list[str]]]:
+    """`clusterctl dev` started and read up to its ready line; stopped at the end."""
+    def cleanup() -> None:
         if (root / "cluster.json").exists():
             LocalCluster.load(root).stop_all()
+
+    return procs.dev_running(
+        [*CLUSTERCTL, "dev", "--dir", str(root), "--redis-port", str(free_base()), *extra],
+        cleanup)
 
 
 @pytest.mark.slow
