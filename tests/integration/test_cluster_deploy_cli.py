@@ -122,6 +122,34 @@ def test_multi_host_commands_create_replace_a_dead_node_and_fail_over(tmp_path: 
             node.stop()
 
 
+@pytest.mark.slow
+def test_multi_host_add_shard_joins_running_nodes_and_moves_slots(tmp_path: Path) -> None:
+    nodes: list[ClusterNode] = []
+    for i in range(5):
+        port = free_cluster_port("127.0.0.1", {n.port for n in nodes})
+        nodes.append(ClusterNode(datadir=tmp_path / f"n{i}", port=port, password="pw"))
+    (tmp_path / "pw").write_text("pw\n")
+    auth = ("--password-file", str(tmp_path / "pw"))
+    try:
+        for node in nodes:
+            node.start()
+        seeds = ",".join(f"{n.host}:{n.port}" for n in nodes[:3])
+        assert run("create", "--nodes", seeds, "--replicas", "0", *auth).returncode == 0
+        new = ",".join(f"{n.host}:{n.port}" for n in nodes[3:])
+        added = run("add-shard", "--nodes", seeds, "--new-nodes", new, "--slots", "30",
+                    "--dir", str(tmp_path), *auth)
+        assert added.returncode == 0, added.stderr
+        assert "moved 30/30 slots (100%)" in added.stdout
+        status = json.loads(run("status", "--nodes", seeds, "--json", *auth).stdout)
+        assert status["ok"] is True
+        new_shard = [s for s in status["shards"] if s["primary"] == f"127.0.0.1:{nodes[3].port}"]
+        assert [s["slot_count"] for s in new_shard] == [30]
+        assert len(new_shard[0]["nodes"]) == 2
+    finally:
+        for node in nodes:
+            node.stop()
+
+
 def free_base() -> int:
     """A base port whose 9 node ports and their bus ports (+10000) are free."""
     for base in range(20000 + os.getpid() % 20000, 55000, 11):
