@@ -17,8 +17,8 @@ from .clusternode import (
     Address,
     ClusterNode,
     cluster_info,
-    cluster_nodes,
     cluster_shards,
+    node_view,
     replication_info,
     slot_map,
 )
@@ -57,12 +57,14 @@ def shards(cluster: LocalCluster) -> list[Shard]:
     """The shards as the first live node with cluster_state ok sees them (any
     live node if none is ok), ordered by cluster.shard_ids; shards the handle
     has not seen before are appended to shard_ids."""
-    views = [(node, cluster_info(node)) for node in live_nodes(cluster)]
-    ordered = sorted(views, key=lambda v: (v[1] or {}).get("cluster_state") != "ok")
-    for node, _ in ordered:
-        reply = cluster_shards(node)
-        if reply is None:
-            continue
+    reply = None
+    for node in live_nodes(cluster):
+        answer = cluster_shards(node)
+        reply = reply or answer
+        if answer is not None and (cluster_info(node) or {}).get("cluster_state") == "ok":
+            reply = answer
+            break
+    if reply is not None:
         for entry in reply:
             if entry["id"] not in cluster.shard_ids:
                 cluster.shard_ids.append(entry["id"])
@@ -100,12 +102,11 @@ def problems(cluster: LocalCluster) -> list[str]:
     live_addresses = {n.address for n in live}
     for node in live:
         where = f"{node.host}:{node.port}"
-        info = cluster_info(node)
-        lines = cluster_nodes(node)
-        repl = replication_info(node)
-        if info is None or lines is None or repl is None:
+        view = node_view(node)
+        if view is None:
             found.append(f"{where} does not answer")
             continue
+        info, lines, repl = view.info, view.lines, view.replication
         if info.get("cluster_state") != "ok":
             found.append(f"{where} says cluster_state:{info.get('cluster_state')}")
         known = {line.address: line for line in lines}
