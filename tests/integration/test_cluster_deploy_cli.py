@@ -79,6 +79,21 @@ def test_status_exits_non_zero_when_a_node_is_down(started: Path) -> None:
     assert "DOWN" in result.stdout
 
 
+def test_start_on_a_stopped_cluster_starts_it_again_with_its_data(started: Path) -> None:
+    cluster = LocalCluster.load(started)
+    with cluster.node(cluster.shard_of("{kept}").primary or ("", 0)).client() as client:
+        client.set("{kept}", "yes")
+    assert run("stop", "--dir", str(started)).returncode == 0
+    again = run("start", "--dir", str(started))
+    assert again.returncode == 0, again.stderr
+    assert "restarting the existing cluster" in again.stdout
+    cluster = LocalCluster.load(started)
+    with cluster.node(cluster.shard_of("{kept}").primary or ("", 0)).client() as client:
+        assert client.get("{kept}") == "yes"
+    assert run("restart", "--dir", str(started)).returncode == 0
+    assert run("status", "--dir", str(started)).returncode == 0
+
+
 def test_unknown_folder_fails_with_one_line(tmp_path: Path) -> None:
     result = run("status", "--dir", str(tmp_path / "nothing"))
     assert result.returncode == 1
