@@ -106,7 +106,7 @@ def test_rerun_finishes_a_slot_left_importing_and_migrating(
     data = _fill(reader, 20_000)
 
     def interrupt(done: int, total: int, keys: int) -> None:
-        if done == 20:
+        if done < total:  # after the first group of slots
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
@@ -134,3 +134,16 @@ def test_rerun_finishes_a_slot_left_importing_and_migrating(
     assert not (small_cluster.root / PLAN_FILE).exists()
     assert _missing(reader, data) == []
     assert small_cluster.problems() == []
+
+
+def test_moving_slots_authenticates_migrate_when_the_cluster_has_a_password(
+        make_redis_cluster: MakeRedisCluster) -> None:
+    cluster = make_redis_cluster(shards=2, replicas=0, password="s3cret")
+    host, port = cluster.seeds[0]
+    with RedisCluster(host=host, port=port, password="s3cret", decode_responses=True) as client:
+        data = _fill(client, 20_000)
+        shard = add_shard(cluster, slots=40, replicas=0)
+        assert shard.slot_count == 40
+        assert _missing(client, data) == []
+    with cluster.node(shard.primary or ("", 0)).client() as new_primary:
+        assert new_primary.dbsize() > 0
