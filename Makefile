@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast test-web web-screenshots lint chaos bench soak clean venv lock
+.PHONY: run run-cluster test test-fast test-web web-screenshots lint chaos bench soak clean venv lock
 
 venv: $(STAMP)
 
@@ -29,6 +29,10 @@ lock: $(STAMP)
 ## Start a local Redis HA set and two chat servers; Ctrl-C stops everything.
 run: $(STAMP)
 	$(PY) -m deploy.redis_sentinel.redisset dev --dir .run
+
+## The same on a local Redis Cluster: 3 shards x (primary + 2 replicas) + two chat servers.
+run-cluster: $(STAMP)
+	$(PY) -m deploy.redis_cluster.clusterctl dev --dir .run-cluster
 
 ## The whole suite: lint, unit, integration, chaos (slow tests included), browser.
 test: $(STAMP)
@@ -67,4 +71,4 @@ soak: $(STAMP)
 	$(PY) -m bench --soak 10 --soak-window-s 60
 
 clean:
-	rm -rf $(VENV) .run .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .run .run-cluster .mypy_cache .ruff_cache .pytest_cache

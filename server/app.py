@@ -18,6 +18,7 @@ import os
 import secrets
 import signal
 import ssl
+from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -27,14 +28,17 @@ from server.conn import admission
 from server.conn.auth import Passwords
 from server.conn.hashing import HashSlots
 from server.conn.services import Services
-from server.data.commit import GroupCommitter
+from server.data.cluster_commit import ClusterWrites
+from server.data.commit import GroupCommitter, ShardedWrites
 from server.delivery.fanout import Delivery
 from server.health import Health
 from server.routes import Routes
 from server.settings import Settings
 from server.storage import redis_conn
+from server.storage.channels import Channels, PrimaryChannels, ShardChannels
+from server.storage.cluster_topology import ClusterTopology
 from server.storage.redis_probe import RedisProbe
-from server.storage.topology import Topology
+from server.storage.topology import Topology, TopologyView
 from server.store import Store
 from server.wire import client_address, errors
 from server.ws_handler import CLOSE_POLICY, Connection
@@ -50,32 +54,31 @@ class App:
         self.settings = settings
         self.instance_id = logs.instance_name(settings.instance_id, settings.host, settings.port)
         self.handles = redis_conn.connect(settings)
-        self.topology = Topology(
-            self.handles, master_name=settings.sentinel_master,
-            interval_ms=settings.topology_interval_ms, on_failover=self._on_failover,
-            ack_timeout_ms=settings.ack_timeout_ms,
-        )
+        cluster = bool(settings.cluster_nodes)
+        self.topology, writes, ack_writes, channels = self._storage(cluster)
         self.committer = GroupCommitter(
             self.handles.primary, required_replicas=self.topology.required_replicas,
             ack_timeout_ms=settings.ack_timeout_ms, fsync=settings.durability == "fsync",
-            ledger=self.topology.ledger,
+            ledger=self.topology.ledger, shards=writes,
         )
         # Acks need no replica: their own batches, never behind a WAIT.
         self.ack_batcher = GroupCommitter(
             self.handles.primary, required_replicas=lambda: 0,
             ack_timeout_ms=settings.ack_timeout_ms, max_in_flight=1, count_batches=False,
+            shards=ack_writes,
         )
         store = Store(self.handles.primary, self.committer, max_inbox=settings.max_inbox,
                       max_pending_per_sender=settings.max_pending_per_sender,
                       max_inbox_bytes=settings.max_inbox_bytes,
                       dedupe_window_ms=settings.dedupe_window_s * 1000, acks=self.ack_batcher,
+                      cluster=cluster,
                       # With Sentinel every node may become primary: the weakest picks the layout.
                       set_members=(lambda: self.topology.now.members) if self.handles.sentinels
                       else None, node=self._node_client if self.handles.sentinels else None)
         # The ping channel must be this process's alone: an instance that heard
         # another's pings (same --instance-id) would hide its own deaf listener.
         delivery = Delivery(
-            self.handles.primary, store, instance_id=f"{self.instance_id}/{secrets.token_hex(4)}",
+            channels, store, instance_id=f"{self.instance_id}/{secrets.token_hex(4)}",
             sweep_interval_ms=settings.sweep_interval_ms,
             push_grace_ms=settings.ack_timeout_ms + 2000,
         )
@@ -97,10 +100,12 @@ class App:
         self._server: Server | None = None
         self.health = Health(
             topology=self.topology, delivery=delivery,
-            probe=RedisProbe(settings, self.handles), instance_id=self.instance_id,
+            probe=RedisProbe(settings, self.handles, shard_tags=self.topology.shard_tags
+                             if isinstance(self.topology, ClusterTopology) else None),
+            instance_id=self.instance_id,
             interval_s=settings.topology_interval_ms / 1000,
             sample_interval_s=settings.sweep_interval_ms / 1000,
-            sentinel_mode=bool(self.handles.sentinels),
+            sentinel_mode=bool(self.handles.sentinels), cluster_mode=cluster,
             users=lambda: (c.username for c in self.connections if c.username is not None),
         )
         self.routes = Routes(settings, health=self.health,
@@ -111,6 +116,25 @@ class App:
         self._legacy: asyncio.Task[None] | None = None
         self.stopped = asyncio.Event()
         self._idle = asyncio.Event()
+
+    def _storage(self, cluster: bool) -> tuple[
+            TopologyView, ShardedWrites | None, ShardedWrites | None, Channels]:
+        """The topology, shard-by-shard commits (a Cluster only) and pub/sub feeds."""
+        s, handles = self.settings, self.handles
+        if not cluster:
+            topology = Topology(handles, master_name=s.sentinel_master,
+                                interval_ms=s.topology_interval_ms,
+                                on_failover=self._on_failover, ack_timeout_ms=s.ack_timeout_ms)
+            if not isinstance(handles.primary, Redis):
+                raise TypeError("without --cluster-nodes the primary is one node's client")
+            return topology, None, None, PrimaryChannels(handles.primary)
+        shards = ClusterTopology(handles, s.cluster_seeds, interval_ms=s.topology_interval_ms,
+                                 on_change=lambda: self._on_failover(None, "slots moved"))
+        return (shards,
+                ClusterWrites(handles, shards, ack_timeout_ms=s.ack_timeout_ms,
+                              fsync=s.durability == "fsync"),
+                ClusterWrites(handles, shards, ack_timeout_ms=s.ack_timeout_ms, waits=False),
+                ShardChannels(handles, shards))
 
     # Start ----------------------------------------------------------------------
 
@@ -148,14 +172,20 @@ class App:
         return url
 
     async def _adopt_older_dedupe(self) -> None:
-        """Find dedupe records of older layouts, expire legacy ones (once, retried)."""
-        while True:
-            try:
-                await self.services.store.dedupe.adopt_older_records()
-                return
-            except errors.Unavailable as exc:
-                log.warning("expiring legacy dedupe records failed (%s); retrying", exc.detail)
-                await asyncio.sleep(1.0)
+        """Find dedupe records of older layouts, expire legacy ones, and on a
+        Cluster complete the directory steps a crash left pending (once, retried)."""
+        store = self.services.store
+        chores: list[Callable[[], Awaitable[object]]] = [store.dedupe.adopt_older_records]
+        if self.settings.cluster_nodes:
+            chores.append(store.directory.repair)
+        for chore in chores:
+            while True:
+                try:
+                    await chore()
+                    break
+                except errors.Unavailable as exc:
+                    log.warning("%s failed (%s); retrying", chore.__name__, exc.detail)
+                    await asyncio.sleep(1.0)
 
     def _node_client(self, address: str) -> Redis:
         host, _, port = address.rpartition(":")

@@ -16,7 +16,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import AuthenticationError, RedisError
 
 from server import check_config
@@ -74,7 +74,8 @@ class Checker:
     async def run(self) -> list[Result]:
         s = self.settings
         mode = (f"Sentinel mode, master {s.sentinel_master!r}, {len(s.sentinels)} Sentinels"
-                if s.sentinel else "single Redis (no automatic failover)")
+                if s.sentinel else f"Redis Cluster, {len(s.cluster_seeds)} seed nodes"
+                if s.cluster_nodes else "single Redis (no automatic failover)")
         self.add("OK", "config", f"{mode}, durability {s.durability}")
         for finding in check_config.tls_files(s):
             self.add(*finding)
@@ -85,11 +86,17 @@ class Checker:
             return self.results
         probe = RedisProbe(s, handles)
         try:
+            client: Redis | None = None
             if s.sentinel:
                 primary = await self._sentinels(probe)
                 client = probe.node(*primary) if primary else None
-            else:
+            elif isinstance(handles.primary, Redis):
                 client = handles.primary
+            else:  # a Cluster: every shard primary, the marker written through the cluster
+                for host, port in await self._cluster_primaries(handles.primary):
+                    node = probe.node(host, port)
+                    await self._primary(probe, node, marker=handles.primary)
+                    await probe.close(node)
             if client is not None:
                 await self._primary(probe, client)
                 if client is not handles.primary:
@@ -183,7 +190,20 @@ class Checker:
 
     # Data nodes ---------------------------------------------------------------
 
-    async def _primary(self, probe: RedisProbe, client: Redis) -> None:
+    async def _cluster_primaries(self, cluster: RedisCluster) -> list[tuple[str, int]]:
+        try:
+            await _step(cluster.initialize())
+        except (RedisError, OSError, TimeoutError) as exc:
+            self.add("FAIL", "cluster", f"no seed node answers as a cluster node: {why(exc)}")
+            return []
+        primaries = sorted((node.host, int(node.port)) for node in cluster.get_primaries())
+        self.add("OK", "cluster", f"{len(primaries)} shard primaries: "
+                 + ", ".join(f"{h}:{p}" for h, p in primaries))
+        return primaries
+
+    async def _primary(self, probe: RedisProbe, client: Redis, *,
+                       marker: RedisCluster | None = None) -> None:
+        """`marker`: the client the probe write goes through (a Cluster's routes it)."""
         where = _address(client)
         try:
             await _step(probe.ping(client))
@@ -197,7 +217,7 @@ class Checker:
                      "(point --redis-url at the primary, or use --sentinel)")
             return
         try:
-            await _step(probe.write_marker("check", 0, client))
+            await _step(probe.write_marker("check", 0, marker or client))
             self.add("OK", "primary", f"{where} answers and accepts writes")
         except (RedisError, OSError, TimeoutError) as exc:
             self.add("FAIL", "primary", f"{where} refuses writes: {why(exc)}")
@@ -205,8 +225,9 @@ class Checker:
         await self._dedupe(probe, client, replicas)
         self.add(*check_config.quotas(self.settings))
         await self._replicas(probe, replicas)
-        for finding in await fence_findings(probe, client):
-            self.add(*finding)
+        if not self.settings.cluster_nodes:  # fences are Sentinel's (storage/fencer.py)
+            for finding in await fence_findings(probe, client):
+                self.add(*finding)
         await self._persistence(probe, client, f"primary {where}")
         for host, port in replicas:
             node = probe.node(host, port)
@@ -232,6 +253,9 @@ class Checker:
         self.add(*check_config.dedupe(self.settings.dedupe_window_s, layouts))
 
     async def _replicas(self, probe: RedisProbe, online: list[tuple[str, int]]) -> None:
+        if self.settings.cluster_nodes:  # each shard: a primary and (at least) two replicas
+            self.add(*check_config.replicas(online, known=len(online)))
+            return
         if not self.settings.sentinel:
             self.add(*check_config.replicas(online, known=None))
             return

@@ -4,7 +4,7 @@ Keys of one user carry the hash tag `{name}`, so everything a send, an ack
 or a delete touches of that user lives in one Cluster slot. A merged script
 call (data/script_calls.py: neighbouring sends or acks in one EVALSHA) carries
 the keys of several users and so spans slots: fine on one primary; a Cluster
-mode merges only calls of one slot.
+mode merges only calls of one slot (merge_calls' slot_of).
 """
 
 from __future__ import annotations
@@ -20,6 +20,16 @@ FENCES = f"{PREFIX}:fences"
 
 #: Counter the group committer INCRs so its WAIT covers every earlier write.
 COMMIT = f"{PREFIX}:commit"
+
+
+def commit_in(tag: str) -> str:
+    """The same counter on a Cluster shard: `tag` puts it in a slot of that shard."""
+    return f"{COMMIT}:{{{tag}}}"
+
+
+def instance_channel_in(instance_id: str, tag: str) -> str:
+    """An instance's ping channel on one Cluster shard (`tag`: a slot of that shard)."""
+    return f"{PREFIX}:instance:{{{tag}}}:{instance_id}"
 
 
 def account(name: str) -> str:
@@ -129,6 +139,11 @@ def instance_channel(instance_id: str) -> str:
 def health_marker(instance_id: str) -> str:
     """String: the time (ms) of an instance's latest health probe write (short TTL)."""
     return f"{PREFIX}:health:{instance_id}"
+
+
+def health_marker_in(instance_id: str, tag: str) -> str:
+    """The same on one Cluster shard (`tag`: a slot of that shard)."""
+    return f"{PREFIX}:health:{{{tag}}}:{instance_id}"
 
 
 #: The kinds of per-user key, by the suffix after `chat:{name}:`.

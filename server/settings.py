@@ -74,6 +74,9 @@ class Settings:
     redis_url: str | None = _opt(None, "a single Redis, e.g. redis://127.0.0.1:6379/0")
     sentinel: str | None = _opt(None, "Sentinel addresses host:port,host:port,...")
     sentinel_master: str = _opt("chat", "the master name Sentinel monitors")
+    cluster_nodes: str | None = _opt(
+        None, "Redis Cluster seed nodes host:port,host:port,... (any few; the rest are "
+        "discovered): shard the chat over the cluster's primaries")
     redis_password_file: str | None = _opt(None, "file holding the Redis (and Sentinel) password")
     redis_tls_ca: str | None = _opt(None, "CA file: connect to Redis over TLS")
     redis_max_connections: int = _opt(
@@ -207,23 +210,25 @@ class Settings:
 
     @property
     def sentinels(self) -> list[tuple[str, int]]:
-        out: list[tuple[str, int]] = []
-        for item in (self.sentinel or "").split(","):
-            item = item.strip()
-            if item:
-                host, _, port = item.rpartition(":")
-                out.append((host, int(port)))
-        return out
+        return _addresses(self.sentinel)
+
+    @property
+    def cluster_seeds(self) -> list[tuple[str, int]]:
+        return _addresses(self.cluster_nodes)
 
     def validate(self) -> None:
         """Raise ValueError with one plain sentence for a bad configuration."""
-        if bool(self.redis_url) == bool(self.sentinel):
-            raise ValueError("give exactly one of --redis-url and --sentinel")
-        if self.sentinel:
-            for item in self.sentinel.split(","):
+        given = [flag for flag, value in (("--redis-url", self.redis_url),
+                                          ("--sentinel", self.sentinel),
+                                          ("--cluster-nodes", self.cluster_nodes)) if value]
+        if len(given) != 1:
+            raise ValueError("give exactly one of --redis-url, --sentinel and --cluster-nodes"
+                             + (f" (got {' and '.join(given)})" if given else ""))
+        for flag, spec in (("--sentinel", self.sentinel), ("--cluster-nodes", self.cluster_nodes)):
+            for item in (spec or "").split(",") if spec else ():
                 host, sep, port = item.strip().rpartition(":")
                 if not sep or not host or not port.isdigit():
-                    raise ValueError(f"--sentinel entry {item!r} is not host:port")
+                    raise ValueError(f"{flag} entry {item!r} is not host:port")
         for flag, value in (("--public-urls", self.public_urls),
                             ("--allowed-origins", self.allowed_origins)):
             try:
@@ -246,6 +251,17 @@ class Settings:
                 parse_networks(spec)
             except ValueError as exc:
                 raise ValueError(f"{flag}: {exc}") from None
+
+
+def _addresses(spec: str | None) -> list[tuple[str, int]]:
+    """host:port,host:port,... as (host, port) pairs."""
+    out: list[tuple[str, int]] = []
+    for item in (spec or "").split(","):
+        item = item.strip()
+        if item:
+            host, _, port = item.rpartition(":")
+            out.append((host, int(port)))
+    return out
 
 
 def fields() -> tuple[dataclasses.Field[Any], ...]:

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from server import keys
 from server.data.audit import Audit
 from server.data.dedupe import Dedupe, Members, NodeClient
+from server.data.directory import Directory
 from server.data.logins import Logins
 from server.data.messages import (
     SendBounds,
@@ -38,7 +38,7 @@ from server.data.messages import (
     send_result,
 )
 from server.data.sessions import Sessions
-from server.storage.redis_conn import unavailable_on_redis_error
+from server.storage.redis_conn import Client, unavailable_on_redis_error
 from server.wire import reply_size
 
 if TYPE_CHECKING:
@@ -66,14 +66,18 @@ class Store:
     """The chat's data in Redis: accounts and inboxes, and the parts that own the rest."""
 
     def __init__(
-        self, redis: Redis, committer: GroupCommitter, *, max_inbox: int,
+        self, redis: Client, committer: GroupCommitter, *, max_inbox: int,
         max_pending_per_sender: int = MAX_PENDING_PER_SENDER,
         max_inbox_bytes: int = MAX_INBOX_BYTES,
         dedupe_window_ms: int = DEDUPE_WINDOW_MS, dedupe_layout: str | None = None,
-        acks: GroupCommitter | None = None, set_members: Members | None = None,
-        node: NodeClient | None = None,
+        acks: GroupCommitter | None = None, cluster: bool = False,
+        set_members: Members | None = None, node: NodeClient | None = None,
     ) -> None:
         """`acks` batches acks (without a WAIT: they need none); `committer` if None.
+
+        `cluster`: `redis` is a Redis Cluster's client. The name directory is
+        then written in steps of its own (`directory`) and notifications go
+        by sharded pub/sub (SPUBLISH on the user's slot).
 
         `dedupe_layout` (one of storage.capabilities.LAYOUTS) skips asking Redis for it;
         `set_members` and `node` name the set's nodes, whose weakest decides it (data/dedupe.py).
@@ -93,6 +97,12 @@ class Store:
         self.dedupe: Final = Dedupe(redis, window_ms=dedupe_window_ms, layout=dedupe_layout,
                                     members=set_members, node=node)
         self.audit: Final = Audit(redis)
+        self.directory: Final = Directory(redis, committer,
+                                          directory=self._scripts["directory"],
+                                          listed=self._scripts["listed"])
+        self._cluster = cluster
+        #: PUBLISH is broadcast to every node of a Cluster; SPUBLISH goes to the slot's shard.
+        self._publish = "SPUBLISH" if cluster else "PUBLISH"
 
     @unavailable_on_redis_error
     async def load_scripts(self) -> None:
@@ -108,9 +118,14 @@ class Store:
     async def register(self, name: str, password_hash: str, *, gen: str, now_ms: int) -> bool:
         created = await self._committer.run(
             self._scripts["register"],
-            [keys.account(name), keys.USERS],
+            [keys.account(name)] if self._cluster else [keys.account(name), keys.USERS],
             [name, password_hash, now_ms, gen],
         )
+        if self._cluster:
+            if created:
+                await self.directory.list_name(name, gen)
+            else:  # taken: by an account whose listing a crash may have left pending
+                await self.directory.complete(name)
         return bool(created)
 
     @unavailable_on_redis_error
@@ -137,10 +152,12 @@ class Store:
         deleted = await self._committer.run(
             self._scripts["delete_account"],
             [keys.account(name), keys.inbox(name), *dedupe_keys[:5],
-             keys.tokens(name), keys.USERS, keys.revoked(name), keys.ledger(name),
-             *dedupe_keys[5:]],
-            [name, gen],
+             keys.tokens(name), keys.revoked(name), keys.ledger(name), *dedupe_keys[5:],
+             *([] if self._cluster else [keys.USERS])],
+            [name, gen, "0" if self._cluster else "1"],
         )
+        if deleted and self._cluster:
+            await self.directory.unlist_name(name)
         return bool(deleted)
 
     @unavailable_on_redis_error
@@ -231,16 +248,24 @@ class Store:
 
     @unavailable_on_redis_error
     async def publish(self, name: str, payload: bytes) -> None:
-        await self._redis.publish(keys.channel(name), payload)
+        await self.publish_raw(keys.channel(name), payload)
 
     @unavailable_on_redis_error
     async def publish_many(self, items: list[tuple[str, bytes]]) -> None:
-        """PUBLISH new-message notifications, one batch per user, in one round trip."""
-        await self._scripts["publish"](args=publish_args(items))
+        """PUBLISH new-message notifications, one batch per user, in one round trip
+        (on a Cluster one pipeline, which redis-py sends to each slot's shard)."""
+        args = publish_args(items)
+        if not self._cluster:
+            await self._scripts["publish"](args=args)
+            return
+        pipe = self._redis.pipeline(transaction=False)
+        for channel, payload in zip(args[::2], args[1::2], strict=True):
+            pipe.execute_command(self._publish, channel, payload)
+        await pipe.execute()
 
     @unavailable_on_redis_error
     async def publish_raw(self, channel: str, payload: bytes) -> None:
-        await self._redis.publish(channel, payload)
+        await self._redis.execute_command(self._publish, channel, payload)
 
     @unavailable_on_redis_error
     async def ping(self) -> None:

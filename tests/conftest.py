@@ -8,6 +8,11 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.cluster_fixture import (  # noqa: F401 (fixtures, found by name)
+    fresh_redis_cluster,
+    make_redis_cluster,
+    redis_cluster,
+)
 from tests.procs import RedisNode, ServerProc, free_port
 from tests.wsclient import OPEN_PEERS
 

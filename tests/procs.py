@@ -12,6 +12,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from deploy.redis_sentinel.redisset import (
@@ -23,7 +25,10 @@ from deploy.redis_sentinel.redisset import (
 
 ROOT = Path(__file__).resolve().parent.parent
 
-__all__ = ["ROOT", "RedisNode", "ServerProc", "find_server_binary", "free_port", "wait_for_port"]
+__all__ = [
+    "ROOT", "RedisNode", "ServerProc", "dev_running", "find_server_binary", "free_port",
+    "wait_for_port",
+]
 
 _LISTENING = re.compile(r"listening on (ws|wss)://([^:/]+):(\d+)/ws")
 
@@ -106,3 +111,26 @@ class ServerProc:
         except subprocess.TimeoutExpired:
             self.kill()
             return self.proc.returncode
+
+
+@contextmanager
+def dev_running(
+    argv: list[str], cleanup: Callable[[], None],
+) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
+    """A `... dev` command (make run, make run-cluster) read up to its ready
+    line; killed if still up, then `cleanup` stops what it left behind."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            cwd=ROOT)
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "Ctrl-C stops everything" in line:
+                break
+        yield proc, lines
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        cleanup()

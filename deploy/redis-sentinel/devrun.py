@@ -2,7 +2,9 @@
 
 A server that dies (kill one to watch clients move) is restarted.
 Ctrl-C or SIGTERM stops the servers first (they drain and tell clients to
-reconnect), then the set, Sentinels before nodes.
+reconnect), then the set, Sentinels before nodes. The chat-server half
+(start, wait, supervise, stop) takes the storage flags as a list, so
+`make run-cluster` (deploy/redis-cluster/devrun.py) runs servers with it too.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from .nodes import SetError, port_in_use, wait_for_port
@@ -37,15 +40,15 @@ def _open_set(root: Path, redis_port: int) -> LocalSet:
     return local
 
 
-def _start_server(local: LocalSet, index: int, port: int, root: Path,
-                  ports: list[int]) -> subprocess.Popen[bytes]:
+def start_server(index: int, port: int, root: Path, ports: list[int],
+                 store_args: list[str]) -> subprocess.Popen[bytes]:
+    """Chat server `index` on `port`; store_args say where Redis is."""
     log = (root / f"server-{index}.log").open("ab")
     with log:
         # Own session: a Ctrl-C reaches only us, and we stop servers in order.
         return subprocess.Popen(
             [sys.executable, "-m", "server", "--host", HOST, "--port", str(port),
-             "--sentinel", local.sentinel_arg, "--sentinel-master", local.master_name,
-             "--instance-id", f"dev-{index}",
+             *store_args, "--instance-id", f"dev-{index}",
              # The web page moves to the other servers when its own goes away.
              "--public-urls", ",".join(f"http://{HOST}:{p}" for p in ports)],
             cwd=REPO, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -53,7 +56,7 @@ def _start_server(local: LocalSet, index: int, port: int, root: Path,
         )
 
 
-def _wait_listening(proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
+def wait_listening(proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -67,7 +70,7 @@ def _wait_listening(proc: subprocess.Popen[bytes], port: int, log: Path) -> None
     raise SetError(f"chat server on port {port} did not listen within 30s (see {log})")
 
 
-def _stop_servers(servers: list[subprocess.Popen[bytes]]) -> None:
+def stop_servers(servers: list[subprocess.Popen[bytes]]) -> None:
     for proc in servers:
         if proc.poll() is None:
             proc.terminate()
@@ -79,7 +82,7 @@ def _stop_servers(servers: list[subprocess.Popen[bytes]]) -> None:
             proc.wait()
 
 
-def _client_python() -> str:
+def client_python() -> str:
     exe = Path(sys.executable)
     try:
         return str(exe.relative_to(Path.cwd()))
@@ -87,8 +90,8 @@ def _client_python() -> str:
         return str(exe)
 
 
-def _supervise(local: LocalSet, procs: list[subprocess.Popen[bytes]], ports: list[int],
-               root: Path) -> int:
+def supervise(procs: list[subprocess.Popen[bytes]], ports: list[int], root: Path,
+              restart: Callable[[int], subprocess.Popen[bytes]]) -> int:
     """Restart a server that dies, so killing one to watch clients move is safe.
 
     A server that dies again within 10 s of its restart is crash-looping
@@ -109,44 +112,53 @@ def _supervise(local: LocalSet, procs: list[subprocess.Popen[bytes]], ports: lis
                 return 1
             print(f"chat server on port {ports[i]} exited ({code}); restarting it",
                   flush=True)
-            procs[i] = _start_server(local, i, ports[i], root, ports)
+            procs[i] = restart(i)
             started[i] = time.monotonic()
-            _wait_listening(procs[i], ports[i], log)
+            wait_listening(procs[i], ports[i], log)
 
 
-def run_dev(root: Path, *, server_port: int, redis_port: int, servers: int = 2) -> int:
-    root = root.resolve()
-    ports = [server_port + i for i in range(servers)]
+def check_free(ports: list[int]) -> None:
     for port in ports:
         if port_in_use(HOST, port):
             raise SetError(f"port {port} is already in use (another `make run`?); "
                            "pick others with --port / --redis-port")
+
+
+# What opening the Redis side yields: the servers' storage flags, lines about
+# the Redis side for the banner, and how to stop it.
+Opened = tuple[list[str], str, Callable[[], None]]
+
+
+def run_foreground(root: Path, ports: list[int], open_store: Callable[[], Opened],
+                   status_cli: str) -> int:
+    """Open the Redis side, start a chat server per port, print the banner,
+    supervise until Ctrl-C/SIGTERM; then stop the servers, then Redis."""
+    check_free(ports)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    local: LocalSet | None = None
+    stop_store: Callable[[], None] | None = None
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        local = _open_set(root, redis_port)
-        for i, port in enumerate(ports):
-            procs.append(_start_server(local, i, port, root, ports))
+        store_args, about, stop_store = open_store()
+
+        def restart(i: int) -> subprocess.Popen[bytes]:
+            return start_server(i, ports[i], root, ports, store_args)
+
+        procs.extend(restart(i) for i in range(len(ports)))
         for i, (proc, port) in enumerate(zip(procs, ports, strict=True)):
-            _wait_listening(proc, port, root / f"server-{i}.log")
-        primary = local.primary_address()
+            wait_listening(proc, port, root / f"server-{i}.log")
         urls = "  ".join(f"ws://{HOST}:{p}/ws" for p in ports) or "(none started)"
         page = f"  web client:   open http://{HOST}:{ports[0]}/ in a browser\n" if ports else ""
         print(
-            f"\nchat is up (pid {os.getpid()}).\n"
-            f"  Redis primary {primary[0]}:{primary[1]} (per Sentinel), data in {root}\n"
-            f"  Sentinels     {local.sentinel_arg} (master name {local.master_name!r})\n"
+            f"\nchat is up (pid {os.getpid()}).\n{about}"
             f"  servers       {urls}   logs in {root}/server-N.log\n"
             f"{page}"
-            f"  connect:      {_client_python()} -m client"
+            f"  connect:      {client_python()} -m client"
             + "".join(f" --url ws://{HOST}:{p}/ws" for p in ports) + "\n"
-            f"  status:       {_client_python()} -m deploy.redis_sentinel.redisset status"
-            f" --dir {root}\n"
+            f"  status:       {client_python()} -m {status_cli} status --dir {root}\n"
             "Ctrl-C stops everything.",
             flush=True,
         )
-        return _supervise(local, procs, ports, root)
+        return supervise(procs, ports, root, restart)
     except KeyboardInterrupt:
         print("\nstopping...", flush=True)
         return 0
@@ -154,7 +166,22 @@ def run_dev(root: Path, *, server_port: int, redis_port: int, servers: int = 2) 
         # Ignore a second Ctrl-C: half-stopped processes are worse than a wait.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        _stop_servers(procs)
-        if local is not None:
-            local.stop()
+        stop_servers(procs)
+        if stop_store is not None:
+            stop_store()
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def run_dev(root: Path, *, server_port: int, redis_port: int, servers: int = 2) -> int:
+    root = root.resolve()
+
+    def open_store() -> Opened:
+        local = _open_set(root, redis_port)
+        primary = local.primary_address()
+        about = (f"  Redis primary {primary[0]}:{primary[1]} (per Sentinel), data in {root}\n"
+                 f"  Sentinels     {local.sentinel_arg} (master name {local.master_name!r})\n")
+        flags = ["--sentinel", local.sentinel_arg, "--sentinel-master", local.master_name]
+        return flags, about, local.stop
+
+    ports = [server_port + i for i in range(servers)]
+    return run_foreground(root, ports, open_store, "deploy.redis_sentinel.redisset")

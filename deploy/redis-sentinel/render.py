@@ -27,7 +27,7 @@ def quorum_for(sentinels: int) -> int:
     return sentinels // 2 + 1
 
 
-def _is_ip(host: str) -> bool:
+def is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host)
     except ValueError:
@@ -69,8 +69,9 @@ def _check(config: RenderConfig) -> None:
         raise SetError("automatic failover needs at least 3 Sentinels on 3 hosts")
 
 
-def _fill(name: str, values: dict[str, object]) -> str:
-    text = (TEMPLATES / f"{name}.tmpl").read_text()
+def fill(name: str, values: dict[str, object], folder: Path = TEMPLATES) -> str:
+    """templates/NAME.tmpl with $values substituted (deploy/redis-cluster passes its folder)."""
+    text = (folder / f"{name}.tmpl").read_text()
     return Template(text).substitute({k: str(v) for k, v in values.items()})
 
 
@@ -78,13 +79,13 @@ def render(config: RenderConfig, out: Path) -> list[Path]:
     """Write every host's files under out/<host>/; returns the paths written."""
     _check(config)
     primary = config.hosts[0]
-    names_need_dns = not all(_is_ip(h) for h in (*config.hosts, *config.sentinel_hosts))
+    names_need_dns = not all(is_ip(h) for h in (*config.hosts, *config.sentinel_hosts))
     written: list[Path] = []
     for host in dict.fromkeys([*config.hosts, *config.sentinel_hosts]):
         folder = out / host
         folder.mkdir(parents=True, exist_ok=True)
         values: dict[str, object] = {
-            "host": host, "bind": f"{host} 127.0.0.1" if _is_ip(host) else "* -::*",
+            "host": host, "bind": f"{host} 127.0.0.1" if is_ip(host) else "* -::*",
             "redis_port": config.redis_port, "sentinel_port": config.sentinel_port,
             "state_dir": config.state_dir, "redis_bin": config.redis_bin, "user": config.user,
             "app_dir": config.app_dir, "master_name": config.master_name,
@@ -98,22 +99,25 @@ def render(config: RenderConfig, out: Path) -> list[Path]:
             auth = (f'requirepass "{config.password}"\nmasterauth "{config.password}"\n'
                     if config.password else "")
             replicaof = "" if host == primary else f"replicaof {primary} {config.redis_port}\n"
-            files["redis.conf"] = _fill("redis.conf", {**values, "auth": auth,
+            files["redis.conf"] = fill("redis.conf", {**values, "auth": auth,
                                                        "replicaof": replicaof})
             server_pw = f" --redis-password-file {PASSWORD_PATH}" if config.password else ""
             rejoin_pw = f" --password-file {PASSWORD_PATH}" if config.password else ""
-            files["chat-redis.service"] = _fill("chat-redis.service",
+            files["chat-redis.service"] = fill("chat-redis.service",
                                                 {**values, "rejoin_password": rejoin_pw})
-            files["chat-server@.service"] = _fill(
-                "chat-server@.service", {**values, "server_password": server_pw})
+            store_args = (f"--sentinel {config.sentinel_arg} "
+                          f"--sentinel-master {config.master_name}")
+            files["chat-server@.service"] = fill(
+                "chat-server@.service",
+                {**values, "server_password": server_pw, "store_args": store_args})
         if host in config.sentinel_hosts:
             hostnames = ("sentinel resolve-hostnames yes\nsentinel announce-hostnames yes\n"
                          if names_need_dns else "")
             auth = (f'sentinel auth-pass {config.master_name} "{config.password}"\n'
                     if config.password else "")
-            files["sentinel.conf"] = _fill("sentinel.conf", {**values, "auth": auth,
+            files["sentinel.conf"] = fill("sentinel.conf", {**values, "auth": auth,
                                                              "hostnames": hostnames})
-            files["chat-sentinel.service"] = _fill("chat-sentinel.service", values)
+            files["chat-sentinel.service"] = fill("chat-sentinel.service", values)
         for name, text in files.items():
             path = folder / name
             path.write_text(text)
@@ -123,7 +127,7 @@ def render(config: RenderConfig, out: Path) -> list[Path]:
     return written
 
 
-def _split(text: str) -> list[str]:
+def split_hosts(text: str) -> list[str]:
     return [h.strip() for h in text.split(",") if h.strip()]
 
 
@@ -147,8 +151,8 @@ def add_render_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def render_cli(args: argparse.Namespace) -> int:
-    hosts = _split(args.hosts)
-    sentinel_hosts = _split(args.sentinel_hosts) if args.sentinel_hosts else list(hosts)
+    hosts = split_hosts(args.hosts)
+    sentinel_hosts = split_hosts(args.sentinel_hosts) if args.sentinel_hosts else list(hosts)
     count = args.sentinels if args.sentinels is not None else len(sentinel_hosts)
     if count != len(sentinel_hosts):
         raise SetError(f"--sentinels {count} needs {count} hosts in --sentinel-hosts "

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from server.conn.auth import Passwords
 from server.delivery.fanout import Delivery
 from server.settings import Settings
-from server.storage.topology import Topology
+from server.storage.topology import TopologyView
 from server.store import Store
 
 
@@ -17,5 +17,5 @@ class Services:
     store: Store
     delivery: Delivery
     passwords: Passwords
-    topology: Topology
+    topology: TopologyView
     instance_id: str

@@ -8,16 +8,14 @@ every key is for audits, not for serving).
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
-
 from server import keys
-from server.storage.redis_conn import unavailable_on_redis_error
+from server.storage.redis_conn import Client, unavailable_on_redis_error
 
 
 class Audit:
     """Whole-keyspace and per-user reads that check invariants, never chat traffic."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Client) -> None:
         self._redis = redis
 
     @unavailable_on_redis_error
@@ -71,7 +69,7 @@ class Audit:
         never = 0
         for i in range(0, len(fields), 500):
             chunk = fields[i:i + 500]
-            ttls = await self._redis.execute_command(  # type: ignore[no-untyped-call]
+            ttls = await self._redis.execute_command(
                 "HPTTL", key, "FIELDS", len(chunk), *chunk)
             never += sum(1 for ttl in ttls if ttl == -1)
         return never

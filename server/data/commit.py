@@ -15,15 +15,15 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
-from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, ReadOnlyError, RedisError, ResponseError
 
 from server import metrics
 from server.data.script_calls import load_script, script_batch
 from server.storage.ledger import WaitLedger
+from server.storage.redis_conn import Client
 from server.wire import errors
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,15 @@ class OrderedGroup:
     __slots__ = ()
 
 
-class _Item:
+class ShardedWrites(Protocol):
+    """Commits a batch shard by shard (a Cluster: data/cluster_commit.py)."""
+
+    async def commit(self, batch: list[Write]) -> None: ...
+
+
+class Write:
+    """One queued script call and the future its caller awaits."""
+
     __slots__ = ("args", "future", "group", "keys", "merge", "script")
 
     def __init__(self, script: AsyncScript, keys: list[str], args: list[Any], merge: bool,
@@ -56,7 +64,7 @@ class GroupCommitter:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: Client,
         *,
         required_replicas: Callable[[], int],
         ack_timeout_ms: int,
@@ -64,14 +72,17 @@ class GroupCommitter:
         max_in_flight: int = 4,
         count_batches: bool = True,
         ledger: WaitLedger | None = None,
+        shards: ShardedWrites | None = None,
     ) -> None:
+        """`shards`: commit each batch shard by shard instead of on `redis`."""
         self._redis = redis
         self._required = required_replicas
         self._timeout_ms = ack_timeout_ms
         self._fsync = fsync
         self._count_batches = count_batches  # into chat_commit_batch_size
         self._ledger = ledger
-        self._queue: list[_Item] = []
+        self._shards = shards
+        self._queue: list[Write] = []
         self._wakeup = asyncio.Event()
         self._slots = asyncio.Semaphore(max_in_flight)
         self._task: asyncio.Task[None] | None = None
@@ -106,7 +117,7 @@ class GroupCommitter:
         """
         if self._task is None:
             raise errors.Unavailable("server is not running")
-        item = _Item(script, keys, args, merge, asyncio.get_running_loop().create_future(),
+        item = Write(script, keys, args, merge, asyncio.get_running_loop().create_future(),
                      group)
         self._queue.append(item)
         self._wakeup.set()
@@ -131,13 +142,32 @@ class GroupCommitter:
             self._batches.add(task)
             task.add_done_callback(self._batches.discard)
 
-    async def _commit(self, batch: list[_Item]) -> None:
+    async def _commit(self, batch: list[Write]) -> None:
+        try:
+            if self._shards is not None:
+                await self._shards.commit(batch)
+            else:
+                await self._commit_here(batch)
+        except (RedisError, OSError) as exc:
+            log.warning("durable write failed: %s: %s", type(exc).__name__, exc)
+            for item in batch:
+                resolve(item.future, errors.Unavailable("storage unreachable; retry"))
+        except Exception:
+            # Never leave a send waiting forever, whatever the client library
+            # raised; the write was not confirmed, so the client retries.
+            log.exception("durable write failed unexpectedly")
+            for item in batch:
+                resolve(item.future, errors.Unavailable("storage error; retry"))
+        finally:
+            self._slots.release()
+
+    async def _commit_here(self, batch: list[Write]) -> None:
+        """The batch on the one primary, behind one WAIT."""
         try:
             required = self._required()
         except errors.ChatError as exc:
             for item in batch:
-                _resolve(item.future, exc)
-            self._slots.release()
+                resolve(item.future, exc)
             return
         ticket = self._ledger.enter() if self._ledger is not None else None
         try:
@@ -146,42 +176,19 @@ class GroupCommitter:
                 metrics.COMMIT_BATCH.observe(len(batch))
             results, acked = await self._execute(batch, required)
             if acked is not None:
-                # WAITAOF answers [local fsyncs, replica fsyncs].
-                replicas = acked[1] if isinstance(acked, list) else acked
-                local_ok = acked[0] >= 1 if isinstance(acked, list) else True
                 metrics.WAIT_SECONDS.observe(time.perf_counter() - started)
-                if replicas < required or not local_ok:
-                    metrics.WAIT_TIMEOUTS.inc()
-                    failure = errors.Unavailable(
-                        f"write reached {replicas} of {required} replicas in time; retry"
-                    )
+                failure = unconfirmed(acked, required)
+                if failure is not None:
                     for item in batch:
-                        _resolve(item.future, failure)
+                        resolve(item.future, failure)
                     return
             for item, result in zip(batch, results, strict=False):
-                if isinstance(result, ReadOnlyError):  # demoted under us: a failover
-                    _resolve(item.future, errors.Unavailable("the Redis primary changed; retry"))
-                elif isinstance(result, ResponseError):
-                    log.error("script failed: %s", result)
-                    _resolve(item.future, errors.Internal("storage script failed"))
-                else:
-                    _resolve(item.future, result)
-        except (RedisError, OSError) as exc:
-            log.warning("durable write failed: %s: %s", type(exc).__name__, exc)
-            for item in batch:
-                _resolve(item.future, errors.Unavailable("storage unreachable; retry"))
-        except Exception:
-            # Never leave a send waiting forever, whatever the client library
-            # raised; the write was not confirmed, so the client retries.
-            log.exception("durable write failed unexpectedly")
-            for item in batch:
-                _resolve(item.future, errors.Unavailable("storage error; retry"))
+                resolve_result(item, result)
         finally:
             if ticket is not None and self._ledger is not None:
                 self._ledger.leave(ticket)
-            self._slots.release()
 
-    async def _execute(self, batch: list[_Item], required: int) -> tuple[list[Any], Any]:
+    async def _execute(self, batch: list[Write], required: int) -> tuple[list[Any], Any]:
         """The scripts' results and the WAIT answer (None when nothing waits)."""
         results, acked = await self._pipeline(batch, required)
         missing = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
@@ -197,13 +204,39 @@ class GroupCommitter:
             acked = _weakest(acked, acked_again)
         return results, acked
 
-    async def _pipeline(self, batch: list[_Item], required: int) -> tuple[list[Any], Any]:
-        if self._fsync:
-            wait: tuple[Any, ...] | None = ("WAITAOF", 1, required, self._timeout_ms)
-        else:
-            wait = ("WAIT", required, self._timeout_ms) if required else None
+    async def _pipeline(self, batch: list[Write], required: int) -> tuple[list[Any], Any]:
+        wait = wait_command(self._fsync, required, self._timeout_ms)
         calls = [(item.script, item.keys, item.args, item.merge) for item in batch]
         return await script_batch(self._redis, calls, wait=wait)
+
+
+def unconfirmed(acked: Any, required: int) -> errors.Unavailable | None:
+    """The failure to answer when a WAIT (int) or WAITAOF ([local, replicas])
+    answer falls short of `required` replicas, else None."""
+    replicas = acked[1] if isinstance(acked, list) else acked
+    local_ok = acked[0] >= 1 if isinstance(acked, list) else True
+    if replicas >= required and local_ok:
+        return None
+    metrics.WAIT_TIMEOUTS.inc()
+    return errors.Unavailable(f"write reached {replicas} of {required} replicas in time; retry")
+
+
+def wait_command(fsync: bool, required: int, timeout_ms: int) -> tuple[Any, ...] | None:
+    """WAIT (or WAITAOF) for `required` replicas; None when nothing waits."""
+    if fsync:
+        return ("WAITAOF", 1, required, timeout_ms)
+    return ("WAIT", required, timeout_ms) if required else None
+
+
+def resolve_result(item: Write, result: Any) -> None:
+    """A script's reply (or its error) to the caller of a confirmed batch."""
+    if isinstance(result, ReadOnlyError):  # demoted under us: a failover
+        resolve(item.future, errors.Unavailable("the Redis primary changed; retry"))
+    elif isinstance(result, ResponseError):
+        log.error("script failed: %s", result)
+        resolve(item.future, errors.Internal("storage script failed"))
+    else:
+        resolve(item.future, result)
 
 
 def _weakest(first: Any, second: Any) -> Any:
@@ -215,7 +248,7 @@ def _weakest(first: Any, second: Any) -> Any:
     return min(first, second)
 
 
-def _resolve(future: asyncio.Future[Any], outcome: Any) -> None:
+def resolve(future: asyncio.Future[Any], outcome: Any) -> None:
     if future.done():
         return
     if isinstance(outcome, BaseException):

@@ -44,7 +44,7 @@ from redis.exceptions import RedisError
 
 from server import keys
 from server.storage.capabilities import LAYOUTS, supported_layout
-from server.storage.redis_conn import unavailable_on_redis_error
+from server.storage.redis_conn import Client, unavailable_on_redis_error
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def _records(layout: str) -> str:
 class Dedupe:
     """The dedupe layout of one Store, and the keys and expiry a send uses."""
 
-    def __init__(self, redis: Redis, *, window_ms: int, layout: str | None = None,
+    def __init__(self, redis: Client, *, window_ms: int, layout: str | None = None,
                  members: Members | None = None, node: NodeClient | None = None) -> None:
         """`layout` (one of storage.capabilities.LAYOUTS) skips asking Redis for it
         until a node refuses it. `members` and `node` (both or neither) name the
@@ -170,7 +170,7 @@ class Dedupe:
                            legacy=now_ms < self.legacy_until_ms, also=also)
 
     def keys_to_delete(self, name: str, now_ms: int) -> list[str]:
-        """Every dedupe key a lookup for `name` could read (delete_account.lua KEYS 3-7, 12-)."""
+        """Every dedupe key a lookup for `name` could read (delete_account.lua KEYS 3-7, 11-)."""
         generation = now_ms // self.window_ms
         around = [keys.dedupe_generation(name, g) for g in generations(now_ms, self.window_ms)
                   if g not in (generation, generation - 1)]

@@ -11,13 +11,13 @@ an address (many users behind one NAT).
 
 from __future__ import annotations
 
+import asyncio
 from typing import NamedTuple
 
-from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from server import keys
-from server.storage.redis_conn import unavailable_on_redis_error
+from server.storage.redis_conn import Client, unavailable_on_redis_error
 
 
 class FailureCounts(NamedTuple):
@@ -31,7 +31,7 @@ class FailureCounts(NamedTuple):
 class Logins:
     """Read and count failed logins."""
 
-    def __init__(self, redis: Redis, login_failed: AsyncScript) -> None:
+    def __init__(self, redis: Client, login_failed: AsyncScript) -> None:
         self._redis = redis
         self._login_failed = login_failed
 
@@ -58,10 +58,11 @@ class Logins:
     async def count_failure(self, name: str | None, address: str, *, window_ms: int
                             ) -> FailureCounts:
         """Count one failed login on every counter it belongs to; the new counts."""
-        pipe = self._redis.pipeline(transaction=False)
-        for key in self._counters(name, address):
-            await self._login_failed(keys=[key], args=[window_ms], client=pipe)
-        counts = [int(n) for n in await pipe.execute()]
+        # Each counter its own call, at once: they live in different slots,
+        # and a Cluster's pipeline refuses scripts (redis-py).
+        counts = [int(n) for n in await asyncio.gather(
+            *(self._login_failed(keys=[key], args=[window_ms])
+              for key in self._counters(name, address)))]
         if name is None:
             return FailureCounts(0, counts[0], 0)
         return FailureCounts(counts[1], counts[0], counts[2])

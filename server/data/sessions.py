@@ -15,11 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from server import keys
-from server.storage.redis_conn import unavailable_on_redis_error
+from server.storage.redis_conn import Client, unavailable_on_redis_error
 
 if TYPE_CHECKING:
     from server.data.commit import GroupCommitter
@@ -43,7 +42,7 @@ class Revoked:
 class Sessions:
     """Token records of a user: `tokens` (live) and `revoked` (why each one ended)."""
 
-    def __init__(self, redis: Redis, committer: GroupCommitter, script: AsyncScript) -> None:
+    def __init__(self, redis: Client, committer: GroupCommitter, script: AsyncScript) -> None:
         self._redis = redis
         self._committer = committer
         self._script = script

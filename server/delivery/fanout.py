@@ -20,8 +20,6 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from server import keys, metrics
@@ -29,7 +27,7 @@ from server.data.sessions import Revoked
 from server.delivery import revocation
 from server.delivery.publisher import Publisher
 from server.delivery.pushes import LocalSessions, Subscriber
-from server.storage.pubsub_reader import PubSubReader
+from server.storage.channels import Channels, Feed
 from server.storage.redis_conn import raise_if_cancelled
 from server.store import Store
 from server.wire import errors, notifications
@@ -43,19 +41,20 @@ LISTEN_POLL_S = 0.25
 
 class Delivery:
     def __init__(
-        self, redis: Redis, store: Store, *, instance_id: str, sweep_interval_ms: int,
+        self, channels: Channels, store: Store, *, instance_id: str, sweep_interval_ms: int,
         push_grace_ms: int,
     ) -> None:
-        self._redis = redis
+        """`channels`: where the pub/sub connections go (one primary, or each Cluster shard)."""
+        self._channels = channels
         self._store = store
-        self._control = keys.instance_channel(instance_id)
+        self._instance = instance_id
         self._sweep_interval = sweep_interval_ms / 1000
         self._sessions = LocalSessions(store, push_grace_ms=push_grace_ms)
         self._local = self._sessions.by_user
-        self._pubsub: PubSub | None = None
+        #: The pub/sub connections while the listener is subscribed (else empty).
+        self._feeds: list[Feed] = []
         self._publisher = Publisher(store)
         self._tasks: list[asyncio.Task[None]] = []
-        self.last_ping = 0.0  # monotonic time our own ping came back through pub/sub
         self._reconnect = False  # set by force_resync; the listener reconnects
 
     # Lifecycle ----------------------------------------------------------------
@@ -74,12 +73,23 @@ class Delivery:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
 
+    @property
+    def last_ping(self) -> float:
+        """Monotonic time our own ping last came back on EVERY feed (0: not on all yet)."""
+        return min((feed.last_ping for feed in self._feeds), default=0.0)
+
+    @property
+    def listening(self) -> bool:
+        """Subscribed on every feed (not between a loss and the resubscribe)."""
+        return bool(self._feeds)
+
     def listener_alive(self, max_age_s: float) -> bool:
-        return self._pubsub is not None and time.monotonic() - self.last_ping < max_age_s
+        return bool(self._feeds) and time.monotonic() - self.last_ping < max_age_s
 
     async def ping(self) -> None:
-        """Send ourselves a ping through Redis; the listener stamps its return."""
-        await self._store.publish_raw(self._control, b'{"k":"ping"}')
+        """Send ourselves a ping through each feed; the listener stamps its return."""
+        for feed in list(self._feeds):
+            await self._store.publish_raw(feed.ping, b'{"k":"ping"}')
 
     def force_resync(self) -> None:
         """After a failover the subscriber may sit on a dead or demoted node.
@@ -96,9 +106,13 @@ class Delivery:
 
     async def attach(self, name: str, sub: Subscriber) -> None:
         """Start pushing to `sub` what arrives for `name` after its inbox tail now."""
-        if self._sessions.add(name, sub) and self._pubsub is not None:
+        if self._sessions.add(name, sub) and self._feeds:
+            feed = self._channels.feed_of(self._feeds, keys.channel(name))
             try:
-                await self._pubsub.subscribe(keys.channel(name))
+                if feed is None:  # the slot moved since the feeds were opened
+                    self.force_resync()
+                else:
+                    await feed.subscribe(keys.channel(name))
             except (RedisError, OSError) as exc:
                 # The listener fails on the same connection, reconnects and
                 # subscribes every local user again; the sweep covers the gap.
@@ -108,9 +122,11 @@ class Delivery:
         sub.last_seq = tails[name]
 
     async def detach(self, name: str, sub: Subscriber) -> None:
-        if self._sessions.remove(name, sub) and self._pubsub is not None:
+        if self._sessions.remove(name, sub) and self._feeds:
+            feed = self._channels.feed_of(self._feeds, keys.channel(name))
             try:
-                await self._pubsub.unsubscribe(keys.channel(name))
+                if feed is not None:  # else the feeds are being rebuilt without it
+                    await feed.unsubscribe(keys.channel(name))
             except (RedisError, OSError) as exc:
                 # Harmless: notifications for users not here are ignored.
                 log.info("unsubscribe for user=%s failed: %s", name, exc)
@@ -135,38 +151,72 @@ class Delivery:
         reconnect = False
         while True:
             raise_if_cancelled()
-            reader = PubSubReader(self._redis)
-            pubsub = reader.pubsub
-            self._reconnect = False  # this connection is made after any failover seen so far
+            feeds = self._channels.open(self._instance)
+            self._reconnect = False  # these connections are made after any change seen so far
             try:
-                await pubsub.subscribe(self._control, *(keys.channel(u) for u in self._local))
-                self._pubsub = pubsub
+                await self._subscribe_all(feeds)
+                self._feeds = feeds
                 if reconnect:
-                    log.info("pub/sub listener reconnected; resyncing %d users", len(self._local))
+                    log.info("pub/sub listener reconnected on %d connection(s); resyncing %d "
+                             "users", len(feeds), len(self._local))
                     await self._catch_up_all()
                 backoff = 0.05
-                while not self._reconnect:
-                    await self._dispatch_all(await reader.read(LISTEN_POLL_S))
-                    raise_if_cancelled()
-                log.info("pub/sub listener: primary changed; reconnecting")
+                await self._read_all(feeds)
+                log.info("pub/sub listener: topology changed; reconnecting")
             except (RedisError, OSError, errors.Unavailable) as exc:
                 log.warning("pub/sub listener lost: %s: %s", type(exc).__name__, exc)
             except Exception:
                 # A dead listener means silently lost pushes: log and go on.
                 log.exception("pub/sub listener failed; reconnecting")
             finally:
-                self._pubsub = None
-                with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                self._feeds = []
+                for feed in feeds:
+                    with contextlib.suppress(RedisError, OSError):
+                        await feed.reader.pubsub.aclose()  # type: ignore[no-untyped-call]
             metrics.PUBSUB_RECONNECTS.inc()
             reconnect = True
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 1.0)
 
-    async def _dispatch_all(self, batch: list[tuple[str, str]]) -> None:
-        """Act on the notifications of one read, in order."""
+    async def _subscribe_all(self, feeds: list[Feed]) -> None:
+        """Each feed's ping channel and the channels of the local users it carries."""
+        if not feeds:
+            raise errors.Unavailable("no Redis primary known to listen on yet")
+        channels: dict[str, list[str]] = {feed.name: [feed.ping] for feed in feeds}
+        for user in self._local:
+            feed = self._channels.feed_of(feeds, keys.channel(user))
+            if feed is None:
+                raise errors.Unavailable(f"no pub/sub connection carries user={user}'s channel")
+            channels[feed.name].append(keys.channel(user))
+        for feed in feeds:
+            await feed.subscribe(*channels[feed.name])
+
+    async def _read_all(self, feeds: list[Feed]) -> None:
+        """Read every feed until a reconnect is due; the first failure ends them all."""
+        tasks = [asyncio.create_task(self._read(feed), name=f"pubsub-{feed.name}")
+                 for feed in feeds]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()  # raises the failure
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _read(self, feed: Feed) -> None:
+        while not self._reconnect:
+            await self._dispatch_all(await feed.reader.read(LISTEN_POLL_S), feed)
+            raise_if_cancelled()
+
+    async def _dispatch_all(self, batch: list[tuple[str, str]], feed: Feed | None = None
+                            ) -> None:
+        """Act on the notifications of one read (of `feed`), in order."""
         try:
             for channel, payload in batch:
+                if feed is not None and channel == feed.ping:
+                    feed.last_ping = time.monotonic()
+                    continue
                 for data in notifications.unbatch(payload):
                     if self._reconnect:
                         return  # the listener reconnects; the resync re-reads the inboxes
@@ -181,9 +231,7 @@ class Delivery:
         """Act on one notification; what must wait for the inbox comes back to be awaited."""
         user = self._sessions.user_of(channel)
         if user is None:
-            if channel == self._control:
-                self.last_ping = time.monotonic()
-            return None  # or a user who left: the unsubscribe is on its way
+            return None  # a user who left: the unsubscribe is on its way
         new = notifications.parse_message(data)
         if new is not None:
             return self._sessions.on_message(user, *new)

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import logging
 
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from server.storage.redis_conn import again_if_closed
+from server.storage.redis_conn import Client, again_if_closed
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +20,7 @@ log = logging.getLogger(__name__)
 LAYOUTS = ("hsetex", "hpexpire", "generations")
 
 
-async def supported_layout(redis: Redis) -> str:
+async def supported_layout(redis: Client) -> str:
     """The best dedupe layout `redis` supports (one of LAYOUTS).
 
     A node that cannot be reached raises (ConnectionError, TimeoutError):
@@ -31,7 +30,7 @@ async def supported_layout(redis: Redis) -> str:
         # no reply parser for it, so the raw reply comes back. Its parser for
         # COMMAND fails on the nil a server without these commands answers
         # (TypeError, not a RedisError): Redis 7.0-7.2 could not start.
-        info = await again_if_closed(lambda: redis.execute_command(  # type: ignore[no-untyped-call]
+        info = await again_if_closed(lambda: redis.execute_command(
             "COMMAND INFO", "HSETEX", "HPEXPIRE"))
     except ResponseError as exc:  # COMMAND renamed or disabled: the layout every version has
         log.warning("COMMAND INFO failed (%s): dedupe records use key generations", exc)

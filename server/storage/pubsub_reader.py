@@ -44,6 +44,8 @@ except ImportError:  # pragma: no cover - a redis-py without it: one reply per r
 
 #: Measurement only: `PubSub.get_message()` instead of reading the parser.
 PUBLIC_READ = os.environ.get("CHAT_BENCH_PUBLIC_PUBSUB_READ") == "1"
+#: Reply kinds that carry a published message: PUBLISH's and SPUBLISH's (sharded).
+MESSAGES = ("message", "smessage")
 
 #: (channel, data) of one published message.
 Notification = tuple[str, str]
@@ -100,7 +102,7 @@ class PubSubReader:
         for reply in replies:
             if not isinstance(reply, list):
                 continue  # RESP3 answers a health-check PING with a plain string
-            if len(reply) == 3 and reply[0] == "message":
+            if len(reply) == 3 and reply[0] in MESSAGES:
                 out.append((reply[1], reply[2]))
             else:  # subscribe/unsubscribe confirmations, RESP2 PONG: redis-py's bookkeeping
                 await pubsub.handle_message(reply)
@@ -112,7 +114,7 @@ class PubSubReader:
         out: list[Notification] = []
         message = await self.pubsub.get_message(timeout=timeout)
         while message is not None:
-            if message["type"] == "message":
+            if message["type"] in MESSAGES:
                 out.append((message["channel"], message["data"]))
             message = await self.pubsub.get_message(timeout=0)
         return out

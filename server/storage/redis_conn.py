@@ -1,4 +1,4 @@
-"""Connections to Redis: one URL, or the primary that Sentinel names.
+"""Connections to Redis: one URL, the primary that Sentinel names, or a Cluster.
 
 Both kinds retry connection errors, timeouts and READONLY (a demoted
 primary) with a short exponential backoff, then give up so the caller can
@@ -31,8 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from redis.asyncio import Redis
-from redis.asyncio.connection import AbstractConnection, BlockingConnectionPool
+from redis.asyncio import Redis, RedisCluster
+from redis.asyncio.cluster import ClusterNode
+from redis.asyncio.connection import AbstractConnection, BlockingConnectionPool, SSLConnection
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialBackoff, NoBackoff
@@ -109,6 +110,8 @@ def raise_if_cancelled() -> None:
 
 
 Address = tuple[str, int]
+#: What chat data is read through: one node's client, or the Cluster's.
+Client = Redis | RedisCluster
 
 
 class MajoritySentinel(Sentinel):
@@ -188,13 +191,17 @@ class PrimaryPool(SentinelConnectionPool, BlockingConnectionPool):
 class RedisHandles:
     """The clients one server instance uses."""
 
-    primary: Redis
+    #: The primary's client; in Cluster mode the cluster client (which routes by key).
+    primary: Client
     #: One client per Sentinel, to count which of them answer.
     sentinels: list[Redis] = field(default_factory=list)
     sentinel: Sentinel | None = None
     #: Connection options for a client of one node (topology reads its INFO).
     node_options: dict[str, Any] = field(default_factory=dict)
+    #: Options of a node's client for durable writes (Cluster: one per shard primary).
+    writer_options: dict[str, Any] = field(default_factory=dict)
     _nodes: dict[Address, Redis] = field(default_factory=dict)
+    _writers: dict[Address, Redis] = field(default_factory=dict)
 
     def node(self, address: Address) -> Redis:
         """A client of the node at `address` (kept for reuse)."""
@@ -204,9 +211,18 @@ class RedisHandles:
             self._nodes[address] = client
         return client
 
+    def writer(self, address: Address) -> Redis:
+        """A client of the primary at `address` for scripts + WAIT (kept for reuse)."""
+        client = self._writers.get(address)
+        if client is None:
+            pool = BlockingConnectionPool(host=address[0], port=address[1],
+                                          **self.writer_options)
+            client = self._writers[address] = Redis.from_pool(pool)
+        return client
+
     async def close(self) -> None:
         await self.primary.aclose()
-        for client in (*self.sentinels, *self._nodes.values()):
+        for client in (*self.sentinels, *self._nodes.values(), *self._writers.values()):
             await client.aclose()
 
 
@@ -255,6 +271,8 @@ def connect(settings: Settings) -> RedisHandles:
     """Build (lazily connecting) clients for the configured Redis."""
     password = read_password(settings.redis_password_file)
     common = _common(settings, password)
+    if settings.cluster_nodes:
+        return _connect_cluster(settings, common)
     if settings.redis_url:
         url = tls_url(settings.redis_url, bool(settings.redis_tls_ca))
         pool = BlockingConnectionPool.from_url(url, **pool_options(settings), **common)
@@ -281,8 +299,28 @@ def connect(settings: Settings) -> RedisHandles:
         **pool_options(settings), **common,
     )
     probes = [Redis(host=host, port=port, **sentinel_kwargs) for host, port in settings.sentinels]
-    # INFO is quick: no retries, so a dead node costs one poll, not several.
-    node_options = {**common, "retry": Retry(NoBackoff(), retries=0), "retry_on_error": [],
-                    "socket_timeout": 1.0}
     return RedisHandles(primary=primary, sentinels=probes, sentinel=sentinel,
-                        node_options=node_options)
+                        node_options=_node_options(common))
+
+
+def _node_options(common: dict[str, Any]) -> dict[str, Any]:
+    # INFO is quick: no retries, so a dead node costs one poll, not several.
+    return {**common, "retry": Retry(NoBackoff(), retries=0), "retry_on_error": [],
+            "socket_timeout": 1.0}
+
+
+def _connect_cluster(settings: Settings, common: dict[str, Any]) -> RedisHandles:
+    """The cluster client (reads, routed by key) and options for one node's client:
+    durable writes go to each shard primary on a connection of their own
+    (data/cluster_commit.py), as does sharded pub/sub."""
+    if settings.redis_tls_ca:
+        common = {**common, "ssl": True}
+    cluster = RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in settings.cluster_seeds],
+        max_connections=settings.redis_max_connections, **common)
+    writer = {**common, **pool_options(settings)}
+    if settings.redis_tls_ca:  # a pool's connection class is chosen by hand
+        writer.pop("ssl")
+        writer["connection_class"] = SSLConnection
+    return RedisHandles(primary=cluster, node_options=_node_options(common),
+                        writer_options=writer)

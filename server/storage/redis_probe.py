@@ -10,19 +10,19 @@ short TTL that proves the primary accepts writes.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ConnectionError, RedisError, ResponseError
 
 from server import keys
 from server.settings import Settings
 from server.storage.capabilities import supported_layout
 from server.storage.fencing import is_refusal
-from server.storage.redis_conn import RedisHandles, read_password
+from server.storage.redis_conn import Client, RedisHandles, read_password
 
 #: How long a probe marker lives; long enough to see in `redis-cli`, short
 #: enough that stopped instances leave nothing behind.
@@ -32,19 +32,32 @@ MARKER_TTL_MS = 60_000
 class RedisProbe:
     """Read-mostly access to the nodes of the configured Redis set."""
 
-    def __init__(self, settings: Settings, handles: RedisHandles) -> None:
+    def __init__(self, settings: Settings, handles: RedisHandles,
+                 shard_tags: Callable[[], list[str]] | None = None) -> None:
+        """`shard_tags` (a Cluster): a hash tag per shard; the marker is written on each."""
         self._settings = settings
         self.handles = handles
+        self._shard_tags = shard_tags
         self._password = read_password(settings.redis_password_file)
 
     # Used by the running server -------------------------------------------------
 
     async def write_marker(
-        self, instance_id: str, now_ms: int, client: Redis | None = None
+        self, instance_id: str, now_ms: int, client: Client | None = None
     ) -> None:
-        """One cheap replicated write: raises unless the primary accepted it."""
+        """One cheap replicated write: raises unless the primary (on a Cluster:
+        every shard primary) accepted it."""
         target = self.handles.primary if client is None else client
-        await target.set(keys.health_marker(instance_id), now_ms, px=MARKER_TTL_MS)
+        if self._shard_tags is None or client is not None:
+            await target.set(keys.health_marker(instance_id), now_ms, px=MARKER_TTL_MS)
+            return
+        tags = self._shard_tags()
+        if not tags:
+            raise ConnectionError("no Redis Cluster shard known yet")
+        pipe = target.pipeline(transaction=False)
+        for tag in tags:
+            pipe.set(keys.health_marker_in(instance_id, tag), now_ms, px=MARKER_TTL_MS)
+        await pipe.execute()
 
     async def inbox_lengths(self, names: Iterable[str]) -> dict[str, int]:
         """XLEN of each user's inbox, in one round trip."""
@@ -58,7 +71,7 @@ class RedisProbe:
 
     def node(self, host: str, port: int) -> Redis:
         """A client for one node or Sentinel, with the server's password and TLS."""
-        primary = self.handles.primary.connection_pool.connection_kwargs
+        primary = self.handles.primary.get_connection_kwargs()
         kwargs: dict[str, Any] = {
             "host": host, "port": port, "password": self._password or primary.get("password"),
             "username": primary.get("username"),

@@ -36,14 +36,16 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from server import metrics
 from server.storage.fencer import Fencer
 from server.storage.fencing import acks_needed
 from server.storage.ledger import WaitLedger
+from server.storage.poller import Poller
 from server.storage.redis_conn import PrimaryPool, RedisHandles, again_if_closed
 from server.storage.sentinel_majority import is_majority, majority
 from server.storage.sentinel_view import SentinelView, addr_of, majority_listed, required_replicas
@@ -83,6 +85,19 @@ class Snapshot:
                                                        self.sentinels_total)
 
 
+class TopologyView(Protocol):
+    """What the rest of the server asks of a topology (this one, or a Cluster's)."""
+
+    now: Snapshot
+    ledger: WaitLedger
+
+    def required_replicas(self) -> int: ...
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
 class Topology:
     """Polls the Sentinels and the primary's INFO; answers health and wait counts."""
 
@@ -95,7 +110,7 @@ class Topology:
         self._interval = interval_ms / 1000
         self._on_failover = on_failover
         self.now = Snapshot(sentinels_total=len(handles.sentinels))
-        self._task: asyncio.Task[None] | None = None
+        self._poller = Poller(self.refresh, interval_s=self._poll_interval, name="topology")
         #: A view older than this is not trusted for a write (a stuck poll
         #: must not keep a majority that is gone).
         self.max_age_s = 2 * POLL_TIMEOUT_S + self._interval
@@ -121,22 +136,15 @@ class Topology:
         return snap.required_replicas
 
     async def start(self) -> None:
-        await self.refresh()
-        self._task = asyncio.create_task(self._run(), name="topology")
+        await self._poller.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._poller.close()
 
-    async def _run(self) -> None:
-        while True:
-            # Without a primary (a failover under way) every poll that finds
-            # the new one sooner ends the outage sooner.
-            await asyncio.sleep(self._interval if self.now.primary_ok
-                                else min(self._interval, OUTAGE_INTERVAL_S))
-            await self.refresh()
+    def _poll_interval(self) -> float:
+        # Without a primary (a failover under way) every poll that finds the
+        # new one sooner ends the outage sooner.
+        return self._interval if self.now.primary_ok else min(self._interval, OUTAGE_INTERVAL_S)
 
     async def refresh(self) -> None:
         poll = self._refresh_sentinel() if self._handles.sentinels else self._refresh_single()
@@ -153,9 +161,9 @@ class Topology:
         info = await self._info(self._handles.primary, snap)
         if info is None:
             return snap
-        conn = self._handles.primary.connection_pool.connection_kwargs
+        conn = self._handles.primary.get_connection_kwargs()
         snap.primary = addr_of(conn.get("host", "?"), conn.get("port", "?"))
-        online = _online_replicas(info)
+        online = online_replicas(info)
         snap.primary_ok = True
         snap.replicas_online = len(online)
         snap.required = online
@@ -190,7 +198,7 @@ class Topology:
         if info is None:
             return snap
         snap.primary = primary
-        online = _online_replicas(info)
+        online = online_replicas(info)
         snap.required = required_replicas(online, views) - {primary}
         if self._fencer is not None:
             # A returning node is fenced instead of waited for (server/storage/fencing.py).
@@ -243,8 +251,11 @@ class Topology:
             metrics.FAILOVERS.inc()
             # Pooled connections may still point at the old primary, which
             # takes writes if it is alive on the other side of a partition.
-            pool = self._handles.primary.connection_pool
+            primary = self._handles.primary
             try:
+                if not isinstance(primary, Redis):
+                    raise TypeError("a Sentinel primary is one node's client")
+                pool = primary.connection_pool
                 if isinstance(pool, PrimaryPool):
                     host, _, port = snap.primary.rpartition(":")
                     await pool.primary_moved((host, int(port)))
@@ -270,7 +281,7 @@ class Topology:
             self._fencer.published(snap.required, epoch)
 
 
-def _online_replicas(info: dict[str, Any]) -> set[str]:
+def online_replicas(info: dict[str, Any]) -> set[str]:
     """Replicas the primary's INFO shows connected and past their initial sync."""
     return {
         addr_of(value["ip"], value["port"])

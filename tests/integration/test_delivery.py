@@ -11,16 +11,18 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pytest
 import redis
+from redis.asyncio import Redis
 
 from server import keys, metrics
 from server.data.commit import GroupCommitter
 from server.delivery.fanout import LISTEN_POLL_S, Delivery
 from server.settings import Settings
+from server.storage.channels import PrimaryChannels
 from server.storage.pubsub_reader import PubSubReader
 from server.storage.redis_conn import RedisHandles, connect
 from server.store import Store
@@ -83,10 +85,10 @@ async def env(redis_url: str) -> AsyncIterator[Env]:
     committer = GroupCommitter(handles.primary, required_replicas=lambda: 0, ack_timeout_ms=1000)
     committer.start()
     store = Store(handles.primary, committer, max_inbox=100_000, max_pending_per_sender=100_000)
-    delivery = Delivery(handles.primary, store, instance_id="t", sweep_interval_ms=3_600_000,
-                        push_grace_ms=0)
+    delivery = Delivery(PrimaryChannels(cast(Redis, handles.primary)), store, instance_id="t",
+                        sweep_interval_ms=3_600_000, push_grace_ms=0)
     delivery.start()
-    await wait_until(lambda: delivery._pubsub is not None)
+    await wait_until(lambda: delivery.listening)
     try:
         yield Env(handles, store, delivery)
     finally:
@@ -158,8 +160,7 @@ async def test_subscribe_while_the_listener_waits_in_a_read_then_unsubscribe(
     assert [m["seq"] for m in carol.pushed] == [seq]
     assert subscribers(redis_url, "carol") == 1
     await env.delivery.detach("carol", carol)
-    pubsub = env.delivery._pubsub
-    assert pubsub is not None
+    pubsub = env.delivery._feeds[0].reader.pubsub
     # The confirmation is read by the listener: redis-py forgets the channel.
     await wait_until(lambda: keys.channel("carol") not in pubsub.channels)
     assert subscribers(redis_url, "carol") == 0
@@ -183,7 +184,7 @@ async def test_force_resync_reconnects_within_the_poll_interval(env: Env, traffi
     if pinger is not None:
         await pinger
     assert took < LISTEN_POLL_S + 0.25
-    await wait_until(lambda: env.delivery._pubsub is not None)
+    await wait_until(lambda: env.delivery.listening)
 
 
 async def test_ping_through_pubsub_stamps_last_ping(env: Env) -> None:
@@ -230,7 +231,7 @@ async def test_killed_pubsub_connection_reconnects_and_pushes_what_it_missed(
         admin.close()
     await wait_until(lambda: reconnects() > before)
     await wait_until(lambda: [m["seq"] for m in frank.delivered] == [missed])
-    await wait_until(lambda: env.delivery._pubsub is not None)
+    await wait_until(lambda: env.delivery.listening)
     after = await env.send("frank", "after the reconnect")
     await wait_until(lambda: [m["seq"] for m in frank.pushed] == [after])
 

@@ -9,17 +9,17 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from deploy.redis_sentinel.sentinelset import LocalSet
+from tests import procs
 from tests.integration.redisset_checks import (
     REDISSET,
     dead,
 )
-from tests.procs import ROOT, free_port, wait_for_port
+from tests.procs import free_port, wait_for_port
 
 
 def free_base_port() -> int:
@@ -40,27 +40,16 @@ def port_free(port: int) -> bool:
         return True
 
 
-@contextlib.contextmanager
-def dev_running(root: Path, *extra: str) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
-    """`redisset dev` started and read up to its ready line; killed if still up."""
-    proc = subprocess.Popen(
-        [*REDISSET, "dev", "--dir", str(root),
-         "--redis-port", str(free_base_port()), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
-    )
-    try:
-        assert proc.stdout is not None
-        lines: list[str] = []
-        for line in proc.stdout:
-            lines.append(line)
-            if "Ctrl-C stops everything" in line:
-                break
-        yield proc, lines
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+def dev_running(root: Path, *extra: str) -> contextlib.AbstractContextManager[
+        tuple[subprocess.Popen[str], list[str]]]:
+    """`redisset dev` started and read up to its ready line; stopped at the end."""
+    def cleanup() -> None:
+        if (root / "state.json").exists():
             LocalSet.load(root).stop()
+
+    return procs.dev_running(
+        [*REDISSET, "dev", "--dir", str(root), "--redis-port", str(free_base_port()), *extra],
+        cleanup)
 
 
 def test_dev_runs_the_set_until_sigterm_then_stops_everything(tmp_path: Path) -> None:

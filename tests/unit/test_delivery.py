@@ -12,11 +12,12 @@ from typing import Any, cast
 
 import orjson
 import pytest
-from redis.asyncio import Redis
 
 from server import keys
 from server.delivery.fanout import Delivery
 from server.delivery.pushes import seq_key
+from server.storage.channels import Channels, Feed
+from server.storage.pubsub_reader import PubSubReader
 from server.store import Store
 from server.wire import notifications, protocol
 
@@ -78,7 +79,7 @@ async def inbox() -> FakeInbox:
 @pytest.fixture
 async def delivery(inbox: FakeInbox) -> AsyncIterator[Delivery]:
     # Never started: no listener, no sweep; notifications are handed in below.
-    yield Delivery(cast(Redis, None), cast(Store, inbox), instance_id="t",
+    yield Delivery(cast(Channels, None), cast(Store, inbox), instance_id="t",
                    sweep_interval_ms=60_000, push_grace_ms=0)
 
 
@@ -142,3 +143,21 @@ async def test_notification_for_a_user_who_left_is_ignored(
     await delivery.detach("bob", session)
     await notify(delivery, "bob", "5-1", "0-0")
     assert session.seqs == [] and inbox.reads == 0
+
+
+def feed(name: str) -> Feed:
+    async def nothing(*channels: str) -> None:
+        return None
+
+    return Feed(name, cast(PubSubReader, None), f"ping:{name}", nothing, nothing)
+
+
+async def test_the_listener_is_alive_only_when_its_ping_came_back_on_every_shard(
+        delivery: Delivery) -> None:
+    # One feed per Cluster shard: a deaf connection to one shard turns /healthz red.
+    feeds = [feed("shard-a"), feed("shard-b")]
+    delivery._feeds = feeds
+    await delivery._dispatch_all([("ping:shard-a", '{"k":"ping"}')], feeds[0])
+    assert not delivery.listener_alive(60)
+    await delivery._dispatch_all([("ping:shard-b", '{"k":"ping"}')], feeds[1])
+    assert delivery.listener_alive(60)

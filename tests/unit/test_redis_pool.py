@@ -14,6 +14,7 @@ from typing import Any
 import fakeredis
 import pytest
 from fakeredis.aioredis import FakeAsyncRedisConnection
+from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection, BlockingConnectionPool
 from redis.exceptions import ConnectionError
 
@@ -58,7 +59,7 @@ async def handles(
 ) -> AsyncIterator[RedisHandles]:
     """connect()'s handles for one mode, their primary pool talking to fakeredis."""
     made = redis_conn.connect(settings_for(request.param))
-    pool = made.primary.connection_pool
+    pool = pool_of(made)
     fake_connections(pool, fake_server, FakeAsyncRedisConnection if request.param == "url"
                      else FakePrimaryConnection)
     yield made
@@ -80,7 +81,7 @@ async def hold_all(pool: Any) -> list[AbstractConnection]:
 
 def test_url_mode_primary_pool_is_blocking_and_capped_by_the_setting() -> None:
     settings = Settings(redis_url=URL, redis_max_connections=24, ack_timeout_ms=1500)
-    pool = redis_conn.connect(settings).primary.connection_pool
+    pool = pool_of(redis_conn.connect(settings))
     assert isinstance(pool, BlockingConnectionPool)
     assert pool.max_connections == 24
     # Waits as long as one command may hold a connection (a WAIT + slack).
@@ -89,7 +90,7 @@ def test_url_mode_primary_pool_is_blocking_and_capped_by_the_setting() -> None:
 
 def test_sentinel_mode_primary_pool_is_blocking_and_capped_by_the_setting() -> None:
     settings = Settings(sentinel=SENTINELS, redis_max_connections=24, ack_timeout_ms=1500)
-    pool = redis_conn.connect(settings).primary.connection_pool
+    pool = pool_of(redis_conn.connect(settings))
     assert isinstance(pool, PrimaryPool)
     assert isinstance(pool, BlockingConnectionPool)
     assert pool.max_connections == 24
@@ -125,7 +126,7 @@ def test_cap_below_8_in_the_environment_is_refused(capsys: pytest.CaptureFixture
 
 
 async def test_burst_of_commands_shares_the_capped_connections(handles: RedisHandles) -> None:
-    pool = handles.primary.connection_pool
+    pool = pool_of(handles)
     await asyncio.gather(*(handles.primary.incr("n") for _ in range(200)))
     assert await handles.primary.get("n") == "200"
     assert opened(pool) <= CAP
@@ -134,7 +135,7 @@ async def test_burst_of_commands_shares_the_capped_connections(handles: RedisHan
 async def test_checkout_beyond_the_cap_waits_for_a_released_connection(
     handles: RedisHandles,
 ) -> None:
-    pool = handles.primary.connection_pool
+    pool = pool_of(handles)
     held = await hold_all(pool)
     async def set_k() -> Any:
         return await handles.primary.set("k", "v")
@@ -154,7 +155,7 @@ async def test_checkout_beyond_the_cap_waits_for_a_released_connection(
 async def test_checkout_beyond_the_cap_answers_unavailable_after_the_pool_timeout(
     handles: RedisHandles, fake_server: fakeredis.FakeServer,
 ) -> None:
-    pool = handles.primary.connection_pool
+    pool = pool_of(handles)
     assert isinstance(pool, BlockingConnectionPool)
     pool.timeout = 0.2  # the real one is ack_timeout_ms + 2 s
     committer = GroupCommitter(handles.primary, required_replicas=lambda: 0,
@@ -187,7 +188,7 @@ async def test_failed_reconnect_to_the_new_primary_gives_the_slot_back(
     fake_server: fakeredis.FakeServer,
 ) -> None:
     made = redis_conn.connect(settings_for("sentinel"))
-    pool = made.primary.connection_pool
+    pool = pool_of(made)
     assert isinstance(pool, PrimaryPool)
     fake_connections(pool, fake_server, FakePrimaryConnection)
     try:
@@ -205,3 +206,10 @@ async def test_failed_reconnect_to_the_new_primary_gives_the_slot_back(
             await pool.release(connection)
     finally:
         await made.close()
+
+
+def pool_of(handles: RedisHandles) -> Any:
+    """The primary's pool (one node's client: Sentinel or a URL, never a Cluster here)."""
+    if not isinstance(handles.primary, Redis):
+        raise TypeError("not one node's client")
+    return handles.primary.connection_pool

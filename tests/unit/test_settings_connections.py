@@ -23,19 +23,40 @@ def test_sentinel_master_can_be_renamed() -> None:
 
 def test_missing_redis_config_exits_with_a_clear_error(
         capsys: pytest.CaptureFixture[str]) -> None:
-    assert fails([], {}, capsys) == "give exactly one of --redis-url and --sentinel"
+    assert fails([], {}, capsys) == \
+        "give exactly one of --redis-url, --sentinel and --cluster-nodes"
 
 
 def test_both_redis_url_and_sentinel_exit_with_a_clear_error(
         capsys: pytest.CaptureFixture[str]) -> None:
     msg = fails([*URL, "--sentinel", "h:1"], {}, capsys)
-    assert msg == "give exactly one of --redis-url and --sentinel"
+    assert msg == ("give exactly one of --redis-url, --sentinel and --cluster-nodes "
+                   "(got --redis-url and --sentinel)")
 
 
 def test_redis_url_from_env_and_sentinel_flag_is_also_both(
         capsys: pytest.CaptureFixture[str]) -> None:
     msg = fails(["--sentinel", "h:1"], {"CHAT_REDIS_URL": "redis://x/0"}, capsys)
-    assert msg == "give exactly one of --redis-url and --sentinel"
+    assert msg == ("give exactly one of --redis-url, --sentinel and --cluster-nodes "
+                   "(got --redis-url and --sentinel)")
+
+
+def test_cluster_nodes_and_sentinel_exit_with_a_clear_error(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    msg = fails(["--cluster-nodes", "h:1", "--sentinel", "h:2"], {}, capsys)
+    assert msg == ("give exactly one of --redis-url, --sentinel and --cluster-nodes "
+                   "(got --sentinel and --cluster-nodes)")
+
+
+def test_cluster_nodes_from_env_are_seed_addresses() -> None:
+    settings = load_settings([], {"CHAT_CLUSTER_NODES": "h1:7000, h2:7001"})
+    assert settings.cluster_seeds == [("h1", 7000), ("h2", 7001)]
+
+
+def test_a_cluster_node_that_is_not_host_port_exits_with_a_clear_error(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert fails(["--cluster-nodes", "h1:7000,h2"], {}, capsys) == \
+        "--cluster-nodes entry 'h2' is not host:port"
 
 
 @pytest.mark.parametrize("entry", ["h1", "h1:x", ":26379", "h1:", "h1:1,,h2:2", "h1:1,h2"])

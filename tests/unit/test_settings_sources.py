@@ -58,7 +58,7 @@ def sample_value(f: dataclasses.Field[Any]) -> Any:
     choices = f.metadata.get("choices")
     if choices:
         return next(c for c in choices if c != f.default)
-    if f.name == "sentinel":
+    if f.name in ("sentinel", "cluster_nodes"):
         return "h:1"
     if f.name in ("public_urls", "allowed_origins"):
         return "https://chat.example.org,http://127.0.0.1:8766"
@@ -80,7 +80,7 @@ def test_every_setting_reads_its_flag_and_its_chat_variable(
     value = sample_value(f)
     # TLS files go together; a setting under test overrides its own.
     environ = {"CHAT_TLS_CERT": "c.pem", "CHAT_TLS_KEY": "k.pem"}
-    argv: list[str] = [] if f.name in ("redis_url", "sentinel") else list(URL)
+    argv: list[str] = [] if f.name in ("redis_url", "sentinel", "cluster_nodes") else list(URL)
     if source == "flag":
         argv += ["--" + f.name.replace("_", "-"), str(value)]
     else:
@@ -154,5 +154,6 @@ def test_bad_configuration_exits_2_with_a_one_line_reason_and_no_traceback() -> 
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert proc.stderr.strip().splitlines()[-1] == (
-        "python -m server: error: give exactly one of --redis-url and --sentinel")
+        "python -m server: error: give exactly one of --redis-url, --sentinel and "
+        "--cluster-nodes")
     assert "Traceback" not in proc.stderr
