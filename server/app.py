@@ -55,6 +55,7 @@ class App:
         self.instance_id = logs.instance_name(settings.instance_id, settings.host, settings.port)
         self.handles = redis_conn.connect(settings)
         cluster = bool(settings.cluster_nodes)
+        several = cluster or bool(self.handles.sentinels)
         self.topology, writes, ack_writes, channels = self._storage(cluster)
         self.committer = GroupCommitter(
             self.handles.primary, required_replicas=self.topology.required_replicas,
@@ -72,9 +73,10 @@ class App:
                       max_inbox_bytes=settings.max_inbox_bytes,
                       dedupe_window_ms=settings.dedupe_window_s * 1000, acks=self.ack_batcher,
                       cluster=cluster,
-                      # With Sentinel every node may become primary: the weakest picks the layout.
-                      set_members=(lambda: self.topology.now.members) if self.handles.sentinels
-                      else None, node=self._node_client if self.handles.sentinels else None)
+                      # With Sentinel or a Cluster every node may become primary (of its
+                      # shard): the weakest picks the layout.
+                      set_members=(lambda: self.topology.now.members) if several else None,
+                      node=self._node_client if several else None)
         # The ping channel must be this process's alone: an instance that heard
         # another's pings (same --instance-id) would hide its own deaf listener.
         delivery = Delivery(

@@ -170,6 +170,8 @@ class ClusterTopology:
             primary=",".join(primaries) or None,
             replicas_online=min((s.online for s in shards.values()), default=0),
             required_replicas=min((s.acks for s in shards.values()), default=0),
+            # Every node, as the dedupe layout must be one all of them apply.
+            members=tuple(sorted(named | set(answers))),
             reason="; ".join(([f"{uncovered} slots without a majority-named primary "
                                f"({len(answers)} of {total} nodes answered)"]
                               if uncovered else []) + bad),
