@@ -202,7 +202,8 @@ def test_dev_runs_the_cluster_until_sigterm_then_stops_everything(tmp_path: Path
 @pytest.mark.skipif(not server_has_cluster_flag(),
                     reason="the chat server has no --cluster-nodes yet (branch cluster-server)")
 def test_dev_starts_two_chat_servers_on_the_cluster(tmp_path: Path) -> None:
-    first = free_port()
+    # Two servers listen on first and first + 1: both must be free.
+    first = next(p for p in iter(free_port, 0) if p < 65535 and not port_in_use("127.0.0.1", p + 1))
     with dev_running(tmp_path / "run", "--port", str(first)) as (proc, lines):
         assert proc.stdout is not None
         text = "".join(lines) + (proc.stdout.read() if proc.poll() is not None else "")
