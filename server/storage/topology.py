@@ -40,7 +40,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from server import metrics
+from server import keys, metrics
 from server.storage.fencer import Fencer
 from server.storage.fencing import acks_needed
 from server.storage.ledger import WaitLedger
@@ -175,8 +175,8 @@ class Topology:
         views = [view for view in views if view.primary == primary]
         host, _, port = primary.rpartition(":")
         # INFO of the node the majority names, not of whichever node a pooled
-        # connection happens to point at.
-        info = await self._info(self._handles.node((host, int(port))), snap)
+        # connection happens to point at; the fence records in the same round trip.
+        info, records = await self._primary_state(self._handles.node((host, int(port))), snap)
         if info is None:
             return snap
         snap.primary = primary
@@ -187,7 +187,7 @@ class Topology:
             snap.required = await self._fencer.required(
                 primary, info, majority_listed(views),
                 {addr for view in views for addr, ok in view.replicas.items() if ok},
-                snap.required,
+                snap.required, raw_records=records,
             ) - {primary}
         snap.down_replicas = {
             addr for view in views for addr, ok in view.replicas.items() if not ok
@@ -211,11 +211,41 @@ class Topology:
             return None
         return info
 
-    async def _sentinel_view(self, client: Any) -> SentinelView | None:
-        """What one Sentinel says, or None if it does not answer."""
+    async def _primary_state(self, client: Any, snap: Snapshot
+                             ) -> tuple[dict[str, Any] | None, dict[str, str] | None]:
+        """INFO replication of a node that acts as primary (else None, reason
+        set) and its fence records (None when unreadable), in one round trip.
+
+        Every await of a poll is a turn of an event loop that, during an
+        outage, is busy answering the clients' retries: the fewer round trips
+        a poll makes, the sooner it sees the new primary (and the less often
+        it runs past POLL_TIMEOUT_S and is thrown away).
+        """
+        if self._fencer is None:
+            return await self._info(client, snap), None
         try:
-            master = await client.sentinel_master(self._master)
-            replicas = await client.sentinel_slaves(self._master)
+            pipe = client.pipeline(transaction=False)
+            pipe.info("replication")
+            pipe.hgetall(keys.FENCES)
+            info, records = await pipe.execute(raise_on_error=False)
+        except (RedisError, OSError) as exc:
+            snap.reason = f"{type(exc).__name__}: {exc}"
+            return None, None
+        if isinstance(info, Exception):
+            snap.reason = f"{type(info).__name__}: {info}"
+            return None, None
+        if info.get("role") != "master":
+            snap.reason = "the node we reached is a replica (failover in progress)"
+            return None, None
+        return info, (None if isinstance(records, Exception) else records)
+
+    async def _sentinel_view(self, client: Any) -> SentinelView | None:
+        """What one Sentinel says, or None if it does not answer (one round trip)."""
+        try:
+            pipe = client.pipeline(transaction=False)
+            pipe.sentinel_master(self._master)
+            pipe.sentinel_slaves(self._master)
+            master, replicas = await pipe.execute()
         except (RedisError, OSError):
             return None
         return SentinelView.parse(master, replicas)
