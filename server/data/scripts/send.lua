@@ -24,23 +24,23 @@
 -- Returns one reply per send, in order, each
 -- {'ok', seq, prev_seq} | {'dup', ts, newest_seq} | {'no_such_user'}
 -- | {'inbox_full'} | {'sender_full'} | {'bytes_full'} | {'error', message}:
--- a send that fails (a key of the wrong type) fails alone, with the sends
--- next to it to the same recipient (they touch the same keys); the others
--- go on.
+-- a send that fails (a key of the wrong type) fails alone, with the other
+-- sends of the call to the same recipient (they touch the same keys); the
+-- others go on.
 -- prev_seq is the seq stored before this one ('0-0' if none), even if acked
 -- since: a pusher that already pushed prev_seq knows there is no gap
 -- before this message. A retry's newest_seq is the newest seq stored so
 -- far: its first send is at or before it (the record holds only the ts).
--- Sends run in order, so a later one sees an earlier one's entry.
+-- Sends to one recipient run in order, so a later one sees an earlier one's entry.
 -- Counters (account fields n, b, p:<sender>) count the inbox's entries,
 -- never dedupe records: ack.lua takes removed entries off (from the
 -- ledger), the dedupe window does not touch them. Counters without field l
 -- (absent: an inbox stored before quotas; or kept by a version without the
 -- ledger) are counted from the inbox once, here, and the ledger rebuilt.
 --
--- Cost (the primary runs this for every message): neighbouring sends to one
--- recipient (a client's pipelined sends stay together in a batch) form a
--- run that reads the account once (HMGET: existence, counters, newest seq)
+-- Cost (the primary runs this for every message): the sends of a call to
+-- one recipient (a client's pipelined sends, and any others to it in the
+-- batch) form a run that reads the account once (HMGET: existence, counters, newest seq)
 -- and writes it and the ledger once (HSET, RPUSH). A run whose records are
 -- all new and that fits the bounds writes every record with one HSETEX FNX
 -- (written only if none exists: lookup and write in one) and then XADDs:
@@ -171,14 +171,14 @@ local function one(k)
   return reply
 end
 
--- Whether sends i..j can go together: every record new (checked by the
--- HSETEX FNX itself), no msg_id twice, every send within the bounds.
-local function fits_together(i, j)
-  if cfg.layout ~= 'hsetex' or cfg.nkeys ~= 4 or j == i then
+-- Whether the sends of run r can go together: every record new (checked
+-- by the HSETEX FNX itself), no msg_id twice, every send within the bounds.
+local function fits_together(r)
+  if cfg.layout ~= 'hsetex' or cfg.nkeys ~= 4 or #r == 1 then
     return false
   end
   local nn, bb, pp, seen = n, bytes, {}, {}
-  for k = i, j do
+  for _, k in ipairs(r) do
     local a = ao[k]
     local sender, f = ARGV[a + 2], field(k)
     local p = pp[sender] or pending[sender]
@@ -191,14 +191,14 @@ local function fits_together(i, j)
   return true
 end
 
--- The sends i..j, all to one recipient with one settings string; their
--- replies go to replies[i..j].
-local function send_run(i, j, replies)
-  local kb = ko[i]
-  cfg, account, inbox, ledger, dedupe = cf[i], KEYS[kb + 1], KEYS[kb + 2], KEYS[kb + 3],
+-- Run r: the positions (in call order) of sends to one recipient with the
+-- same keys and settings string; each reply goes to replies[position].
+local function send_run(r, replies)
+  local kb = ko[r[1]]
+  cfg, account, inbox, ledger, dedupe = cf[r[1]], KEYS[kb + 1], KEYS[kb + 2], KEYS[kb + 3],
                                         KEYS[kb + 4]
   local fields, slot = {'gen', 'n', 'b', 'l'}, {}
-  for k = i, j do
+  for _, k in ipairs(r) do
     local sender = ARGV[ao[k] + 2]
     if not slot[sender] then
       fields[#fields + 1] = 'p:' .. sender
@@ -207,7 +207,7 @@ local function send_run(i, j, replies)
   end
   local acc = redis.call('HMGET', account, unpack(fields))
   if not acc[1] then
-    for k = i, j do replies[k] = {'no_such_user'} end
+    for _, k in ipairs(r) do replies[k] = {'no_such_user'} end
     return
   end
   n, bytes, last, pending, lines = tonumber(acc[2]), tonumber(acc[3]), acc[4], {}, {}
@@ -218,22 +218,22 @@ local function send_run(i, j, replies)
     for sender in pairs(slot) do pending[sender] = counted[sender] or 0 end
     last = last or newest
   end
-  local together = fits_together(i, j)
+  local together = fits_together(r)
   if together then
-    local args = {dedupe, 'FNX', 'PX', cfg.expire, 'FIELDS', j - i + 1}
-    for k = i, j do
+    local args = {dedupe, 'FNX', 'PX', cfg.expire, 'FIELDS', #r}
+    for _, k in ipairs(r) do
       args[#args + 1], args[#args + 2] = field(k), ARGV[ao[k] + 6]
     end
     together = redis.call('HSETEX', unpack(args)) == 1
   end
   if together then
-    for k = i, j do
+    for x, k in ipairs(r) do
       local reply, err = add(k)
       if not reply then
         local gone = {}
-        for m = k, j do
-          gone[#gone + 1] = field(m)
-          replies[m] = {'error', err}
+        for y = x, #r do
+          gone[#gone + 1] = field(r[y])
+          replies[r[y]] = {'error', err}
         end
         redis.call('HDEL', dedupe, unpack(gone))
         break
@@ -241,7 +241,7 @@ local function send_run(i, j, replies)
       replies[k] = reply
     end
   else
-    for k = i, j do
+    for _, k in ipairs(r) do
       local ok, reply = pcall(one, k)
       if not ok then
         reply = {'error', type(reply) == 'table' and reply.err or tostring(reply)}
@@ -276,19 +276,30 @@ while ai < #ARGV do
   ko[k], ao[k], cf[k] = ki, ai, parsed
   ki, ai = ki + parsed.nkeys, ai + 6
 end
-local i = 1
-while i <= #ko do
-  local j = i
-  while j < #ko and KEYS[ko[j + 1] + 1] == KEYS[ko[i] + 1] and cf[j + 1] == cf[i] do
-    j = j + 1
+-- Every send of the call to one recipient joins one run, even when other
+-- sends came between them (sends of several groups, or of clients that did
+-- not pipeline): fewer account, dedupe and ledger commands per message.
+-- Sends to one inbox keep their order; sends to different inboxes are
+-- independent, and all of them become durable together.
+local runs, run_of = {}, {}
+for k = 1, #ko do
+  local kb = ko[k]
+  local id = KEYS[kb + 1] .. '\0' .. KEYS[kb + 4] .. '\0' .. ARGV[ao[k] + 1]
+  local r = run_of[id]
+  if not r then
+    r = {}
+    run_of[id] = r
+    runs[#runs + 1] = r
   end
-  local ok, err = pcall(send_run, i, j, replies)
+  r[#r + 1] = k
+end
+for _, r in ipairs(runs) do
+  local ok, err = pcall(send_run, r, replies)
   if not ok then
     err = type(err) == 'table' and err.err or tostring(err)
-    for k = i, j do
+    for _, k in ipairs(r) do
       if not replies[k] then replies[k] = {'error', err} end
     end
   end
-  i = j + 1
 end
 return replies
