@@ -178,7 +178,8 @@ local function fits_together(r)
     return false
   end
   local nn, bb, pp, seen = n, bytes, {}, {}
-  for _, k in ipairs(r) do
+  for x = 1, #r do
+    local k = r[x]
     local a = ao[k]
     local sender, f = ARGV[a + 2], field(k)
     local p = pp[sender] or pending[sender]
@@ -198,7 +199,8 @@ local function send_run(r, replies)
   cfg, account, inbox, ledger, dedupe = cf[r[1]], KEYS[kb + 1], KEYS[kb + 2], KEYS[kb + 3],
                                         KEYS[kb + 4]
   local fields, slot = {'gen', 'n', 'b', 'l'}, {}
-  for _, k in ipairs(r) do
+  for x = 1, #r do
+    local k = r[x]
     local sender = ARGV[ao[k] + 2]
     if not slot[sender] then
       fields[#fields + 1] = 'p:' .. sender
@@ -207,7 +209,7 @@ local function send_run(r, replies)
   end
   local acc = redis.call('HMGET', account, unpack(fields))
   if not acc[1] then
-    for _, k in ipairs(r) do replies[k] = {'no_such_user'} end
+    for x = 1, #r do replies[r[x]] = {'no_such_user'} end
     return
   end
   n, bytes, last, pending, lines = tonumber(acc[2]), tonumber(acc[3]), acc[4], {}, {}
@@ -221,13 +223,15 @@ local function send_run(r, replies)
   local together = fits_together(r)
   if together then
     local args = {dedupe, 'FNX', 'PX', cfg.expire, 'FIELDS', #r}
-    for _, k in ipairs(r) do
+    for x = 1, #r do
+      local k = r[x]
       args[#args + 1], args[#args + 2] = field(k), ARGV[ao[k] + 6]
     end
     together = redis.call('HSETEX', unpack(args)) == 1
   end
   if together then
-    for x, k in ipairs(r) do
+    for x = 1, #r do
+      local k = r[x]
       local reply, err = add(k)
       if not reply then
         local gone = {}
@@ -241,7 +245,8 @@ local function send_run(r, replies)
       replies[k] = reply
     end
   else
-    for _, k in ipairs(r) do
+    for x = 1, #r do
+      local k = r[x]
       local ok, reply = pcall(one, k)
       if not ok then
         reply = {'error', type(reply) == 'table' and reply.err or tostring(reply)}
@@ -281,24 +286,44 @@ end
 -- not pipeline): fewer account, dedupe and ledger commands per message.
 -- Sends to one inbox keep their order; sends to different inboxes are
 -- independent, and all of them become durable together.
-local runs, run_of = {}, {}
+-- Looked up by the account key and compared by the dedupe key and settings
+-- (strings Lua already holds: no new string per send).
+local runs, by_account, r = {}, {}, nil
 for k = 1, #ko do
   local kb = ko[k]
-  local id = KEYS[kb + 1] .. '\0' .. KEYS[kb + 4] .. '\0' .. ARGV[ao[k] + 1]
-  local r = run_of[id]
-  if not r then
-    r = {}
-    run_of[id] = r
-    runs[#runs + 1] = r
+  local account_key, dk, text = KEYS[kb + 1], KEYS[kb + 4], ARGV[ao[k] + 1]
+  local before = k > 1 and ko[k - 1]
+  if not (before and KEYS[before + 1] == account_key and KEYS[before + 4] == dk
+          and ARGV[ao[k - 1] + 1] == text) then
+    -- Not the previous send's run: the recipient's run of the same keys, or a new one.
+    local mine = by_account[account_key]
+    if not mine then
+      mine = {}
+      by_account[account_key] = mine
+    end
+    r = nil
+    for c = 1, #mine do
+      local first = mine[c][1]
+      if KEYS[ko[first] + 4] == dk and ARGV[ao[first] + 1] == text then
+        r = mine[c]
+        break
+      end
+    end
+    if not r then
+      r = {}
+      mine[#mine + 1] = r
+      runs[#runs + 1] = r
+    end
   end
   r[#r + 1] = k
 end
-for _, r in ipairs(runs) do
-  local ok, err = pcall(send_run, r, replies)
+for x = 1, #runs do
+  local run = runs[x]
+  local ok, err = pcall(send_run, run, replies)
   if not ok then
     err = type(err) == 'table' and err.err or tostring(err)
-    for _, k in ipairs(r) do
-      if not replies[k] then replies[k] = {'error', err} end
+    for y = 1, #run do
+      if not replies[run[y]] then replies[run[y]] = {'error', err} end
     end
   end
 end
