@@ -103,6 +103,8 @@ end
 -- Send k is KEYS[ko[k] + 1..] and ARGV[ao[k] + 1..]; cf[k] its parsed settings.
 -- No table per send and no closure per run: this runs for every message.
 local ko, ao, cf = {}, {}, {}
+-- The sends' positions, run after run (see below); nil: in call order.
+local order = nil
 -- The run being stored: its keys, settings and counters.
 local cfg, account, inbox, ledger, dedupe, n, bytes, last, pending, lines
 
@@ -171,15 +173,16 @@ local function one(k)
   return reply
 end
 
--- Whether the sends of run r can go together: every record new (checked
--- by the HSETEX FNX itself), no msg_id twice, every send within the bounds.
-local function fits_together(r)
-  if cfg.layout ~= 'hsetex' or cfg.nkeys ~= 4 or #r == 1 then
+-- Whether the sends of run lo..hi can go together: every record new
+-- (checked by the HSETEX FNX itself), no msg_id twice, every send within
+-- the bounds.
+local function fits_together(lo, hi)
+  if cfg.layout ~= 'hsetex' or cfg.nkeys ~= 4 or lo == hi then
     return false
   end
   local nn, bb, pp, seen = n, bytes, {}, {}
-  for x = 1, #r do
-    local k = r[x]
+  for x = lo, hi do
+    local k = order and order[x] or x
     local a = ao[k]
     local sender, f = ARGV[a + 2], field(k)
     local p = pp[sender] or pending[sender]
@@ -192,15 +195,16 @@ local function fits_together(r)
   return true
 end
 
--- Run r: the positions (in call order) of sends to one recipient with the
--- same keys and settings string; each reply goes to replies[position].
-local function send_run(r, replies)
-  local kb = ko[r[1]]
-  cfg, account, inbox, ledger, dedupe = cf[r[1]], KEYS[kb + 1], KEYS[kb + 2], KEYS[kb + 3],
-                                        KEYS[kb + 4]
+-- The run at places lo..hi of `order` (see below): sends to one
+-- recipient with the same keys and settings string, in call order; each
+-- reply goes to replies[the send's position in the call].
+local function send_run(lo, hi, replies)
+  local kb = ko[order and order[lo] or lo]
+  cfg, account, inbox, ledger, dedupe = cf[order and order[lo] or lo], KEYS[kb + 1],
+                                        KEYS[kb + 2], KEYS[kb + 3], KEYS[kb + 4]
   local fields, slot = {'gen', 'n', 'b', 'l'}, {}
-  for x = 1, #r do
-    local k = r[x]
+  for x = lo, hi do
+    local k = order and order[x] or x
     local sender = ARGV[ao[k] + 2]
     if not slot[sender] then
       fields[#fields + 1] = 'p:' .. sender
@@ -209,7 +213,7 @@ local function send_run(r, replies)
   end
   local acc = redis.call('HMGET', account, unpack(fields))
   if not acc[1] then
-    for x = 1, #r do replies[r[x]] = {'no_such_user'} end
+    for x = lo, hi do replies[order and order[x] or x] = {'no_such_user'} end
     return
   end
   n, bytes, last, pending, lines = tonumber(acc[2]), tonumber(acc[3]), acc[4], {}, {}
@@ -220,24 +224,25 @@ local function send_run(r, replies)
     for sender in pairs(slot) do pending[sender] = counted[sender] or 0 end
     last = last or newest
   end
-  local together = fits_together(r)
+  local together = fits_together(lo, hi)
   if together then
-    local args = {dedupe, 'FNX', 'PX', cfg.expire, 'FIELDS', #r}
-    for x = 1, #r do
-      local k = r[x]
+    local args = {dedupe, 'FNX', 'PX', cfg.expire, 'FIELDS', hi - lo + 1}
+    for x = lo, hi do
+      local k = order and order[x] or x
       args[#args + 1], args[#args + 2] = field(k), ARGV[ao[k] + 6]
     end
     together = redis.call('HSETEX', unpack(args)) == 1
   end
   if together then
-    for x = 1, #r do
-      local k = r[x]
+    for x = lo, hi do
+      local k = order and order[x] or x
       local reply, err = add(k)
       if not reply then
         local gone = {}
-        for y = x, #r do
-          gone[#gone + 1] = field(r[y])
-          replies[r[y]] = {'error', err}
+        for y = x, hi do
+          local m = order and order[y] or y
+          gone[#gone + 1] = field(m)
+          replies[m] = {'error', err}
         end
         redis.call('HDEL', dedupe, unpack(gone))
         break
@@ -245,8 +250,8 @@ local function send_run(r, replies)
       replies[k] = reply
     end
   else
-    for x = 1, #r do
-      local k = r[x]
+    for x = lo, hi do
+      local k = order and order[x] or x
       local ok, reply = pcall(one, k)
       if not ok then
         reply = {'error', type(reply) == 'table' and reply.err or tostring(reply)}
@@ -285,26 +290,43 @@ end
 -- sends came between them (sends of several groups, or of clients that did
 -- not pipeline): fewer account, dedupe and ledger commands per message.
 -- Sends to one inbox keep their order; sends to different inboxes are
--- independent, and all of them become durable together.
--- Looked up by the account key and compared by the dedupe key and settings
--- (strings Lua already holds: no new string per send).
-local runs, by_account, r = {}, {}, nil
-for k = 1, #ko do
-  local kb = ko[k]
-  local account_key, dk, text = KEYS[kb + 1], KEYS[kb + 4], ARGV[ao[k] + 1]
-  local before = k > 1 and ko[k - 1]
-  if not (before and KEYS[before + 1] == account_key and KEYS[before + 4] == dk
-          and ARGV[ao[k - 1] + 1] == text) then
-    -- Not the previous send's run: the recipient's run of the same keys, or a new one.
-    local mine = by_account[account_key]
+-- independent, and all of them become durable together. Runs are ranges
+-- lo..hi of `order` (the sends' positions, run after run), or of the
+-- positions themselves (order nil) when every recipient's sends are
+-- already next to each other, the common case, which then allocates
+-- nothing per run.
+local function same(k, j)
+  local kk, kj = ko[k], ko[j]
+  return KEYS[kk + 1] == KEYS[kj + 1] and KEYS[kk + 4] == KEYS[kj + 4]
+         and ARGV[ao[k] + 1] == ARGV[ao[j] + 1]
+end
+
+local firsts, lasts, started, spread = {}, {}, {}, false
+local x = 1
+while x <= #ko do
+  local y = x
+  while y < #ko and same(y + 1, x) do y = y + 1 end
+  local account_key = KEYS[ko[x] + 1]
+  if started[account_key] then
+    spread = true
+    break
+  end
+  started[account_key] = true
+  firsts[#firsts + 1], lasts[#lasts + 1] = x, y
+  x = y + 1
+end
+if spread then
+  -- Gather: each send joins the first run of its recipient with its keys.
+  local runs, by_account = {}, {}
+  for k = 1, #ko do
+    local mine = by_account[KEYS[ko[k] + 1]]
     if not mine then
       mine = {}
-      by_account[account_key] = mine
+      by_account[KEYS[ko[k] + 1]] = mine
     end
-    r = nil
+    local r = nil
     for c = 1, #mine do
-      local first = mine[c][1]
-      if KEYS[ko[first] + 4] == dk and ARGV[ao[first] + 1] == text then
+      if same(mine[c][1], k) then
         r = mine[c]
         break
       end
@@ -314,16 +336,22 @@ for k = 1, #ko do
       mine[#mine + 1] = r
       runs[#runs + 1] = r
     end
+    r[#r + 1] = k
   end
-  r[#r + 1] = k
+  order, firsts, lasts = {}, {}, {}
+  for c = 1, #runs do
+    firsts[c] = #order + 1
+    for y = 1, #runs[c] do order[#order + 1] = runs[c][y] end
+    lasts[c] = #order
+  end
 end
-for x = 1, #runs do
-  local run = runs[x]
-  local ok, err = pcall(send_run, run, replies)
+for c = 1, #firsts do
+  local ok, err = pcall(send_run, firsts[c], lasts[c], replies)
   if not ok then
     err = type(err) == 'table' and err.err or tostring(err)
-    for y = 1, #run do
-      if not replies[run[y]] then replies[run[y]] = {'error', err} end
+    for y = firsts[c], lasts[c] do
+      local k = order and order[y] or y
+      if not replies[k] then replies[k] = {'error', err} end
     end
   end
 end
