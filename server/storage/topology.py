@@ -206,20 +206,14 @@ class Topology:
         except (RedisError, OSError) as exc:
             snap.reason = f"{type(exc).__name__}: {exc}"
             return None
-        if info.get("role") != "master":
-            snap.reason = "the node we reached is a replica (failover in progress)"
-            return None
-        return info
+        return _acting_primary(info, snap)
 
     async def _primary_state(self, client: Any, snap: Snapshot
                              ) -> tuple[dict[str, Any] | None, dict[str, str] | None]:
         """INFO replication of a node that acts as primary (else None, reason
-        set) and its fence records (None when unreadable), in one round trip.
-
-        Every await of a poll is a turn of an event loop that, during an
-        outage, is busy answering the clients' retries: the fewer round trips
-        a poll makes, the sooner it sees the new primary (and the less often
-        it runs past POLL_TIMEOUT_S and is thrown away).
+        set) and its fence records (None when unreadable), in one round trip:
+        during an outage each await of a poll waits behind the clients'
+        retries, so the fewer a poll makes, the sooner it sees a new primary.
         """
         if self._fencer is None:
             return await self._info(client, snap), None
@@ -234,8 +228,7 @@ class Topology:
         if isinstance(info, Exception):
             snap.reason = f"{type(info).__name__}: {info}"
             return None, None
-        if info.get("role") != "master":
-            snap.reason = "the node we reached is a replica (failover in progress)"
+        if _acting_primary(info, snap) is None:
             return None, None
         return info, (None if isinstance(records, Exception) else records)
 
@@ -285,6 +278,14 @@ class Topology:
         epoch = self.ledger.advance()
         if self._fencer is not None:
             self._fencer.published(snap.required, epoch)
+
+
+def _acting_primary(info: dict[str, Any], snap: Snapshot) -> dict[str, Any] | None:
+    """`info` if the node acts as primary, else None (reason set)."""
+    if info.get("role") != "master":
+        snap.reason = "the node we reached is a replica (failover in progress)"
+        return None
+    return info
 
 
 def _online_replicas(info: dict[str, Any]) -> set[str]:
