@@ -46,10 +46,12 @@ class ServerProc:
 
     def __init__(
         self, *, args: list[str], logdir: Path, name: str, env: dict[str, str],
-        prefix: tuple[str, ...] = (),
+        prefix: tuple[str, ...] = (), cwd: Path = ROOT,
     ) -> None:
-        """prefix: argv words before python, e.g. ("ip", "netns", "exec", NS)."""
+        """prefix: argv words before python, e.g. ("ip", "netns", "exec", NS);
+        cwd: the checkout whose server runs (bench/ab.py runs older ones too)."""
         self.args = args
+        self.cwd = cwd
         self.prefix = prefix
         self.name = name
         self.log_path = logdir / f"{name}.log"
@@ -73,7 +75,7 @@ class ServerProc:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [*self.prefix, sys.executable, "-m", "server", *self.args],
-                cwd=ROOT,
+                cwd=self.cwd,
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -6,6 +6,7 @@ store.py holds only the calls and bench/ can build the same arguments.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -52,9 +53,14 @@ def send_call(*, sender: str, to: str, msg_id: str, body: str, now_ms: int,
 
     The settings go as one string, the same for every send of a batch."""
     call_keys = [keys.account(to), keys.inbox(to), keys.ledger(to), *dedupe[0]]
-    settings = " ".join(str(x) for x in (len(call_keys), *dedupe[1], max_inbox, max_pending,
-                                         max_bytes))
+    settings = _settings((len(call_keys), *dedupe[1], max_inbox, max_pending, max_bytes))
     return call_keys, [settings, sender, to, msg_id, body, now_ms]
+
+
+@functools.lru_cache(maxsize=64)
+def _settings(values: tuple[str | int, ...]) -> str:
+    """send.lua's settings string; the same for nearly every send, so built once."""
+    return " ".join(str(x) for x in values)
 
 
 def send_result(result: list[Any], *, to: str, now_ms: int, bounds: SendBounds) -> SendResult:

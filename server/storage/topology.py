@@ -41,7 +41,7 @@ from typing import Any, Protocol
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from server import metrics
+from server import keys, metrics
 from server.storage.fencer import Fencer
 from server.storage.fencing import acks_needed
 from server.storage.ledger import WaitLedger
@@ -193,8 +193,8 @@ class Topology:
         views = [view for view in views if view.primary == primary]
         host, _, port = primary.rpartition(":")
         # INFO of the node the majority names, not of whichever node a pooled
-        # connection happens to point at.
-        info = await self._info(self._handles.node((host, int(port))), snap)
+        # connection happens to point at; the fence records in the same round trip.
+        info, records = await self._primary_state(self._handles.node((host, int(port))), snap)
         if info is None:
             return snap
         snap.primary = primary
@@ -205,7 +205,7 @@ class Topology:
             snap.required = await self._fencer.required(
                 primary, info, majority_listed(views),
                 {addr for view in views for addr, ok in view.replicas.items() if ok},
-                snap.required,
+                snap.required, raw_records=records,
             ) - {primary}
         snap.down_replicas = {
             addr for view in views for addr, ok in view.replicas.items() if not ok
@@ -226,16 +226,44 @@ class Topology:
         except (RedisError, OSError) as exc:
             snap.reason = f"{type(exc).__name__}: {exc}"
             return None
-        if info.get("role") != "master":
-            snap.reason = "the node we reached is a replica (failover in progress)"
-            return None
-        return info
+        return _acting_primary(info, snap)
+
+    async def _primary_state(self, client: Any, snap: Snapshot
+                             ) -> tuple[dict[str, Any] | None, dict[str, str] | None]:
+        """INFO replication of a node that acts as primary (else None, reason
+        set) and its fence records (None when unreadable), in one round trip:
+        during an outage each await of a poll waits behind the clients'
+        retries, so the fewer a poll makes, the sooner it sees a new primary.
+        """
+        if self._fencer is None:
+            return await self._info(client, snap), None
+        async def both() -> list[Any]:
+            pipe = client.pipeline(transaction=False)
+            pipe.info("replication")
+            pipe.hgetall(keys.FENCES)
+            answers: list[Any] = await pipe.execute(raise_on_error=False)
+            return answers
+
+        try:
+            # Asked again on a connection Sentinel closed when it promoted the node.
+            info, records = await again_if_closed(both)
+        except (RedisError, OSError) as exc:
+            snap.reason = f"{type(exc).__name__}: {exc}"
+            return None, None
+        if isinstance(info, Exception):
+            snap.reason = f"{type(info).__name__}: {info}"
+            return None, None
+        if _acting_primary(info, snap) is None:
+            return None, None
+        return info, (None if isinstance(records, Exception) else records)
 
     async def _sentinel_view(self, client: Any) -> SentinelView | None:
-        """What one Sentinel says, or None if it does not answer."""
+        """What one Sentinel says, or None if it does not answer (one round trip)."""
         try:
-            master = await client.sentinel_master(self._master)
-            replicas = await client.sentinel_slaves(self._master)
+            pipe = client.pipeline(transaction=False)
+            pipe.sentinel_master(self._master)
+            pipe.sentinel_slaves(self._master)
+            master, replicas = await pipe.execute()
         except (RedisError, OSError):
             return None
         return SentinelView.parse(master, replicas)
@@ -279,6 +307,14 @@ class Topology:
         epoch = self.ledger.advance()
         if self._fencer is not None:
             self._fencer.published(snap.required, epoch)
+
+
+def _acting_primary(info: dict[str, Any], snap: Snapshot) -> dict[str, Any] | None:
+    """`info` if the node acts as primary, else None (reason set)."""
+    if info.get("role") != "master":
+        snap.reason = "the node we reached is a replica (failover in progress)"
+        return None
+    return info
 
 
 def online_replicas(info: dict[str, Any]) -> set[str]:

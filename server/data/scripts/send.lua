@@ -28,23 +28,23 @@
 -- | {'layout', command} (every send of the call, nothing written: this node
 -- lacks the command the layout writes with, e.g. after a failover to an
 -- older version; the server asks again which layout to use):
--- a send that fails (a key of the wrong type) fails alone, with the sends
--- next to it to the same recipient (they touch the same keys); the others
--- go on.
+-- a send that fails (a key of the wrong type) fails alone, with the other
+-- sends of the call to the same recipient (they touch the same keys); the
+-- others go on.
 -- prev_seq is the seq stored before this one ('0-0' if none), even if acked
 -- since: a pusher that already pushed prev_seq knows there is no gap
 -- before this message. A retry's newest_seq is the newest seq stored so
 -- far: its first send is at or before it (the record holds only the ts).
--- Sends run in order, so a later one sees an earlier one's entry.
+-- Sends to one recipient run in order, so a later one sees an earlier one's entry.
 -- Counters (account fields n, b, p:<sender>) count the inbox's entries,
 -- never dedupe records: ack.lua takes removed entries off (from the
 -- ledger), the dedupe window does not touch them. Counters without field l
 -- (absent: an inbox stored before quotas; or kept by a version without the
 -- ledger) are counted from the inbox once, here, and the ledger rebuilt.
 --
--- Cost (the primary runs this for every message): neighbouring sends to one
--- recipient (a client's pipelined sends stay together in a batch) form a
--- run that reads the account once (HMGET: existence, counters, newest seq)
+-- Cost (the primary runs this for every message): the sends of a call to
+-- one recipient (a client's pipelined sends, and any others to it in the
+-- batch) form a run that reads the account once (HMGET: existence, counters, newest seq)
 -- and writes it and the ledger once (HSET, RPUSH). A run whose records are
 -- all new and that fits the bounds writes every record with one HSETEX FNX
 -- (written only if none exists: lookup and write in one) and then XADDs:
@@ -109,6 +109,8 @@ end
 -- Send k is KEYS[ko[k] + 1..] and ARGV[ao[k] + 1..]; cf[k] its parsed settings.
 -- No table per send and no closure per run: this runs for every message.
 local ko, ao, cf = {}, {}, {}
+-- The sends' positions, run after run (see below); nil: in call order.
+local order = nil
 -- The run being stored: its keys, settings and counters.
 local cfg, account, inbox, ledger, dedupe, n, bytes, last, pending, lines
 
@@ -191,14 +193,16 @@ local function one(k)
   return reply
 end
 
--- Whether sends i..j can go together: every record new (checked by the
--- HSETEX FNX itself), no msg_id twice, every send within the bounds.
-local function fits_together(i, j)
-  if cfg.layout ~= 'hsetex' or cfg.nkeys ~= 4 or j == i then
+-- Whether the sends of run lo..hi can go together: every record new
+-- (checked by the HSETEX FNX itself), no msg_id twice, every send within
+-- the bounds.
+local function fits_together(lo, hi)
+  if cfg.layout ~= 'hsetex' or cfg.nkeys ~= 4 or lo == hi then
     return false
   end
   local nn, bb, pp, seen = n, bytes, {}, {}
-  for k = i, j do
+  for x = lo, hi do
+    local k = order and order[x] or x
     local a = ao[k]
     local sender, f = ARGV[a + 2], field(k)
     local p = pp[sender] or pending[sender]
@@ -211,14 +215,16 @@ local function fits_together(i, j)
   return true
 end
 
--- The sends i..j, all to one recipient with one settings string; their
--- replies go to replies[i..j].
-local function send_run(i, j, replies)
-  local kb = ko[i]
-  cfg, account, inbox, ledger, dedupe = cf[i], KEYS[kb + 1], KEYS[kb + 2], KEYS[kb + 3],
-                                        KEYS[kb + 4]
+-- The run at places lo..hi of `order` (see below): sends to one
+-- recipient with the same keys and settings string, in call order; each
+-- reply goes to replies[the send's position in the call].
+local function send_run(lo, hi, replies)
+  local kb = ko[order and order[lo] or lo]
+  cfg, account, inbox, ledger, dedupe = cf[order and order[lo] or lo], KEYS[kb + 1],
+                                        KEYS[kb + 2], KEYS[kb + 3], KEYS[kb + 4]
   local fields, slot = {'gen', 'n', 'b', 'l'}, {}
-  for k = i, j do
+  for x = lo, hi do
+    local k = order and order[x] or x
     local sender = ARGV[ao[k] + 2]
     if not slot[sender] then
       fields[#fields + 1] = 'p:' .. sender
@@ -227,7 +233,7 @@ local function send_run(i, j, replies)
   end
   local acc = redis.call('HMGET', account, unpack(fields))
   if not acc[1] then
-    for k = i, j do replies[k] = {'no_such_user'} end
+    for x = lo, hi do replies[order and order[x] or x] = {'no_such_user'} end
     return
   end
   n, bytes, last, pending, lines = tonumber(acc[2]), tonumber(acc[3]), acc[4], {}, {}
@@ -238,20 +244,23 @@ local function send_run(i, j, replies)
     for sender in pairs(slot) do pending[sender] = counted[sender] or 0 end
     last = last or newest
   end
-  local together = fits_together(i, j)
+  local together = fits_together(lo, hi)
   if together then
-    local args = {dedupe, 'FNX', 'PX', cfg.expire, 'FIELDS', j - i + 1}
-    for k = i, j do
+    local args = {dedupe, 'FNX', 'PX', cfg.expire, 'FIELDS', hi - lo + 1}
+    for x = lo, hi do
+      local k = order and order[x] or x
       args[#args + 1], args[#args + 2] = field(k), ARGV[ao[k] + 6]
     end
     together = checked(redis.pcall('HSETEX', unpack(args)), 'HSETEX') == 1
   end
   if together then
-    for k = i, j do
+    for x = lo, hi do
+      local k = order and order[x] or x
       local reply, err = add(k)
       if not reply then
         local gone = {}
-        for m = k, j do
+        for y = x, hi do
+          local m = order and order[y] or y
           gone[#gone + 1] = field(m)
           replies[m] = {'error', err}
         end
@@ -261,7 +270,8 @@ local function send_run(i, j, replies)
       replies[k] = reply
     end
   else
-    for k = i, j do
+    for x = lo, hi do
+      local k = order and order[x] or x
       local ok, reply = pcall(one, k)
       if not ok then
         reply = {'error', type(reply) == 'table' and reply.err or tostring(reply)}
@@ -308,20 +318,75 @@ for k = 1, #ko do
     break
   end
 end
-local i = 1
-while i <= #ko and not refused do
-  local j = i
-  while j < #ko and KEYS[ko[j + 1] + 1] == KEYS[ko[i] + 1] and cf[j + 1] == cf[i] do
-    j = j + 1
+-- Every send of the call to one recipient joins one run, even when other
+-- sends came between them (sends of several groups, or of clients that did
+-- not pipeline): fewer account, dedupe and ledger commands per message.
+-- Sends to one inbox keep their order; sends to different inboxes are
+-- independent, and all of them become durable together. Runs are ranges
+-- lo..hi of `order` (the sends' positions, run after run), or of the
+-- positions themselves (order nil) when every recipient's sends are
+-- already next to each other, the common case, which then allocates
+-- nothing per run.
+local function same(k, j)
+  local kk, kj = ko[k], ko[j]
+  return KEYS[kk + 1] == KEYS[kj + 1] and KEYS[kk + 4] == KEYS[kj + 4]
+         and ARGV[ao[k] + 1] == ARGV[ao[j] + 1]
+end
+
+local firsts, lasts, started, spread = {}, {}, {}, false
+local x = 1
+while x <= #ko do
+  local y = x
+  while y < #ko and same(y + 1, x) do y = y + 1 end
+  local account_key = KEYS[ko[x] + 1]
+  if started[account_key] then
+    spread = true
+    break
   end
-  local ok, err = pcall(send_run, i, j, replies)
+  started[account_key] = true
+  firsts[#firsts + 1], lasts[#lasts + 1] = x, y
+  x = y + 1
+end
+if spread then
+  -- Gather: each send joins the first run of its recipient with its keys.
+  local runs, by_account = {}, {}
+  for k = 1, #ko do
+    local mine = by_account[KEYS[ko[k] + 1]]
+    if not mine then
+      mine = {}
+      by_account[KEYS[ko[k] + 1]] = mine
+    end
+    local r = nil
+    for c = 1, #mine do
+      if same(mine[c][1], k) then
+        r = mine[c]
+        break
+      end
+    end
+    if not r then
+      r = {}
+      mine[#mine + 1] = r
+      runs[#runs + 1] = r
+    end
+    r[#r + 1] = k
+  end
+  order, firsts, lasts = {}, {}, {}
+  for c = 1, #runs do
+    firsts[c] = #order + 1
+    for y = 1, #runs[c] do order[#order + 1] = runs[c][y] end
+    lasts[c] = #order
+  end
+end
+for c = 1, #firsts do
+  if refused then break end
+  local ok, err = pcall(send_run, firsts[c], lasts[c], replies)
   if not ok then
     err = type(err) == 'table' and err.err or tostring(err)
-    for k = i, j do
+    for y = firsts[c], lasts[c] do
+      local k = order and order[y] or y
       if not replies[k] then replies[k] = {'error', err} end
     end
   end
-  i = j + 1
 end
 if refused then
   for k = 1, #ko do replies[k] = {'layout', refused} end
