@@ -47,9 +47,11 @@ class Cluster:
         host, port = self.local.primary_address()
         return f"redis://{host}:{port}/0"
 
-    def start_server(self, name: str, extra: list[str] | None = None) -> ServerProc:
+    def start_server(self, name: str, extra: list[str] | None = None,
+                     env: dict[str, str] | None = None) -> ServerProc:
         storage = ["--sentinel", self.local.sentinel_arg, "--sentinel-master", "chat"]
-        proc = server_proc(self.root, name, [*storage, *(extra or [])], uvloop=self.uvloop)
+        proc = server_proc(self.root, name, [*storage, *(extra or [])], uvloop=self.uvloop,
+                           env=env)
         self.servers[name] = proc
         return proc.start()
 
@@ -138,11 +140,13 @@ async def make_users(url: str, names: list[str], password: str = "bench-password
     return tokens
 
 
-def server_proc(root: Path, name: str, args: list[str], *, uvloop: bool) -> ServerProc:
-    """Our server on a free port, limiters out of the way, `args` naming its Redis."""
-    args = ["--host", "127.0.0.1", "--port", "0", "--instance-id", name, *args, *SERVER_FLAGS]
-    env = {"CHAT_EVENT_LOOP": "uvloop" if uvloop else "asyncio"}
-    return ServerProc(args=args, logdir=root, name=name, env=env)
+def server_proc(root: Path, name: str, args: list[str], *, uvloop: bool,
+                env: dict[str, str] | None = None) -> ServerProc:
+    """Our server on a free port, limiters out of the way, `args` naming its Redis
+    (after the limiter flags, so they may override them)."""
+    args = ["--host", "127.0.0.1", "--port", "0", "--instance-id", name, *SERVER_FLAGS, *args]
+    loop = {"CHAT_EVENT_LOOP": "uvloop" if uvloop else "asyncio"}
+    return ServerProc(args=args, logdir=root, name=name, env={**loop, **(env or {})})
 
 
 def rewrite_aofs(nodes: list[tuple[str, int]], timeout: float = 120.0) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import platform
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -237,10 +238,18 @@ def plot(result: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def write(result: dict[str, Any], out: Path) -> Path:
+def write_run(result: dict[str, Any], out: Path, names: tuple[str, str, str],
+              render: Callable[[dict[str, Any]], str],
+              draw: Callable[[dict[str, Any], Path], None]) -> Path:
+    """`result` under `out` as JSON, its markdown report and its plot, in the
+    files `names` (json, markdown, image); the report's path."""
+    data, report, image = names
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
-    report = out / "report.md"
-    report.write_text(markdown(result))
-    plot(result, out / "latency.png")
-    return report
+    (out / data).write_text(json.dumps(result, indent=2) + "\n")
+    (out / report).write_text(render(result))
+    draw(result, out / image)
+    return out / report
+
+
+def write(result: dict[str, Any], out: Path) -> Path:
+    return write_run(result, out, ("results.json", "report.md", "latency.png"), markdown, plot)

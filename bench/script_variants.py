@@ -2,8 +2,9 @@
 
 A Variant is a set of Lua sources (send, ack, publish) with the KEYS/ARGV
 its version took: `243df5b` (before the dedupe window), `680621c` (dedupe
-window + quotas), read from git history, and `current`, the scripts of this
-checkout called as server/store.py calls them.
+window + quotas), `93f6b9a` (the last make bench: runs of neighbouring sends
+only, called like `current`), read from git history, and `current`, the
+scripts of this checkout called as server/store.py calls them.
 """
 
 from __future__ import annotations
@@ -71,9 +72,12 @@ def _window_and_quotas() -> Variant:
         _flat_publish)
 
 
-def _current() -> Variant:
+def _current(name: str = "current", commit: str | None = None) -> Variant:
+    """This checkout's calls; the scripts of `commit` (same KEYS/ARGV) or of the checkout."""
+    scripts = _old(commit) if commit else {
+        n: (SCRIPTS / f"{n}.lua").read_text() for n in ("send", "ack", "publish")}
     return Variant(
-        "current", {n: (SCRIPTS / f"{n}.lua").read_text() for n in ("send", "ack", "publish")},
+        name, scripts,
         lambda s, to, m, b, ts: send_call(
             sender=s, to=to, msg_id=m, body=b, now_ms=ts,
             dedupe=([keys.dedupe(to)], ["hsetex", WINDOW_MS, "0"]),
@@ -81,11 +85,16 @@ def _current() -> Variant:
         lambda name, keep: ack_call(name, keep), publish_args)
 
 
+def _runs_of_neighbours() -> Variant:
+    """The scripts of the last make bench (runs of neighbouring sends only)."""
+    return _current("93f6b9a", "93f6b9a")
+
+
 def variants() -> list[Variant]:
     """Every variant whose scripts this checkout can read; a clone without the
     history of the old commits measures the current scripts alone (and says so)."""
     found = []
-    for make in (_before_window, _window_and_quotas, _current):
+    for make in (_before_window, _window_and_quotas, _runs_of_neighbours, _current):
         try:
             found.append(make())
         except FileNotFoundError as exc:

@@ -14,7 +14,8 @@ of them alike; the primary's utime+stime comes from /proc.
 
 Variants (bench/script_variants.py): `243df5b` (before the dedupe window:
 the 0.0604 CPU-s per 1,000 of the last full bench), `680621c` (dedupe window
-+ quotas), `current` (the scripts of this checkout, called as
++ quotas), `93f6b9a` (the last make bench: runs of neighbouring sends only),
+`current` (the scripts of this checkout, called as
 server/store.py calls them).
 """
 
@@ -42,6 +43,7 @@ from tests.procs import RedisNode, find_server_binary, free_port
 
 RECIPIENTS = 50
 ACK_EVERY = 4  # batches between acks: ~5 messages per ack per recipient, as in make bench
+BASELINES = ("243df5b", "680621c", "93f6b9a")
 
 
 class Drain(threading.Thread):
@@ -59,10 +61,20 @@ class Drain(threading.Thread):
             self.pubsub.get_message(timeout=0.05)
 
 
+def recipient(b: int, j: int, *, batch: int, run: int, spread: bool) -> int:
+    """Which recipient send j of batch b goes to: `run` sends to each recipient
+    per batch, next to each other (a client's pipelined sends) or `spread`
+    through the batch (sends that arrived one at a time, between others')."""
+    if not spread:
+        return (b * batch + j) // run % RECIPIENTS
+    per_batch = batch // run
+    return (b * per_batch + j % per_batch) % RECIPIENTS
+
+
 def one_round(client: redis.Redis, v: Variant, shas: dict[str, str], *, messages: int,
-              batch: int, run: int, body: str, tag: str) -> None:
-    """`messages` sends (batches of `batch`, `run` neighbours to one recipient, as a
-    client's pipelined sends go), their notifications and the acks."""
+              batch: int, run: int, body: str, tag: str, spread: bool = False) -> None:
+    """`messages` sends (batches of `batch`, `run` to one recipient, see
+    `recipient`), their notifications and the acks."""
     tails: dict[str, str] = {}
     for b in range(messages // batch):
         now = int(time.time() * 1000)
@@ -70,7 +82,7 @@ def one_round(client: redis.Redis, v: Variant, shas: dict[str, str], *, messages
         call_args: list[Any] = []
         notes: list[tuple[str, bytes]] = []
         for j in range(batch):
-            i = (b * batch + j) // run % RECIPIENTS
+            i = recipient(b, j, batch=batch, run=run, spread=spread)
             to, msg_id = f"r{i}", f"{tag}-{b}-{j}"
             k, a = v.send(f"s{i}", to, msg_id, body, now)
             call_keys += k
@@ -86,7 +98,7 @@ def one_round(client: redis.Redis, v: Variant, shas: dict[str, str], *, messages
             status = reply[0].decode()
             if status != "ok":
                 raise RuntimeError(f"{v.name}: send answered {reply!r}")
-            i = (b * batch + j) // run % RECIPIENTS
+            i = recipient(b, j, batch=batch, run=run, spread=spread)
             seq, prev = reply[1].decode(), reply[2].decode()
             msg = protocol.message(msg_id=f"{tag}-{b}-{j}", sender=f"s{i}", to=f"r{i}",
                                    body=body, ts=now, seq=seq)
@@ -106,7 +118,8 @@ def one_round(client: redis.Redis, v: Variant, shas: dict[str, str], *, messages
 
 
 def measure(*, rounds: int, messages: int, batch: int, run: int, body_bytes: int,
-            only: list[str] | None = None, callgrind: bool = False) -> dict[str, Any]:
+            only: list[str] | None = None, callgrind: bool = False,
+            spread: bool = False) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="sendcost-") as tmp:
         nodes = [RedisNode(datadir=Path(tmp) / "n0", port=free_port())]
         nodes += [RedisNode(datadir=Path(tmp) / f"n{i}", port=free_port(),
@@ -120,7 +133,7 @@ def measure(*, rounds: int, messages: int, batch: int, run: int, body_bytes: int
             for node in nodes[1:]:
                 node.start()
             return _measure(nodes, counter, rounds=rounds, messages=messages, batch=batch,
-                            run=run, body_bytes=body_bytes, only=only)
+                            run=run, body_bytes=body_bytes, only=only, spread=spread)
         finally:
             for node in nodes:
                 node.stop()
@@ -167,7 +180,8 @@ class Callgrind:
 
 
 def _measure(nodes: list[RedisNode], counter: Callgrind | None, *, rounds: int, messages: int,
-             batch: int, run: int, body_bytes: int, only: list[str] | None) -> dict[str, Any]:
+             batch: int, run: int, body_bytes: int, only: list[str] | None,
+             spread: bool) -> dict[str, Any]:
     primary = nodes[0]
     client = redis.Redis.from_url(primary.url)
     deadline = time.monotonic() + 60
@@ -198,7 +212,7 @@ def _measure(nodes: list[RedisNode], counter: Callgrind | None, *, rounds: int, 
                     counter.zero()
                 before = cpu.snapshot(pids)
                 one_round(client, v, shas, messages=messages, batch=batch, run=run, body=body,
-                          tag=f"{v.name}-{r}")
+                          tag=f"{v.name}-{r}", spread=spread)
                 used = cpu.usage(before, cpu.snapshot(pids), messages)
                 if r:
                     per_k.setdefault(v.name, []).append(
@@ -213,14 +227,15 @@ def _measure(nodes: list[RedisNode], counter: Callgrind | None, *, rounds: int, 
     medians = {name: statistics.median(xs) for name, xs in per_k.items()}
     ir = {name: statistics.median(xs) for name, xs in ir_per_msg.items()}
     return {"messages_per_round": messages, "rounds": rounds, "batch": batch, "run": run,
+            "spread": spread,
             "body_bytes": body_bytes, "cpu_s_per_1k": {n: round(m, 4) for n, m in
                                                        medians.items()},
             "all_rounds": {n: [round(x, 4) for x in xs] for n, xs in per_k.items()},
             **{f"current/{old}": round(medians["current"] / medians[old], 3)
-               for old in ("243df5b", "680621c") if "current" in medians and old in medians},
+               for old in BASELINES if "current" in medians and old in medians},
             "instructions_per_msg": {n: round(x) for n, x in ir.items()},
             **{f"instructions current/{old}": round(ir["current"] / ir[old], 3)
-               for old in ("243df5b", "680621c") if "current" in ir and old in ir}}
+               for old in BASELINES if "current" in ir and old in ir}}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -232,13 +247,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run", type=int, default=4,
                    help="neighbouring sends to one recipient in a batch (the bench's senders "
                    "keep 4 in flight, each to its own receiver)")
+    p.add_argument("--spread", action="store_true",
+                   help="a recipient's sends spread through the batch, between other "
+                   "recipients' (clients that do not pipeline), instead of next to each other")
     p.add_argument("--body-bytes", type=int, default=256)
     p.add_argument("--only", action="append", help="measure only this variant (repeatable)")
     p.add_argument("--callgrind", action="store_true",
                    help="run the primary under valgrind and count its instructions (slow)")
     a = p.parse_args(argv)
     print(json.dumps(measure(rounds=a.rounds, messages=a.messages, batch=a.batch, run=a.run,
-                             body_bytes=a.body_bytes, only=a.only, callgrind=a.callgrind),
+                             body_bytes=a.body_bytes, only=a.only, callgrind=a.callgrind,
+                             spread=a.spread),
                      indent=1))
     return 0
 

@@ -15,7 +15,6 @@ used_memory after the window within 1 MB of the level before the load.
 
 from __future__ import annotations
 
-import json
 import secrets
 import shutil
 import statistics
@@ -29,7 +28,7 @@ from typing import Any
 
 import redis
 
-from bench import search
+from bench import report, search
 from bench.cluster import Cluster, user_pairs
 from bench.loadgen import Plan
 from bench.memory import rss_kib
@@ -282,9 +281,4 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
 
 def write(result: dict[str, Any], out: Path) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "soak.json").write_text(json.dumps(result, indent=2) + "\n")
-    report = out / "soak.md"
-    report.write_text(markdown(result))
-    plot(result, out / "soak.png")
-    return report
+    return report.write_run(result, out, ("soak.json", "soak.md", "soak.png"), markdown, plot)

@@ -55,6 +55,7 @@ class App:
         self.instance_id = logs.instance_name(settings.instance_id, settings.host, settings.port)
         self.handles = redis_conn.connect(settings)
         cluster = bool(settings.cluster_nodes)
+        several = cluster or bool(self.handles.sentinels)
         self.topology, writes, ack_writes, channels = self._storage(cluster)
         self.committer = GroupCommitter(
             self.handles.primary, required_replicas=self.topology.required_replicas,
@@ -71,7 +72,11 @@ class App:
                       max_pending_per_sender=settings.max_pending_per_sender,
                       max_inbox_bytes=settings.max_inbox_bytes,
                       dedupe_window_ms=settings.dedupe_window_s * 1000, acks=self.ack_batcher,
-                      cluster=cluster)
+                      cluster=cluster,
+                      # With Sentinel or a Cluster every node may become primary (of its
+                      # shard): the weakest picks the layout.
+                      set_members=(lambda: self.topology.now.members) if several else None,
+                      node=self._node_client if several else None)
         # The ping channel must be this process's alone: an instance that heard
         # another's pings (same --instance-id) would hide its own deaf listener.
         delivery = Delivery(
@@ -97,10 +102,12 @@ class App:
         self._server: Server | None = None
         self.health = Health(
             topology=self.topology, delivery=delivery,
-            probe=RedisProbe(settings, self.handles), instance_id=self.instance_id,
+            probe=RedisProbe(settings, self.handles, shard_tags=self.topology.shard_tags
+                             if isinstance(self.topology, ClusterTopology) else None),
+            instance_id=self.instance_id,
             interval_s=settings.topology_interval_ms / 1000,
             sample_interval_s=settings.sweep_interval_ms / 1000,
-            sentinel_mode=bool(self.handles.sentinels),
+            sentinel_mode=bool(self.handles.sentinels), cluster_mode=cluster,
             users=lambda: (c.username for c in self.connections if c.username is not None),
         )
         self.routes = Routes(settings, health=self.health,
@@ -143,7 +150,7 @@ class App:
         else:
             with contextlib.suppress(errors.Unavailable):
                 await self.services.store.load_scripts()
-        self._legacy = asyncio.create_task(self._expire_legacy_dedupe(), name="legacy-dedupe")
+        self._legacy = asyncio.create_task(self._adopt_older_dedupe(), name="older-dedupe")
         self.committer.start()
         self.ack_batcher.start()
         self.services.delivery.start()
@@ -166,11 +173,11 @@ class App:
         log.info("listening on %s", url)
         return url
 
-    async def _expire_legacy_dedupe(self) -> None:
-        """Expire dedupe records of the layout before the window, and on a
+    async def _adopt_older_dedupe(self) -> None:
+        """Find dedupe records of older layouts, expire legacy ones, and on a
         Cluster complete the directory steps a crash left pending (once, retried)."""
         store = self.services.store
-        chores: list[Callable[[], Awaitable[int]]] = [store.dedupe.expire_legacy]
+        chores: list[Callable[[], Awaitable[object]]] = [store.dedupe.adopt_older_records]
         if self.settings.cluster_nodes:
             chores.append(store.directory.repair)
         for chore in chores:
@@ -181,6 +188,10 @@ class App:
                 except errors.Unavailable as exc:
                     log.warning("%s failed (%s); retrying", chore.__name__, exc.detail)
                     await asyncio.sleep(1.0)
+
+    def _node_client(self, address: str) -> Redis:
+        host, _, port = address.rpartition(":")
+        return self.handles.node((host, int(port)))
 
     def _on_failover(self, old: str | None, new: str) -> None:
         self.services.delivery.force_resync()

@@ -222,7 +222,7 @@ class Checker:
         except (RedisError, OSError, TimeoutError) as exc:
             self.add("FAIL", "primary", f"{where} refuses writes: {why(exc)}")
         replicas = _online_replicas(info)
-        await self._dedupe(probe, client)
+        await self._dedupe(probe, client, replicas)
         self.add(*check_config.quotas(self.settings))
         await self._replicas(probe, replicas)
         if not self.settings.cluster_nodes:  # fences are Sentinel's (storage/fencer.py)
@@ -234,14 +234,23 @@ class Checker:
             await self._persistence(probe, node, f"replica {host}:{port}")
             await probe.close(node)
 
-    async def _dedupe(self, probe: RedisProbe, client: Redis) -> None:
-        window = self.settings.dedupe_window_s
+    async def _dedupe(self, probe: RedisProbe, client: Redis,
+                      replicas: list[tuple[str, int]]) -> None:
+        """The layout every node supports: a replica without a command the
+        primary's script used drops its whole effect (data/dedupe.py)."""
+        layouts: dict[str, str] = {}
         try:
-            layout = await _step(probe.dedupe_layout(client))
+            layouts["primary"] = await _step(probe.dedupe_layout(client))
+            for host, port in replicas:
+                node = probe.node(host, port)
+                try:
+                    layouts[f"replica {host}:{port}"] = await _step(probe.dedupe_layout(node))
+                finally:
+                    await probe.close(node)
         except (RedisError, OSError, TimeoutError) as exc:
             self.add("FAIL", "dedupe window", f"cannot ask which commands exist: {why(exc)}")
             return
-        self.add(*check_config.dedupe(window, layout))
+        self.add(*check_config.dedupe(self.settings.dedupe_window_s, layouts))
 
     async def _replicas(self, probe: RedisProbe, online: list[tuple[str, int]]) -> None:
         if self.settings.cluster_nodes:  # each shard: a primary and (at least) two replicas

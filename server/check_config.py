@@ -13,6 +13,7 @@ from typing import Any
 
 from server.check_fences import Finding
 from server.settings import Settings
+from server.storage.capabilities import LAYOUTS
 
 
 def tls_files(settings: Settings) -> list[Finding]:
@@ -37,12 +38,18 @@ def quotas(settings: Settings) -> Finding:
     return ("OK", "inbox quotas", text)
 
 
-def dedupe(window_s: int, layout: str) -> Finding:
-    """How long dedupe records live, given the layout the primary supports."""
+def dedupe(window_s: int, layouts: dict[str, str]) -> Finding:
+    """How long dedupe records live, given the layout each node supports
+    ("primary", "replica HOST:PORT" -> layout): the weakest is the one used."""
+    layout = max(layouts.values(), key=LAYOUTS.index)
+    mixed = "" if len(set(layouts.values())) == 1 else (
+        f" (nodes differ: {', '.join(f'{n} {v}' for n, v in layouts.items())}; records use "
+        "what every node has until all are upgraded)")
     if layout == "generations":
         return ("WARN", "dedupe window", f"{window_s} s; no hash-field expiry here (Redis "
-                "< 7.4): records are kept one to two windows (key generations)")
-    return ("OK", "dedupe window", f"{window_s} s; records expire per field ({layout})")
+                f"< 7.4): records are kept one to two windows (key generations){mixed}")
+    return ("WARN" if mixed else "OK", "dedupe window",
+            f"{window_s} s; records expire per field ({layout}){mixed}")
 
 
 def replicas(online: list[tuple[str, int]], known: int | None) -> Finding:

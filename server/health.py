@@ -1,12 +1,14 @@
 """What /healthz answers, proved by doing rather than by asking.
 
 An instance is healthy only when both halves of its job work right now:
-- it can write: a probe loop SETs a marker key on the primary every
-  topology interval; PING or `role:master` alone would stay green through
-  MISCONF (AOF write errors), OOM, NOPERM and a demoted primary;
+- it can write: a probe loop SETs a marker key on the primary (on a Redis
+  Cluster on every shard primary) every topology interval; PING or
+  `role:master` alone would stay green through MISCONF (AOF write errors),
+  OOM, NOPERM and a demoted primary;
 - it can hear: the same loop PUBLISHes a ping on this instance's own
-  channel and the pub/sub listener stamps its return, so a listener that is
-  connected but deaf (Centrifugo #1189) turns the check red.
+  channel (on a Cluster one per shard, SPUBLISH) and the pub/sub listener
+  stamps its return on each, so a listener that is connected but deaf
+  (Centrifugo #1189) turns the check red.
 Both must have succeeded within `max_age` seconds. The loop also samples
 the inbox sizes of connected users for /metrics.
 """
@@ -39,7 +41,7 @@ class Health:
     def __init__(
         self, *, topology: TopologyView, delivery: Delivery, probe: RedisProbe, instance_id: str,
         interval_s: float, sample_interval_s: float, sentinel_mode: bool,
-        users: Callable[[], Iterable[str]],
+        users: Callable[[], Iterable[str]], cluster_mode: bool = False,
     ) -> None:
         self._topology = topology
         self._delivery = delivery
@@ -48,6 +50,7 @@ class Health:
         self._interval = interval_s
         self._sample_interval = sample_interval_s
         self._sentinel_mode = sentinel_mode
+        self._cluster_mode = cluster_mode
         self._users = users
         #: A probe older than this fails the check: a few missed rounds, not one.
         self.max_age = max(3.0, 6 * interval_s)
@@ -112,9 +115,10 @@ class Health:
                                 "replicas_required": snap.required_replicas}
         if self._sentinel_mode:
             body["sentinels"] = f"{snap.sentinels_reachable}/{snap.sentinels_total}"
-            if snap.required_replicas == 0:
-                body.update(status="degraded",
-                            reason="no replica in sync: every write rests on one node")
+        # On a Cluster the counts are the fewest of any shard's.
+        if (self._sentinel_mode or self._cluster_mode) and snap.required_replicas == 0:
+            body.update(status="degraded", reason="no replica in sync: every write "
+                        + ("to a shard " if self._cluster_mode else "") + "rests on one node")
         return HTTPStatus.OK, body
 
     # Probe ----------------------------------------------------------------------

@@ -87,8 +87,10 @@ def seen_expiry(name: str) -> str:
     return f"{PREFIX}:{{{name}}}:seen-exp"
 
 
-#: SCAN pattern of both legacy dedupe kinds.
-LEGACY_DEDUPE_MATCH = f"{PREFIX}:{{*}}:seen*"
+#: SCAN pattern of the dedupe keys of older layouts: both legacy kinds
+#: (`seen`, `seen-exp`) and the generation hashes (`dedupe:G`); it also
+#: matches the field-expiry hashes (`dedupe`), which the scan skips.
+OLDER_DEDUPE_MATCH = f"{PREFIX}:{{*}}:[sd]e[ed]*"
 
 
 def tokens(name: str) -> str:
@@ -137,6 +139,11 @@ def instance_channel(instance_id: str) -> str:
 def health_marker(instance_id: str) -> str:
     """String: the time (ms) of an instance's latest health probe write (short TTL)."""
     return f"{PREFIX}:health:{instance_id}"
+
+
+def health_marker_in(instance_id: str, tag: str) -> str:
+    """The same on one Cluster shard (`tag`: a slot of that shard)."""
+    return f"{PREFIX}:health:{{{tag}}}:{instance_id}"
 
 
 #: The kinds of per-user key, by the suffix after `chat:{name}:`.

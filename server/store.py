@@ -23,7 +23,7 @@ from redis.commands.core import AsyncScript
 
 from server import keys
 from server.data.audit import Audit
-from server.data.dedupe import Dedupe
+from server.data.dedupe import Dedupe, Members, NodeClient
 from server.data.directory import Directory
 from server.data.logins import Logins
 from server.data.messages import (
@@ -33,12 +33,13 @@ from server.data.messages import (
     entry_to_message,
     next_seq,
     publish_args,
+    script_failure,
     send_call,
     send_result,
 )
 from server.data.sessions import Sessions
 from server.storage.redis_conn import Client, unavailable_on_redis_error
-from server.wire import errors, reply_size
+from server.wire import reply_size
 
 if TYPE_CHECKING:
     from server.data.commit import GroupCommitter, OrderedGroup
@@ -70,6 +71,7 @@ class Store:
         max_inbox_bytes: int = MAX_INBOX_BYTES,
         dedupe_window_ms: int = DEDUPE_WINDOW_MS, dedupe_layout: str | None = None,
         acks: GroupCommitter | None = None, cluster: bool = False,
+        set_members: Members | None = None, node: NodeClient | None = None,
     ) -> None:
         """`acks` batches acks (without a WAIT: they need none); `committer` if None.
 
@@ -77,7 +79,8 @@ class Store:
         then written in steps of its own (`directory`) and notifications go
         by sharded pub/sub (SPUBLISH on the user's slot).
 
-        `dedupe_layout` (one of storage.capabilities.LAYOUTS) skips asking Redis for it.
+        `dedupe_layout` (one of storage.capabilities.LAYOUTS) skips asking Redis for it;
+        `set_members` and `node` name the set's nodes, whose weakest decides it (data/dedupe.py).
         """
         self._redis = redis
         self._committer = committer
@@ -91,7 +94,8 @@ class Store:
         # Owned for the Store's life; callers use them, never rebind them.
         self.sessions: Final = Sessions(redis, committer, self._scripts["sessions"])
         self.logins: Final = Logins(redis, self._scripts["login_failed"])
-        self.dedupe: Final = Dedupe(redis, window_ms=dedupe_window_ms, layout=dedupe_layout)
+        self.dedupe: Final = Dedupe(redis, window_ms=dedupe_window_ms, layout=dedupe_layout,
+                                    members=set_members, node=node)
         self.audit: Final = Audit(redis)
         self.directory: Final = Directory(redis, committer,
                                           directory=self._scripts["directory"],
@@ -144,12 +148,13 @@ class Store:
     @unavailable_on_redis_error
     async def delete_account(self, name: str, *, gen: str, now_ms: int | None = None) -> bool:
         now = now_ms if now_ms is not None else int(time.time() * 1000)
+        dedupe_keys = self.dedupe.keys_to_delete(name, now)
         deleted = await self._committer.run(
             self._scripts["delete_account"],
-            [keys.account(name), keys.inbox(name), *self.dedupe.keys_to_delete(name, now),
-             keys.tokens(name), keys.revoked(name), keys.ledger(name),
+            [keys.account(name), keys.inbox(name), *dedupe_keys[:5],
+             keys.tokens(name), keys.revoked(name), keys.ledger(name), *dedupe_keys[5:],
              *([] if self._cluster else [keys.USERS])],
-            [name, gen],
+            [name, gen, "0" if self._cluster else "1"],
         )
         if deleted and self._cluster:
             await self.directory.unlist_name(name)
@@ -182,6 +187,8 @@ class Store:
             max_pending=self._bounds.max_pending, max_bytes=self._bounds.max_bytes)
         result = await self._committer.run(self._scripts["send"], call_keys, args, merge=True,
                                            group=group)
+        if isinstance(result, list) and result and result[0] == "layout":
+            self.dedupe.refused(result[1])  # nothing was written; send_result says retry
         return send_result(result, to=to, now_ms=now_ms, bounds=self._bounds)
 
     @unavailable_on_redis_error
@@ -222,7 +229,7 @@ class Store:
                                        merge=True)
         if not isinstance(removed, int):
             log.error("ack script failed for user=%s: %s", name, removed)
-            raise errors.Internal("storage script failed")
+            raise script_failure(removed[1] if isinstance(removed, list) else removed)
         return removed
 
     @unavailable_on_redis_error

@@ -23,18 +23,11 @@ from redis.crc import key_slot
 from deploy.redis_cluster.clusterprobes import Shard
 from deploy.redis_cluster.localcluster import LocalCluster
 from server import invariants
-from tests.chaosload import (
-    Load,
-    Probe,
-    Receiver,
-    Report,
-    Sender,
-    eventually,
-    logged_in,
-)
+from tests.chaosload import Load, Receiver, Report, Sender, eventually, logged_in
 from tests.conftest import StartServer
 from tests.integration.conftest import MakeClient
 from tests.integration.test_chaos import report
+from tests.outage_probe import Probe
 from tests.procs import ServerProc
 
 #: Generous bound for one cluster failover (cluster-node-timeout 2 s) on a shared machine.

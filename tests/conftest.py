@@ -66,6 +66,12 @@ async def start_server(tmp_path: Path) -> AsyncIterator[StartServer]:
 
 
 @pytest.fixture
+def server(redis_url: str, start_server: StartServer) -> ServerProc:
+    """One chat server instance over the shared Redis."""
+    return start_server(redis_url=redis_url)
+
+
+@pytest.fixture
 def two_servers(redis_url: str, start_server: StartServer) -> tuple[ServerProc, ServerProc]:
     """Two chat server instances over the same Redis."""
     return start_server(redis_url=redis_url), start_server(redis_url=redis_url)

@@ -12,6 +12,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from deploy.redis_sentinel.redisset import (
@@ -23,7 +25,10 @@ from deploy.redis_sentinel.redisset import (
 
 ROOT = Path(__file__).resolve().parent.parent
 
-__all__ = ["ROOT", "RedisNode", "ServerProc", "find_server_binary", "free_port", "wait_for_port"]
+__all__ = [
+    "ROOT", "RedisNode", "ServerProc", "dev_running", "find_server_binary", "free_port",
+    "wait_for_port",
+]
 
 _LISTENING = re.compile(r"listening on (ws|wss)://([^:/]+):(\d+)/ws")
 
@@ -41,10 +46,12 @@ class ServerProc:
 
     def __init__(
         self, *, args: list[str], logdir: Path, name: str, env: dict[str, str],
-        prefix: tuple[str, ...] = (),
+        prefix: tuple[str, ...] = (), cwd: Path = ROOT,
     ) -> None:
-        """prefix: argv words before python, e.g. ("ip", "netns", "exec", NS)."""
+        """prefix: argv words before python, e.g. ("ip", "netns", "exec", NS);
+        cwd: the checkout whose server runs (bench/ab.py runs older ones too)."""
         self.args = args
+        self.cwd = cwd
         self.prefix = prefix
         self.name = name
         self.log_path = logdir / f"{name}.log"
@@ -68,7 +75,7 @@ class ServerProc:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [*self.prefix, sys.executable, "-m", "server", *self.args],
-                cwd=ROOT,
+                cwd=self.cwd,
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -106,3 +113,26 @@ class ServerProc:
         except subprocess.TimeoutExpired:
             self.kill()
             return self.proc.returncode
+
+
+@contextmanager
+def dev_running(
+    argv: list[str], cleanup: Callable[[], None],
+) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
+    """A `... dev` command (make run, make run-cluster) read up to its ready
+    line; killed if still up, then `cleanup` stops what it left behind."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            cwd=ROOT)
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "Ctrl-C stops everything" in line:
+                break
+        yield proc, lines
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        cleanup()

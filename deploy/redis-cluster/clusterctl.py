@@ -39,9 +39,8 @@ if not __package__:
     sys.path[0] = str(Path(__file__).resolve().parents[2])
     __package__ = "deploy.redis_cluster"
 
-import redis
 
-from deploy.redis_sentinel.procutil import SetError, read_password_file
+from deploy.redis_sentinel.procutil import SetError, read_password_file, run_command
 
 from . import formation
 from .clusternode import ClusterNode
@@ -277,13 +276,7 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        return COMMANDS[args.command](args)
-    except (SetError, TimeoutError, redis.RedisError, OSError) as exc:
-        print(f"clusterctl {args.command}: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    return run_command("clusterctl", args, COMMANDS)
 
 
 if __name__ == "__main__":

@@ -136,6 +136,31 @@ def replication_info(node: RedisNode) -> dict[str, Any] | None:
         return None
 
 
+@dataclass(frozen=True)
+class NodeView:
+    """What one node says, asked in one round trip: CLUSTER INFO, CLUSTER
+    NODES and INFO replication (health checks poll every node often)."""
+
+    info: dict[str, str]
+    lines: list[NodeLine]
+    replication: dict[str, Any]
+
+
+def node_view(node: RedisNode) -> NodeView | None:
+    try:
+        with node.client() as client:
+            pipe = client.pipeline(transaction=False)
+            pipe.execute_command("CLUSTER", "INFO")
+            pipe.execute_command("CLUSTER", "NODES")
+            pipe.info("replication")
+            info, nodes, replication = pipe.execute()
+    except (redis.RedisError, OSError):
+        return None
+    return NodeView(
+        info=dict(line.split(":", 1) for line in str(info).splitlines() if ":" in line),
+        lines=parse_nodes(str(nodes)), replication=dict(replication))
+
+
 def cluster_shards(node: RedisNode) -> list[dict[str, Any]] | None:
     """CLUSTER SHARDS as `node` sees it: [{"id", "slots": [(s, e)], "nodes": [...]}]."""
     try:

@@ -7,7 +7,7 @@ because the callers poll them while nodes die, restart and rejoin.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from deploy.redis_sentinel.probes import wait_until
 from deploy.redis_sentinel.procutil import SetError
@@ -17,8 +17,8 @@ from .clusternode import (
     Address,
     ClusterNode,
     cluster_info,
-    cluster_nodes,
     cluster_shards,
+    node_view,
     replication_info,
     slot_map,
 )
@@ -30,8 +30,10 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Shard:
     """One shard as CLUSTER SHARDS names it. index: creation order (stable
-    across failovers and restarts); primary: the node in the primary role,
-    even if it is failing (None before any node took the role)."""
+    across failovers and restarts); primary: the online node in the primary
+    role, else the node in that role (down, before a failover); replicas:
+    the shard's other nodes, an old primary still down after a failover
+    included."""
 
     index: int
     id: str
@@ -57,12 +59,14 @@ def shards(cluster: LocalCluster) -> list[Shard]:
     """The shards as the first live node with cluster_state ok sees them (any
     live node if none is ok), ordered by cluster.shard_ids; shards the handle
     has not seen before are appended to shard_ids."""
-    views = [(node, cluster_info(node)) for node in live_nodes(cluster)]
-    ordered = sorted(views, key=lambda v: (v[1] or {}).get("cluster_state") != "ok")
-    for node, _ in ordered:
-        reply = cluster_shards(node)
-        if reply is None:
-            continue
+    reply = None
+    for node in live_nodes(cluster):
+        answer = cluster_shards(node)
+        reply = reply or answer
+        if answer is not None and (cluster_info(node) or {}).get("cluster_state") == "ok":
+            reply = answer
+            break
+    if reply is not None:
         for entry in reply:
             if entry["id"] not in cluster.shard_ids:
                 cluster.shard_ids.append(entry["id"])
@@ -72,24 +76,16 @@ def shards(cluster: LocalCluster) -> list[Shard]:
     raise SetError("no live node answers CLUSTER SHARDS")
 
 
-def _shard(index: int, entry: dict[str, object]) -> Shard:
-    primaries: list[Address] = []
-    replicas: list[Address] = []
-    health: list[tuple[Address, str]] = []
-    for node in entry["nodes"]:  # type: ignore[attr-defined]
-        address = (str(node.get("ip") or node.get("endpoint")), int(node["port"]))
-        health.append((address, str(node.get("health", "?"))))
-        if node.get("role") == "master":
-            primaries.append(address)
-        else:
-            replicas.append(address)
-    # A primary that died after a failover and never came back is still listed
-    # as a failed master beside the one that replaced it: the online one leads.
-    online = [a for a in primaries if dict(health).get(a) == "online"]
-    leads = online or primaries
-    primary = leads[-1] if leads else None
-    return Shard(index=index, id=str(entry["id"]), primary=primary, replicas=tuple(replicas),
-                 slots=tuple(entry["slots"]), health=tuple(health))  # type: ignore[arg-type]
+def _shard(index: int, entry: dict[str, Any]) -> Shard:
+    members = [((str(n.get("ip") or n.get("endpoint")), int(n["port"])),
+                str(n.get("role")), str(n.get("health", "?"))) for n in entry["nodes"]]
+    # After a failover the old primary, while down, is still listed with the
+    # role master: the primary is the master that is online, if one is.
+    masters = sorted((m for m in members if m[1] == "master"), key=lambda m: m[2] != "online")
+    primary = masters[0][0] if masters else None
+    return Shard(index=index, id=str(entry["id"]), primary=primary,
+                 replicas=tuple(a for a, _, _ in members if a != primary),
+                 slots=tuple(entry["slots"]), health=tuple((a, h) for a, _, h in members))
 
 
 def problems(cluster: LocalCluster) -> list[str]:
@@ -105,12 +101,11 @@ def problems(cluster: LocalCluster) -> list[str]:
     live_addresses = {n.address for n in live}
     for node in live:
         where = f"{node.host}:{node.port}"
-        info = cluster_info(node)
-        lines = cluster_nodes(node)
-        repl = replication_info(node)
-        if info is None or lines is None or repl is None:
+        view = node_view(node)
+        if view is None:
             found.append(f"{where} does not answer")
             continue
+        info, lines, repl = view.info, view.lines, view.replication
         if info.get("cluster_state") != "ok":
             found.append(f"{where} says cluster_state:{info.get('cluster_state')}")
         known = {line.address: line for line in lines}

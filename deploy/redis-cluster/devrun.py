@@ -1,28 +1,18 @@
 """`make run-cluster`: a local Redis Cluster plus chat servers in the foreground.
 
 The chat servers run with `--cluster-nodes` (and `--redis-password-file`
-when the cluster has a password); starting, supervising and stopping them is
-the Sentinel `make run`'s code. Ctrl-C or SIGTERM stops the servers first
-(they drain and tell clients to reconnect), then every node.
+when the cluster has a password); starting, supervising and stopping them,
+and the banner, are the Sentinel `make run`'s code (run_foreground).
+Ctrl-C or SIGTERM stops the servers first (they drain and tell clients to
+reconnect), then every node.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
-import signal
-import subprocess
 from pathlib import Path
 
-from deploy.redis_sentinel.devrun import (
-    HOST,
-    check_free,
-    client_python,
-    start_server,
-    stop_servers,
-    supervise,
-    wait_listening,
-)
+from deploy.redis_sentinel.devrun import Opened, run_foreground
 from deploy.redis_sentinel.procutil import SetError
 
 from .clusterstate import PASSWORD_FILE, STATE_FILE
@@ -52,7 +42,11 @@ def _open_cluster(root: Path, redis_port: int) -> LocalCluster:
             raise SetError(f"a cluster already runs in {root}; stop it with "
                            f"`python -m deploy.redis_cluster.clusterctl stop --dir {root}`")
         print(f"restarting the cluster in {root} (data kept)", flush=True)
-        cluster.start_all()
+        try:
+            cluster.start_all()
+        except BaseException:
+            cluster.stop_all()  # nothing may outlive a failed or interrupted start
+            raise
         return cluster
     cluster = LocalCluster(root=root, base_port=redis_port)
     print(f"starting 3 shards x 3 Redis nodes in {root}", flush=True)
@@ -62,51 +56,19 @@ def _open_cluster(root: Path, redis_port: int) -> LocalCluster:
 
 def run_dev(root: Path, *, server_port: int, redis_port: int, servers: int = 2) -> int:
     root = root.resolve()
-    ports = [server_port + i for i in range(servers)]
-    check_free(ports)
-    if ports and not server_has_cluster_flag():
+    if servers and not server_has_cluster_flag():
         raise SetError("this chat server has no --cluster-nodes flag yet; "
                        "run with --servers 0 for the cluster alone")
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    cluster: LocalCluster | None = None
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
+
+    def open_store() -> Opened:
         cluster = _open_cluster(root, redis_port)
-        store_args = server_args(cluster)
-
-        def restart(i: int) -> subprocess.Popen[bytes]:
-            return start_server(i, ports[i], root, ports, store_args)
-
-        procs.extend(restart(i) for i in range(len(ports)))
-        for i, (proc, port) in enumerate(zip(procs, ports, strict=True)):
-            wait_listening(proc, port, root / f"server-{i}.log")
-        urls = "  ".join(f"ws://{HOST}:{p}/ws" for p in ports) or "(none started)"
-        page = f"  web client:   open http://{HOST}:{ports[0]}/ in a browser\n" if ports else ""
-        shards = "\n".join(
-            f"    shard {s.index}: slots {s.slot_count:>5} primary {s.primary[0]}:{s.primary[1]}"
+        shards = "".join(
+            f"    shard {s.index}: slots {s.slot_count:>5} primary {s.primary[0]}:{s.primary[1]}\n"
             for s in cluster.shards() if s.primary)
-        print(
-            f"\nchat is up (pid {os.getpid()}).\n"
-            f"  Redis Cluster {len(cluster.nodes)} nodes, data in {root}\n{shards}\n"
-            f"  servers       {urls}   logs in {root}/server-N.log\n"
-            f"  server flags  {' '.join(store_args)}\n"
-            f"{page}"
-            f"  connect:      {client_python()} -m client"
-            + "".join(f" --url ws://{HOST}:{p}/ws" for p in ports) + "\n"
-            f"  status:       {client_python()} -m deploy.redis_cluster.clusterctl status"
-            f" --dir {root}\n"
-            "Ctrl-C stops everything.",
-            flush=True,
-        )
-        return supervise(procs, ports, root, restart)
-    except KeyboardInterrupt:
-        print("\nstopping...", flush=True)
-        return 0
-    finally:
-        # Ignore a second Ctrl-C: half-stopped processes are worse than a wait.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        stop_servers(procs)
-        if cluster is not None:
-            cluster.stop_all()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        flags = server_args(cluster)
+        about = (f"  Redis Cluster {len(cluster.nodes)} nodes, data in {root}\n{shards}"
+                 f"  server flags  {' '.join(flags)}\n")
+        return flags, about, cluster.stop_all
+
+    ports = [server_port + i for i in range(servers)]
+    return run_foreground(root, ports, open_store, "deploy.redis_cluster.clusterctl")

@@ -21,7 +21,7 @@ from deploy.redis_sentinel.procutil import SetError
 from . import formation
 from .clusternode import SLOTS, ClusterNode, replication_info
 from .clusterprobes import Shard
-from .slotmove import SlotMover, node_ids, open_slots
+from .slotmove import SLOTS_PER_STEP, SlotMover, node_ids, open_slots
 
 if TYPE_CHECKING:
     from .localcluster import LocalCluster
@@ -95,7 +95,7 @@ def _finish_open_slots(cluster: LocalCluster, primaries: list[ClusterNode]) -> N
             raise SetError(f"slot {slot} is half-moved to {target_id}, not a live primary")
         mover = SlotMover(target, primaries)
         try:
-            mover.move(slot)
+            mover.move([slot])
         finally:
             mover.close()
 
@@ -137,12 +137,13 @@ def add_shard(
         plan["slots"] = slots_to_take(others, plan["count"])
         _save_plan(cluster, plan)
     mover = SlotMover(target, primaries)
-    keys = 0
+    keys, planned = 0, plan["slots"]
     try:
-        for done, slot in enumerate(plan["slots"], start=1):
-            keys += mover.move(slot)
+        for start in range(0, len(planned), SLOTS_PER_STEP):
+            group = planned[start:start + SLOTS_PER_STEP]
+            keys += mover.move(group)
             if progress is not None:
-                progress(done, len(plan["slots"]), keys)
+                progress(start + len(group), len(planned), keys)
     finally:
         mover.close()
     cluster.wait_healthy(timeout)

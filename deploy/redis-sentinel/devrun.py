@@ -124,16 +124,21 @@ def check_free(ports: list[int]) -> None:
                            "pick others with --port / --redis-port")
 
 
-def run_dev(root: Path, *, server_port: int, redis_port: int, servers: int = 2) -> int:
-    root = root.resolve()
-    ports = [server_port + i for i in range(servers)]
+# What opening the Redis side yields: the servers' storage flags, lines about
+# the Redis side for the banner, and how to stop it.
+Opened = tuple[list[str], str, Callable[[], None]]
+
+
+def run_foreground(root: Path, ports: list[int], open_store: Callable[[], Opened],
+                   status_cli: str) -> int:
+    """Open the Redis side, start a chat server per port, print the banner,
+    supervise until Ctrl-C/SIGTERM; then stop the servers, then Redis."""
     check_free(ports)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    local: LocalSet | None = None
+    stop_store: Callable[[], None] | None = None
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        local = _open_set(root, redis_port)
-        store_args = ["--sentinel", local.sentinel_arg, "--sentinel-master", local.master_name]
+        store_args, about, stop_store = open_store()
 
         def restart(i: int) -> subprocess.Popen[bytes]:
             return start_server(i, ports[i], root, ports, store_args)
@@ -141,19 +146,15 @@ def run_dev(root: Path, *, server_port: int, redis_port: int, servers: int = 2) 
         procs.extend(restart(i) for i in range(len(ports)))
         for i, (proc, port) in enumerate(zip(procs, ports, strict=True)):
             wait_listening(proc, port, root / f"server-{i}.log")
-        primary = local.primary_address()
         urls = "  ".join(f"ws://{HOST}:{p}/ws" for p in ports) or "(none started)"
         page = f"  web client:   open http://{HOST}:{ports[0]}/ in a browser\n" if ports else ""
         print(
-            f"\nchat is up (pid {os.getpid()}).\n"
-            f"  Redis primary {primary[0]}:{primary[1]} (per Sentinel), data in {root}\n"
-            f"  Sentinels     {local.sentinel_arg} (master name {local.master_name!r})\n"
+            f"\nchat is up (pid {os.getpid()}).\n{about}"
             f"  servers       {urls}   logs in {root}/server-N.log\n"
             f"{page}"
             f"  connect:      {client_python()} -m client"
             + "".join(f" --url ws://{HOST}:{p}/ws" for p in ports) + "\n"
-            f"  status:       {client_python()} -m deploy.redis_sentinel.redisset status"
-            f" --dir {root}\n"
+            f"  status:       {client_python()} -m {status_cli} status --dir {root}\n"
             "Ctrl-C stops everything.",
             flush=True,
         )
@@ -166,6 +167,21 @@ def run_dev(root: Path, *, server_port: int, redis_port: int, servers: int = 2) 
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stop_servers(procs)
-        if local is not None:
-            local.stop()
+        if stop_store is not None:
+            stop_store()
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def run_dev(root: Path, *, server_port: int, redis_port: int, servers: int = 2) -> int:
+    root = root.resolve()
+
+    def open_store() -> Opened:
+        local = _open_set(root, redis_port)
+        primary = local.primary_address()
+        about = (f"  Redis primary {primary[0]}:{primary[1]} (per Sentinel), data in {root}\n"
+                 f"  Sentinels     {local.sentinel_arg} (master name {local.master_name!r})\n")
+        flags = ["--sentinel", local.sentinel_arg, "--sentinel-master", local.master_name]
+        return flags, about, local.stop
+
+    ports = [server_port + i for i in range(servers)]
+    return run_foreground(root, ports, open_store, "deploy.redis_sentinel.redisset")

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import socket
+import sys
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
+
+import redis
 
 
 class SetError(RuntimeError):
@@ -94,3 +99,16 @@ def read_password_file(path: Path) -> str:
     if not password:
         raise SetError(f"password file {path} is empty")
     return password
+
+
+def run_command(name: str, args: argparse.Namespace,
+                commands: Mapping[str, Callable[[argparse.Namespace], int]]) -> int:
+    """Run args.command: an expected failure is one line on stderr and exit 1
+    (the CLIs of deploy/redis-sentinel and deploy/redis-cluster)."""
+    try:
+        return commands[args.command](args)
+    except (SetError, TimeoutError, redis.RedisError, OSError) as exc:
+        print(f"{name} {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -31,10 +31,9 @@ if not __package__:
     sys.path[0] = str(Path(__file__).resolve().parents[2])
     __package__ = "deploy.redis_sentinel"
 
-import redis
 
 from .nodes import RedisNode, SentinelNode, SetError, find_server_binary, free_port, wait_for_port
-from .procutil import read_password_file
+from .procutil import read_password_file, run_command
 from .sentinelset import LocalSet
 
 __all__ = [
@@ -183,14 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         from . import rejoin
 
         return rejoin.main(argv[1:])
-    args = build_parser().parse_args(argv)
-    try:
-        return COMMANDS[args.command](args)
-    except (SetError, TimeoutError, redis.RedisError, OSError) as exc:
-        print(f"redisset {args.command}: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    return run_command("redisset", build_parser().parse_args(argv), COMMANDS)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,31 @@ log = logging.getLogger(__name__)
 
 #: Most sends of one connection run together (see RequestHandler._handle_sends).
 MAX_SEND_GROUP = 32
+#: `unavailable` answers are logged at most once per this many seconds (with
+#: how many were not): during an outage every client retries, and a line per
+#: answer took a quarter of the instance's CPU, which the topology poll that
+#: ends the outage needs. The chat_ops_total counter still counts each one.
+UNAVAILABLE_LOG_EVERY_S = 1.0
+
+
+class QuietLog:
+    """Lets one line per interval through and counts the ones it held back."""
+
+    __slots__ = ("_every", "_next", "held")
+
+    def __init__(self, every_s: float) -> None:
+        self._every, self._next, self.held = every_s, 0.0, 0
+
+    def allow(self, now: float) -> int | None:
+        """None: hold this line back; else how many were held back before it."""
+        if now < self._next:
+            self.held += 1
+            return None
+        held, self.held, self._next = self.held, 0, now + self._every
+        return held
+
+
+_UNAVAILABLE_LINES = QuietLog(UNAVAILABLE_LOG_EVERY_S)
 
 
 class RequestHandler:
@@ -145,13 +170,18 @@ class RequestHandler:
         if op == "send" and code == "ok":
             metrics.SEND_SECONDS.observe(elapsed)
         level = logging.DEBUG if code == "ok" else logging.INFO
+        held = 0
+        if code == "unavailable":
+            allowed = _UNAVAILABLE_LINES.allow(time.monotonic())
+            level, held = (logging.DEBUG, 0) if allowed is None else (level, allowed)
         if log.isEnabledFor(level):  # the hot path skips building the record
             log.log(
-                level, "op=%s user=%s conn=%s addr=%s result=%s ms=%.1f",
+                level, "op=%s user=%s conn=%s addr=%s result=%s ms=%.1f%s",
                 op, session.username, session.conn_id, session.address, code, elapsed * 1000,
+                f" (and {held} more unavailable not logged)" if held else "",
                 extra={"op": op, "user": session.username, "conn": session.conn_id,
                        "addr": session.address, "result": code,
-                       "latency_ms": round(elapsed * 1000, 1)},
+                       "latency_ms": round(elapsed * 1000, 1), "not_logged": held},
             )
         return reply
 

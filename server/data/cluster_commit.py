@@ -38,7 +38,7 @@ from redis.exceptions import (
 )
 from redis.exceptions import TimeoutError as RedisTimeout
 
-from server import keys
+from server import keys, metrics
 from server.data.commit import Write, resolve, resolve_result, unconfirmed, wait_command
 from server.data.script_calls import script_batch
 from server.storage.cluster_topology import ClusterTopology, Shard
@@ -77,6 +77,8 @@ class ClusterWrites:
         self._waits = waits
 
     async def commit(self, batch: list[Write]) -> None:
+        if self._waits:  # the ack batcher's batches are not counted (as with one primary)
+            metrics.COMMIT_BATCH.observe(len(batch))
         deadline = time.monotonic() + self._timeout_ms / 1000
         pause = FIRST_PAUSE_S
         pending = batch
@@ -118,9 +120,12 @@ class ClusterWrites:
         calls = [(item.script, item.keys, item.args, item.merge) for item in part]
         commit_key = keys.commit_in(tag_for_slot(slot_of(part[0].keys[0])))
         ticket = self._topology.ledger.enter()
+        started = time.perf_counter()
         try:
             results, acked = await script_batch(writer, calls, wait=wait,
                                                 commit_key=commit_key, slot_of=slot_of)
+            if acked is not None:
+                metrics.WAIT_SECONDS.observe(time.perf_counter() - started)
         except (ConnectionError, RedisTimeout, OSError) as exc:
             log.warning("shard primary %s:%s unreachable: %s", *shard.primary, exc)
             return part

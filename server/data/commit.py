@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import NoScriptError, ReadOnlyError, RedisError, ResponseError
 
 from server import metrics
 from server.data.script_calls import load_script, script_batch
@@ -230,7 +230,9 @@ def wait_command(fsync: bool, required: int, timeout_ms: int) -> tuple[Any, ...]
 
 def resolve_result(item: Write, result: Any) -> None:
     """A script's reply (or its error) to the caller of a confirmed batch."""
-    if isinstance(result, ResponseError):
+    if isinstance(result, ReadOnlyError):  # demoted under us: a failover
+        resolve(item.future, errors.Unavailable("the Redis primary changed; retry"))
+    elif isinstance(result, ResponseError):
         log.error("script failed: %s", result)
         resolve(item.future, errors.Internal("storage script failed"))
     else:

@@ -6,6 +6,7 @@ store.py holds only the calls and bench/ can build the same arguments.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -52,9 +53,14 @@ def send_call(*, sender: str, to: str, msg_id: str, body: str, now_ms: int,
 
     The settings go as one string, the same for every send of a batch."""
     call_keys = [keys.account(to), keys.inbox(to), keys.ledger(to), *dedupe[0]]
-    settings = " ".join(str(x) for x in (len(call_keys), *dedupe[1], max_inbox, max_pending,
-                                         max_bytes))
+    settings = _settings((len(call_keys), *dedupe[1], max_inbox, max_pending, max_bytes))
     return call_keys, [settings, sender, to, msg_id, body, now_ms]
+
+
+@functools.lru_cache(maxsize=64)
+def _settings(values: tuple[str | int, ...]) -> str:
+    """send.lua's settings string; the same for nearly every send, so built once."""
+    return " ".join(str(x) for x in values)
 
 
 def send_result(result: list[Any], *, to: str, now_ms: int, bounds: SendBounds) -> SendResult:
@@ -73,10 +79,21 @@ def send_result(result: list[Any], *, to: str, now_ms: int, bounds: SendBounds) 
                               "wait until they are read")
     if status == "bytes_full":
         raise errors.TooLarge(f"{to}'s inbox is full ({bounds.max_bytes} bytes undelivered)")
+    if status == "layout":
+        raise errors.Unavailable("the Redis primary cannot write this dedupe layout; retry")
     if status == "error":
         log.error("send script failed for to=%s: %s", to, result[1])
-        raise errors.Internal("storage script failed")
+        raise script_failure(result[1])
     raise errors.Internal(f"unexpected send result {status!r}")
+
+
+def script_failure(message: object) -> errors.ChatError:
+    """What a script call's failure answers. A node demoted under the write
+    (READONLY: a failover moved the primary) is `unavailable`, which the
+    client retries on the new primary; anything else is `internal`."""
+    if str(message).startswith("READONLY"):
+        return errors.Unavailable("the Redis primary changed; retry")
+    return errors.Internal("storage script failed")
 
 
 def ack_call(name: str, keep: str) -> tuple[list[str], list[Any]]:

@@ -85,13 +85,8 @@ class ShardChannels:
         self._topology = topology
 
     def open(self, instance_id: str) -> list[Feed]:
-        owners = self._topology.state.owners
-        first_slot: dict[str, int] = {}
-        for slot, owner in enumerate(owners):
-            if owner is not None and owner not in first_slot:
-                first_slot[owner] = slot
         feeds = []
-        for addr, slot in sorted(first_slot.items()):
+        for addr, slot in sorted(self._topology.first_slots().items()):
             reader = PubSubReader(self._handles.writer(parse_addr(addr)))
             feeds.append(Feed(addr, reader, keys.instance_channel_in(instance_id,
                                                                     tag_for_slot(slot)),

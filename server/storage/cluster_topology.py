@@ -19,7 +19,6 @@ pub/sub resubscribes where the channels now live.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -29,9 +28,16 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from server import metrics
-from server.storage.cluster_view import ShardView, agreed_owners, nodes_named, parse_shards
+from server.storage.cluster_view import (
+    ShardView,
+    agreed_owners,
+    nodes_named,
+    parse_shards,
+    tag_for_slot,
+)
 from server.storage.fencing import acks_needed
 from server.storage.ledger import WaitLedger
+from server.storage.poller import Poller
 from server.storage.redis_conn import Address, RedisHandles
 from server.storage.sentinel_view import addr_of
 from server.storage.topology import POLL_TIMEOUT_S, Snapshot, online_replicas
@@ -77,8 +83,7 @@ class ClusterTopology:
         self.state = ClusterState()
         self.max_age_s = 2 * POLL_TIMEOUT_S + self._interval
         self.ledger = WaitLedger()
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._poller = Poller(self.refresh, interval_s=self._interval, name="cluster-topology")
 
     # What writes ask ---------------------------------------------------------------
 
@@ -104,9 +109,21 @@ class ClusterTopology:
     def shards(self) -> list[Shard]:
         return list(self.state.shards.values())
 
+    def first_slots(self) -> dict[str, int]:
+        """Each primary ("ip:port") -> the first slot it holds."""
+        first: dict[str, int] = {}
+        for slot, owner in enumerate(self.state.owners):
+            if owner is not None and owner not in first:
+                first[owner] = slot
+        return first
+
+    def shard_tags(self) -> list[str]:
+        """A hash tag in a slot of each shard: keys that reach every shard primary."""
+        return [tag_for_slot(slot) for slot in self.first_slots().values()]
+
     def request_refresh(self) -> None:
         """Poll now (a MOVED or a lost node says the map is stale)."""
-        self._wake.set()
+        self._poller.wake()
 
     def _fresh(self) -> None:
         age = time.monotonic() - self.now.taken
@@ -116,21 +133,10 @@ class ClusterTopology:
     # Polling ----------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self.refresh()
-        self._task = asyncio.create_task(self._run(), name="cluster-topology")
+        await self._poller.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):  # woken early, or the interval passed
-                await asyncio.wait_for(self._wake.wait(), self._interval)
-            self._wake.clear()
-            await self.refresh()
+        await self._poller.close()
 
     async def refresh(self) -> None:
         try:
@@ -164,6 +170,8 @@ class ClusterTopology:
             primary=",".join(primaries) or None,
             replicas_online=min((s.online for s in shards.values()), default=0),
             required_replicas=min((s.acks for s in shards.values()), default=0),
+            # Every node, as the dedupe layout must be one all of them apply.
+            members=tuple(sorted(named | set(answers))),
             reason="; ".join(([f"{uncovered} slots without a majority-named primary "
                                f"({len(answers)} of {total} nodes answered)"]
                               if uncovered else []) + bad),

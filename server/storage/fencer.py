@@ -78,10 +78,15 @@ class Fencer:
         }
 
     async def required(self, primary: str, info: dict[str, Any], listed: set[str],
-                       promotable: set[str], base: set[str]) -> set[str]:
-        """The required set after fencing; acts on the plan on the way."""
+                       promotable: set[str], base: set[str], *,
+                       raw_records: dict[str, str] | None = None) -> set[str]:
+        """The required set after fencing; acts on the plan on the way.
+
+        `raw_records`: the primary's fence records (HGETALL) if the caller
+        read them with its INFO; None reads them here."""
         progress = replica_progress(info)
-        records = await self._records(primary)
+        records = _parse_records(raw_records) if raw_records is not None \
+            else await self._records(primary)
         if records is None:
             return base
         online = {addr for addr, (up, _) in progress.items() if up}
@@ -106,7 +111,7 @@ class Fencer:
         except (RedisError, OSError) as exc:
             log.debug("fence records unreadable on %s: %s", primary, exc)
             return None
-        return {str(addr): int(value) for addr, value in raw.items() if str(value).isdigit()}
+        return _parse_records(raw)
 
     async def _observe(self, addr: str, progress: tuple[bool, bool], record: int | None,
                        primary_replid: str | None, *, promotable: bool,
@@ -257,3 +262,8 @@ class Fencer:
             log.warning("Redis refused %s on %s (%s): returning nodes are not fenced; "
                         "a write waits for them until they are in sync", command, addr, exc)
         self._refused[command] = self._clock()
+
+
+def _parse_records(raw: dict[Any, Any]) -> dict[str, int]:
+    """addr -> the priority a fence saved, from the records hash."""
+    return {str(addr): int(value) for addr, value in raw.items() if str(value).isdigit()}

@@ -21,10 +21,17 @@ and go through `PubSub.handle_message`, which keeps redis-py's record of
 subscribed channels right. Replies taken from the parser's buffer skip
 redis-py's RESP3 push routing, which only matters for client-side caching
 and Redis Enterprise maintenance events, neither used on this connection.
+
+`CHAT_BENCH_PUBLIC_PUBSUB_READ=1` (read here only, for `python -m
+bench.privpaths`) makes `read` use the public `PubSub.get_message()`
+instead: the first message with the timeout, then every one already
+there; it exists to measure what the internals save (docs/benchmarks.md,
+"Private fast paths"), not to run a server with.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from redis.asyncio import Redis
@@ -35,6 +42,8 @@ try:  # What the hiredis reader answers when no complete reply is buffered.
 except ImportError:  # pragma: no cover - a redis-py without it: one reply per read
     NOT_ENOUGH_DATA = None
 
+#: Measurement only: `PubSub.get_message()` instead of reading the parser.
+PUBLIC_READ = os.environ.get("CHAT_BENCH_PUBLIC_PUBSUB_READ") == "1"
 #: Reply kinds that carry a published message: PUBLISH's and SPUBLISH's (sharded).
 MESSAGES = ("message", "smessage")
 
@@ -68,6 +77,8 @@ class PubSubReader:
         conn = pubsub.connection
         if conn is None or not conn.is_connected:
             raise ConnectionError("pub/sub connection closed")
+        if PUBLIC_READ:
+            return await self._read_public(timeout)
         if not self._handler_set:
             self._handler_set = True
             parser = conn._parser  # not every redis-py version's parser takes a handler
@@ -95,4 +106,15 @@ class PubSubReader:
                 out.append((reply[1], reply[2]))
             else:  # subscribe/unsubscribe confirmations, RESP2 PONG: redis-py's bookkeeping
                 await pubsub.handle_message(reply)
+        return out
+
+    async def _read_public(self, timeout: float) -> list[Notification]:
+        """The public API's way: the first message waiting up to `timeout`,
+        then every one that needs no wait (`timeout=0`)."""
+        out: list[Notification] = []
+        message = await self.pubsub.get_message(timeout=timeout)
+        while message is not None:
+            if message["type"] in MESSAGES:
+                out.append((message["channel"], message["data"]))
+            message = await self.pubsub.get_message(timeout=0)
         return out

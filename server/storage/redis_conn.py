@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +70,31 @@ def unavailable_on_redis_error(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awa
             raise errors.Unavailable(f"storage unreachable ({type(exc).__name__}); retry") from exc
 
     return wrapper
+
+
+#: A command that fails faster than this failed on a connection the node
+#: closed (or refused), not on a node that does not answer.
+QUICK_FAILURE_S = 0.1
+
+
+async def again_if_closed(call: Callable[[], Awaitable[T]]) -> T:
+    """`call`, made once more at once if it failed fast on a closed connection.
+
+    Sentinel kills every client connection of a node it promotes or repoints
+    (CLIENT KILL TYPE normal). The per-node clients (topology, fencer) keep
+    their connection between polls and do not retry (a dead node costs one
+    poll, not several), so their next command fails although the node is
+    up: for the topology that cost a poll interval of every failover. A
+    slower failure is a node that does not answer: not retried, so a cut-off
+    node still costs one timeout.
+    """
+    started = time.monotonic()
+    try:
+        return await call()
+    except ConnectionError:
+        if time.monotonic() - started > QUICK_FAILURE_S:
+            raise
+        return await call()  # on a new connection
 
 
 def raise_if_cancelled() -> None:

@@ -10,13 +10,13 @@ short TTL that proves the primary accepts writes.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ConnectionError, RedisError, ResponseError
 
 from server import keys
 from server.settings import Settings
@@ -32,9 +32,12 @@ MARKER_TTL_MS = 60_000
 class RedisProbe:
     """Read-mostly access to the nodes of the configured Redis set."""
 
-    def __init__(self, settings: Settings, handles: RedisHandles) -> None:
+    def __init__(self, settings: Settings, handles: RedisHandles,
+                 shard_tags: Callable[[], list[str]] | None = None) -> None:
+        """`shard_tags` (a Cluster): a hash tag per shard; the marker is written on each."""
         self._settings = settings
         self.handles = handles
+        self._shard_tags = shard_tags
         self._password = read_password(settings.redis_password_file)
 
     # Used by the running server -------------------------------------------------
@@ -42,9 +45,19 @@ class RedisProbe:
     async def write_marker(
         self, instance_id: str, now_ms: int, client: Client | None = None
     ) -> None:
-        """One cheap replicated write: raises unless the primary accepted it."""
+        """One cheap replicated write: raises unless the primary (on a Cluster:
+        every shard primary) accepted it."""
         target = self.handles.primary if client is None else client
-        await target.set(keys.health_marker(instance_id), now_ms, px=MARKER_TTL_MS)
+        if self._shard_tags is None or client is not None:
+            await target.set(keys.health_marker(instance_id), now_ms, px=MARKER_TTL_MS)
+            return
+        tags = self._shard_tags()
+        if not tags:
+            raise ConnectionError("no Redis Cluster shard known yet")
+        pipe = target.pipeline(transaction=False)
+        for tag in tags:
+            pipe.set(keys.health_marker_in(instance_id, tag), now_ms, px=MARKER_TTL_MS)
+        await pipe.execute()
 
     async def inbox_lengths(self, names: Iterable[str]) -> dict[str, int]:
         """XLEN of each user's inbox, in one round trip."""

@@ -41,11 +41,12 @@ from typing import Any, Protocol
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from server import metrics
+from server import keys, metrics
 from server.storage.fencer import Fencer
 from server.storage.fencing import acks_needed
 from server.storage.ledger import WaitLedger
-from server.storage.redis_conn import PrimaryPool, RedisHandles
+from server.storage.poller import Poller
+from server.storage.redis_conn import PrimaryPool, RedisHandles, again_if_closed
 from server.storage.sentinel_majority import is_majority, majority
 from server.storage.sentinel_view import SentinelView, addr_of, majority_listed, required_replicas
 from server.wire import errors
@@ -56,6 +57,9 @@ log = logging.getLogger(__name__)
 POLL_TIMEOUT_S = 3.0
 #: Slack for a write's round trip around its WAIT (see the fencer's lift delay).
 WRITE_SLACK_S = 1.0
+#: Poll interval while no primary is confirmed (s): a few Sentinel queries
+#: more per second, only during an outage.
+OUTAGE_INTERVAL_S = 0.1
 
 
 @dataclass
@@ -71,6 +75,9 @@ class Snapshot:
     down_replicas: set[str] = field(default_factory=set)
     #: The replicas a durable write waits for ("ip:port").
     required: set[str] = field(default_factory=set)
+    #: The primary, then every replica online at it or required: the nodes
+    #: whose Redis version bounds what a write may use (data/dedupe.py).
+    members: tuple[str, ...] = ()
 
     @property
     def sentinel_majority(self) -> bool:
@@ -103,7 +110,7 @@ class Topology:
         self._interval = interval_ms / 1000
         self._on_failover = on_failover
         self.now = Snapshot(sentinels_total=len(handles.sentinels))
-        self._task: asyncio.Task[None] | None = None
+        self._poller = Poller(self.refresh, interval_s=self._poll_interval, name="topology")
         #: A view older than this is not trusted for a write (a stuck poll
         #: must not keep a majority that is gone).
         self.max_age_s = 2 * POLL_TIMEOUT_S + self._interval
@@ -129,19 +136,15 @@ class Topology:
         return snap.required_replicas
 
     async def start(self) -> None:
-        await self.refresh()
-        self._task = asyncio.create_task(self._run(), name="topology")
+        await self._poller.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._poller.close()
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            await self.refresh()
+    def _poll_interval(self) -> float:
+        # Without a primary (a failover under way) every poll that finds the
+        # new one sooner ends the outage sooner.
+        return self._interval if self.now.primary_ok else min(self._interval, OUTAGE_INTERVAL_S)
 
     async def refresh(self) -> None:
         poll = self._refresh_sentinel() if self._handles.sentinels else self._refresh_single()
@@ -165,6 +168,7 @@ class Topology:
         snap.replicas_online = len(online)
         snap.required = online
         snap.required_replicas = len(online)
+        snap.members = (snap.primary, *sorted(online))
         snap.reason = "" if online else "no replica in sync"
         return snap
 
@@ -189,8 +193,8 @@ class Topology:
         views = [view for view in views if view.primary == primary]
         host, _, port = primary.rpartition(":")
         # INFO of the node the majority names, not of whichever node a pooled
-        # connection happens to point at.
-        info = await self._info(self._handles.node((host, int(port))), snap)
+        # connection happens to point at; the fence records in the same round trip.
+        info, records = await self._primary_state(self._handles.node((host, int(port))), snap)
         if info is None:
             return snap
         snap.primary = primary
@@ -201,7 +205,7 @@ class Topology:
             snap.required = await self._fencer.required(
                 primary, info, majority_listed(views),
                 {addr for view in views for addr, ok in view.replicas.items() if ok},
-                snap.required,
+                snap.required, raw_records=records,
             ) - {primary}
         snap.down_replicas = {
             addr for view in views for addr, ok in view.replicas.items() if not ok
@@ -210,26 +214,56 @@ class Topology:
         snap.replicas_online = len(online)
         down = frozenset.intersection(*(view.down for view in views))
         snap.required_replicas = acks_needed(snap.required, online - {primary}, set(down))
+        snap.members = (primary, *sorted((online | snap.required) - {primary}))
         snap.reason = "" if snap.required else "no replica in sync"
         return snap
 
     async def _info(self, client: Any, snap: Snapshot) -> dict[str, Any] | None:
         """INFO replication of a node that acts as primary, else None (reason set)."""
         try:
-            info: dict[str, Any] = await client.info("replication")
+            # Asked again on a connection Sentinel closed when it promoted the node.
+            info: dict[str, Any] = await again_if_closed(lambda: client.info("replication"))
         except (RedisError, OSError) as exc:
             snap.reason = f"{type(exc).__name__}: {exc}"
             return None
-        if info.get("role") != "master":
-            snap.reason = "the node we reached is a replica (failover in progress)"
-            return None
-        return info
+        return _acting_primary(info, snap)
+
+    async def _primary_state(self, client: Any, snap: Snapshot
+                             ) -> tuple[dict[str, Any] | None, dict[str, str] | None]:
+        """INFO replication of a node that acts as primary (else None, reason
+        set) and its fence records (None when unreadable), in one round trip:
+        during an outage each await of a poll waits behind the clients'
+        retries, so the fewer a poll makes, the sooner it sees a new primary.
+        """
+        if self._fencer is None:
+            return await self._info(client, snap), None
+        async def both() -> list[Any]:
+            pipe = client.pipeline(transaction=False)
+            pipe.info("replication")
+            pipe.hgetall(keys.FENCES)
+            answers: list[Any] = await pipe.execute(raise_on_error=False)
+            return answers
+
+        try:
+            # Asked again on a connection Sentinel closed when it promoted the node.
+            info, records = await again_if_closed(both)
+        except (RedisError, OSError) as exc:
+            snap.reason = f"{type(exc).__name__}: {exc}"
+            return None, None
+        if isinstance(info, Exception):
+            snap.reason = f"{type(info).__name__}: {info}"
+            return None, None
+        if _acting_primary(info, snap) is None:
+            return None, None
+        return info, (None if isinstance(records, Exception) else records)
 
     async def _sentinel_view(self, client: Any) -> SentinelView | None:
-        """What one Sentinel says, or None if it does not answer."""
+        """What one Sentinel says, or None if it does not answer (one round trip)."""
         try:
-            master = await client.sentinel_master(self._master)
-            replicas = await client.sentinel_slaves(self._master)
+            pipe = client.pipeline(transaction=False)
+            pipe.sentinel_master(self._master)
+            pipe.sentinel_slaves(self._master)
+            master, replicas = await pipe.execute()
         except (RedisError, OSError):
             return None
         return SentinelView.parse(master, replicas)
@@ -238,6 +272,7 @@ class Topology:
         old = self.now
         if snap.primary is None:
             snap.primary = old.primary  # unknown now: keep the last one we saw
+            snap.members = old.members
         if snap.primary and old.primary and snap.primary != old.primary:
             log.warning("failover: primary %s -> %s", old.primary, snap.primary,
                         extra={"old_primary": old.primary, "new_primary": snap.primary})
@@ -272,6 +307,14 @@ class Topology:
         epoch = self.ledger.advance()
         if self._fencer is not None:
             self._fencer.published(snap.required, epoch)
+
+
+def _acting_primary(info: dict[str, Any], snap: Snapshot) -> dict[str, Any] | None:
+    """`info` if the node acts as primary, else None (reason set)."""
+    if info.get("role") != "master":
+        snap.reason = "the node we reached is a replica (failover in progress)"
+        return None
+    return info
 
 
 def online_replicas(info: dict[str, Any]) -> set[str]:

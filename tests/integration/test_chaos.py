@@ -25,9 +25,10 @@ import pytest
 import redis
 
 from deploy.redis_sentinel.sentinelset import LocalSet
-from tests.chaosload import Load, Outage, Probe, Receiver, Sender, eventually, logged_in
+from tests.chaosload import Load, Receiver, Sender, eventually, logged_in
 from tests.conftest import StartServer
 from tests.integration.conftest import MakeClient, MakeSentinelSet
+from tests.outage_probe import Outage, Probe
 from tests.procs import ServerProc
 from tests.scrape import healthz
 

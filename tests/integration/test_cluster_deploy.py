@@ -78,6 +78,9 @@ def test_killed_primary_fails_over_and_comes_back_as_a_replica(
     new_primary = cluster.wait_for_failover(before, timeout=30)
     print(f"shard 0 failed over in {time.monotonic() - started:.1f}s (node timeout 2 s)")
     assert new_primary in before.replicas
+    during = cluster.shard(0)
+    assert during.primary == new_primary
+    assert before.primary in during.replicas
     cluster.start(before.primary)
     after = cluster.shard(0)
     assert after.primary == new_primary

@@ -17,6 +17,7 @@ from deploy.redis_cluster.clusternode import ClusterNode, free_cluster_port
 from deploy.redis_cluster.devrun import server_has_cluster_flag
 from deploy.redis_cluster.localcluster import LocalCluster
 from deploy.redis_sentinel.procutil import port_in_use
+from tests import procs
 from tests.procs import ROOT, free_port
 
 CLUSTERCTL = [sys.executable, "-m", "deploy.redis_cluster.clusterctl"]
@@ -78,6 +79,21 @@ def test_status_exits_non_zero_when_a_node_is_down(started: Path) -> None:
     assert "DOWN" in result.stdout
 
 
+def test_start_on_a_stopped_cluster_starts_it_again_with_its_data(started: Path) -> None:
+    cluster = LocalCluster.load(started)
+    with cluster.node(cluster.shard_of("{kept}").primary or ("", 0)).client() as client:
+        client.set("{kept}", "yes")
+    assert run("stop", "--dir", str(started)).returncode == 0
+    again = run("start", "--dir", str(started))
+    assert again.returncode == 0, again.stderr
+    assert "restarting the existing cluster" in again.stdout
+    cluster = LocalCluster.load(started)
+    with cluster.node(cluster.shard_of("{kept}").primary or ("", 0)).client() as client:
+        assert client.get("{kept}") == "yes"
+    assert run("restart", "--dir", str(started)).returncode == 0
+    assert run("status", "--dir", str(started)).returncode == 0
+
+
 def test_unknown_folder_fails_with_one_line(tmp_path: Path) -> None:
     result = run("status", "--dir", str(tmp_path / "nothing"))
     assert result.returncode == 1
@@ -121,6 +137,34 @@ def test_multi_host_commands_create_replace_a_dead_node_and_fail_over(tmp_path: 
             node.stop()
 
 
+@pytest.mark.slow
+def test_multi_host_add_shard_joins_running_nodes_and_moves_slots(tmp_path: Path) -> None:
+    nodes: list[ClusterNode] = []
+    for i in range(5):
+        port = free_cluster_port("127.0.0.1", {n.port for n in nodes})
+        nodes.append(ClusterNode(datadir=tmp_path / f"n{i}", port=port, password="pw"))
+    (tmp_path / "pw").write_text("pw\n")
+    auth = ("--password-file", str(tmp_path / "pw"))
+    try:
+        for node in nodes:
+            node.start()
+        seeds = ",".join(f"{n.host}:{n.port}" for n in nodes[:3])
+        assert run("create", "--nodes", seeds, "--replicas", "0", *auth).returncode == 0
+        new = ",".join(f"{n.host}:{n.port}" for n in nodes[3:])
+        added = run("add-shard", "--nodes", seeds, "--new-nodes", new, "--slots", "30",
+                    "--dir", str(tmp_path), *auth)
+        assert added.returncode == 0, added.stderr
+        assert "moved 30/30 slots (100%)" in added.stdout
+        status = json.loads(run("status", "--nodes", seeds, "--json", *auth).stdout)
+        assert status["ok"] is True
+        new_shard = [s for s in status["shards"] if s["primary"] == f"127.0.0.1:{nodes[3].port}"]
+        assert [s["slot_count"] for s in new_shard] == [30]
+        assert len(new_shard[0]["nodes"]) == 2
+    finally:
+        for node in nodes:
+            node.stop()
+
+
 def free_base() -> int:
     """A base port whose 9 node ports and their bus ports (+10000) are free."""
     for base in range(20000 + os.getpid() % 20000, 55000, 11):
@@ -130,26 +174,16 @@ def free_base() -> int:
     raise AssertionError("no free base port")
 
 
-@contextlib.contextmanager
-def dev_running(root: Path, *extra: str) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
-    """`clusterctl dev` read up to its ready line; killed and cleaned up if still up."""
-    proc = subprocess.Popen(
-        [*CLUSTERCTL, "dev", "--dir", str(root), "--redis-port", str(free_base()), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
-    try:
-        assert proc.stdout is not None
-        lines: list[str] = []
-        for line in proc.stdout:
-            lines.append(line)
-            if "Ctrl-C stops everything" in line:
-                break
-        yield proc, lines
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+def dev_running(root: Path, *extra: str) -> contextlib.AbstractContextManager[
+        tuple[subprocess.Popen[str], list[str]]]:
+    """`clusterctl dev` started and read up to its ready line; stopped at the end."""
+    def cleanup() -> None:
         if (root / "cluster.json").exists():
             LocalCluster.load(root).stop_all()
+
+    return procs.dev_running(
+        [*CLUSTERCTL, "dev", "--dir", str(root), "--redis-port", str(free_base()), *extra],
+        cleanup)
 
 
 @pytest.mark.slow
@@ -168,7 +202,8 @@ def test_dev_runs_the_cluster_until_sigterm_then_stops_everything(tmp_path: Path
 @pytest.mark.skipif(not server_has_cluster_flag(),
                     reason="the chat server has no --cluster-nodes yet (branch cluster-server)")
 def test_dev_starts_two_chat_servers_on_the_cluster(tmp_path: Path) -> None:
-    first = free_port()
+    # Two servers listen on first and first + 1: both must be free.
+    first = next(p for p in iter(free_port, 0) if p < 65535 and not port_in_use("127.0.0.1", p + 1))
     with dev_running(tmp_path / "run", "--port", str(first)) as (proc, lines):
         assert proc.stdout is not None
         text = "".join(lines) + (proc.stdout.read() if proc.poll() is not None else "")

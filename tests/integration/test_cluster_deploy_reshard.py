@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -21,6 +22,14 @@ pytestmark = pytest.mark.slow
 MOVED = 120  # slots; each SETSLOT writes nodes.conf, so keep the test short
 
 
+def ask_to_unknown_node(exc: AttributeError) -> bool:
+    """redis-py 8.1 (sync and asyncio clients) follows an ASK only to a node in
+    its slot map; a new shard's primary, until it owns a slot, is not in it,
+    and the redirect dereferences None (redis/redis-py#4015, fix in PR #4214).
+    A command that fails so was not executed."""
+    return "'NoneType' object has no attribute" in str(exc)
+
+
 class Writer:
     """Keeps writing new keys through a cluster client; remembers what was acked."""
 
@@ -30,6 +39,7 @@ class Writer:
         self.acked: dict[str, str] = {}
         self.stop = threading.Event()
         self.error: BaseException | None = None
+        self.retries = 0
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
@@ -37,7 +47,14 @@ class Writer:
             i = 0
             while not self.stop.is_set():
                 key, value = f"w:{i}", f"v{i}"
-                self.client.set(key, value)
+                try:
+                    self.client.set(key, value)
+                except AttributeError as exc:
+                    if not ask_to_unknown_node(exc):
+                        raise
+                    self.retries += 1
+                    time.sleep(0.01)
+                    continue  # not acked: resent, as a client resends `unavailable`
                 self.acked[key] = value
                 i += 1
         except BaseException as exc:  # reported by the test, not lost in the thread
@@ -85,6 +102,7 @@ def test_moving_slots_under_a_writer_loses_no_key(
     with Writer(small_cluster) as writer:
         shard = add_shard(small_cluster, slots=MOVED)
     assert writer.error is None, writer.error
+    print(f"{len(writer.acked)} writes acked, {writer.retries} resent after redis-py#4015")
     assert shard.slot_count == MOVED
     moved = {s for start, end in shard.slots for s in range(start, end + 1)}
     assert sum(key_slot(k.encode()) in moved for k in before) > 50, "moved slots held keys"
@@ -106,7 +124,7 @@ def test_rerun_finishes_a_slot_left_importing_and_migrating(
     data = _fill(reader, 20_000)
 
     def interrupt(done: int, total: int, keys: int) -> None:
-        if done == 20:
+        if done < total:  # after the first group of slots
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
@@ -134,3 +152,16 @@ def test_rerun_finishes_a_slot_left_importing_and_migrating(
     assert not (small_cluster.root / PLAN_FILE).exists()
     assert _missing(reader, data) == []
     assert small_cluster.problems() == []
+
+
+def test_moving_slots_authenticates_migrate_when_the_cluster_has_a_password(
+        make_redis_cluster: MakeRedisCluster) -> None:
+    cluster = make_redis_cluster(shards=2, replicas=0, password="s3cret")
+    host, port = cluster.seeds[0]
+    with RedisCluster(host=host, port=port, password="s3cret", decode_responses=True) as client:
+        data = _fill(client, 20_000)
+        shard = add_shard(cluster, slots=40, replicas=0)
+        assert shard.slot_count == 40
+        assert _missing(client, data) == []
+    with cluster.node(shard.primary or ("", 0)).client() as new_primary:
+        assert new_primary.dbsize() > 0

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis, RedisCluster
+from redis.cluster import RedisCluster as SyncCluster
 
 from deploy.redis_cluster.localcluster import LocalCluster
 from server import keys
 from server.storage.pubsub_reader import PubSubReader
+from tests.cluster_fixture import MakeRedisCluster
 from tests.conftest import StartServer
 from tests.integration.test_check import check
 from tests.scrape import healthz
+from tests.wsclient import Peer
 
 pytestmark = pytest.mark.slow
 
@@ -51,6 +55,14 @@ def test_healthz_on_a_cluster_is_ok_with_a_ping_back_on_every_shard(
         status, body = healthz(server.http_url)
     assert status == 200, body
     assert len(str(body["primary"]).split(",")) == len(redis_cluster.shards()) == 3
+    # Its write probe reached every shard primary: one marker on each.
+    host, port = redis_cluster.seeds[0]
+    cluster = SyncCluster(host=host, port=port, decode_responses=True)
+    try:
+        markers = list(cluster.scan_iter(match=f"chat:health:*:{server.name}"))
+        assert sorted(str(redis_cluster.shard_of(m).index) for m in markers) == ["0", "1", "2"]
+    finally:
+        cluster.close()
 
 
 def test_check_asks_every_shard_primary_and_passes_on_a_healthy_cluster(
@@ -60,3 +72,17 @@ def test_check_asks_every_shard_primary_and_passes_on_a_healthy_cluster(
     primaries = [f"{s.primary[0]}:{s.primary[1]}" for s in redis_cluster.shards() if s.primary]
     assert lines["cluster"] == "OK 3 shard primaries: " + ", ".join(sorted(primaries))
     assert "fences" not in lines  # Sentinel's, not the cluster's
+
+
+async def test_a_server_given_the_password_file_serves_on_a_password_protected_cluster(
+        make_redis_cluster: MakeRedisCluster, start_server: StartServer, tmp_path: Path) -> None:
+    cluster = make_redis_cluster(password="cluster secret")
+    secret = tmp_path / "password"
+    secret.write_text("cluster secret\n")
+    server = start_server("--cluster-nodes", cluster.cluster_nodes_arg,
+                          "--redis-password-file", str(secret))
+    alice, bob = await Peer.connect(server.url), await Peer.connect(server.url)
+    await alice.register_login("alice")
+    await bob.register_login("bob")
+    await alice.send_message("bob", "through the password")
+    assert (await bob.event())["message"]["body"] == "through the password"

@@ -1,7 +1,7 @@
 """A shard primary cut off by a partition acks nothing; after the heal nothing
 acked is lost.
 
-Three "hosts" are network namespaces on a bridge (test_multihost.py's Net);
+Three "hosts" are network namespaces on a bridge (tests/integration/netns_hosts.py);
 each runs one node of every shard, and shard s has its primary on host s,
 its replicas on the two other hosts, as a multi-host install would place
 them. The cut blackholes the routes between host 0 and the other hosts
@@ -35,7 +35,7 @@ from tests.chaosload import eventually
 from tests.clusterload import FAILOVER_WITHIN, ClusterRig, start_rig
 from tests.conftest import StartServer
 from tests.integration.conftest import MakeClient
-from tests.integration.test_multihost import HOSTS, HostProcess, Net, skip_without_netns
+from tests.integration.netns_hosts import HOSTS, HostProcess, Net, skip_without_netns
 
 pytestmark = pytest.mark.slow
 

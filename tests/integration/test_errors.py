@@ -19,11 +19,6 @@ from tests.wsclient import Peer
 PASSWORD = "correct horse"
 
 
-@pytest.fixture
-def server(redis_url: str, start_server: StartServer) -> ServerProc:
-    return start_server(redis_url=redis_url)
-
-
 async def still_usable(peer: Peer) -> None:
     reply = await peer.request("resume", token="x")
     assert reply["error"] == "bad_token", reply

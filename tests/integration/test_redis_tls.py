@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-import subprocess
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -18,33 +17,22 @@ from pathlib import Path
 
 import pytest
 
+from tests.certs import self_signed
 from tests.conftest import StartServer
 from tests.wsclient import Peer
 
 TERMINATOR_TIMEOUT = 10.0
 
 
-def _self_signed(folder: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1: (cert file, key file)."""
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=60,
-    )
-    return cert, key
-
-
 @pytest.fixture(scope="module")
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return _self_signed(tmp_path_factory.mktemp("redis-tls"))
+    return self_signed(tmp_path_factory.mktemp("redis-tls"))
 
 
 @pytest.fixture
 def unrelated_ca(tmp_path: Path) -> Path:
     """A CA that did not sign the Redis certificate."""
-    return _self_signed(tmp_path)[0]
+    return self_signed(tmp_path)[0]
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

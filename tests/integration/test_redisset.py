@@ -1,59 +1,20 @@
-"""The local Sentinel set of deploy/redis-sentinel with real processes."""
+"""The local Sentinel set of deploy/redis-sentinel with real processes: replication,
+status, failover and rejoin, adding a replica, a restart of everything.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-import redis
 
 from deploy.redis_sentinel.sentinelset import LocalSet
-from tests.procs import ROOT, free_port, wait_for_port
-
-#: The CLI as the README spells it, run from the repository root (cwd=ROOT).
-REDISSET = [sys.executable, "-m", "deploy.redis_sentinel.redisset"]
-Address = tuple[str, int]
-
-
-def client(address: Address, password: str | None = None) -> redis.Redis:
-    return redis.Redis(host=address[0], port=address[1], password=password,
-                       decode_responses=True, socket_timeout=5)
-
-
-def replicas_of(local: LocalSet, primary: Address) -> list[Address]:
-    return [n.address for n in local.nodes if n.address != primary and n.alive()]
-
-
-def write_replicated(local: LocalSet, key: str, value: str, replicas: int) -> Address:
-    """SET on the primary and WAIT until `replicas` replicas hold it."""
-    primary = local.primary_address()
-    with client(primary, local.password) as c:
-        c.set(key, value)
-        assert c.wait(replicas, 5000) >= replicas
-    return primary
-
-
-def wait_value(address: Address, key: str, expected: str, password: str | None = None) -> None:
-    deadline = time.monotonic() + 10
-    with client(address, password) as c:
-        while c.get(key) != expected:
-            assert time.monotonic() < deadline, f"{key} never reached {address}"
-            time.sleep(0.05)
-
-
-def dead(pids: dict[str, int]) -> bool:
-    return all(not Path(f"/proc/{pid}").exists() or
-               Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
-               for pid in pids.values())
+from tests.integration.redisset_checks import (
+    client,
+    replicas_of,
+    wait_value,
+    write_replicated,
+)
 
 
 def test_write_on_primary_reaches_both_replicas(sentinel_set: LocalSet) -> None:
@@ -155,155 +116,3 @@ def test_kill_all_and_restart_all_keeps_data_and_starts_last_primary_first(
         wait_value(node.address, "k49", "v49")
         with client(node.address) as c:
             assert c.mget([f"k{i}" for i in range(50)]) == [f"v{i}" for i in range(50)]
-
-
-@pytest.mark.slow
-def test_password_mode_via_cli_from_other_processes(tmp_path: Path) -> None:
-    pw_file = tmp_path / "pw"
-    pw_file.write_text("s3cret-pass\n")
-    root = tmp_path / "set"
-
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*REDISSET, *args], capture_output=True, cwd=ROOT,
-                              text=True, timeout=90, check=False)
-
-    started = cli("start", "--dir", str(root), "--password-file", str(pw_file))
-    local: LocalSet | None = None
-    try:
-        assert started.returncode == 0, started.stderr
-        assert "s3cret" not in (root / "state.json").read_text()
-        local = LocalSet.load(root)
-        primary = local.primary_address()
-        with client(primary) as c, pytest.raises(redis.AuthenticationError):
-            c.ping()
-        write_replicated(local, "secret", "value", 2)
-        for replica in replicas_of(local, primary):
-            wait_value(replica, "secret", "value", password="s3cret-pass")
-        status = cli("status", "--dir", str(root), "--json")
-        assert status.returncode == 0, status.stderr
-        assert json.loads(status.stdout)["primary"] == f"{primary[0]}:{primary[1]}"
-        pids = local.pids()
-        assert len(pids) == 6
-    finally:
-        stopped = cli("stop", "--dir", str(root))
-        if local is not None:
-            local.stop()  # in case the CLI failed: never leave processes behind
-    assert stopped.returncode == 0, stopped.stderr
-    assert dead(pids)
-    assert LocalSet.load(root).pids() == {}
-
-
-def test_the_cli_also_runs_as_a_file_from_any_directory(tmp_path: Path) -> None:
-    # The pre-package spelling, from outside the repository: imports still resolve.
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "deploy" / "redis-sentinel" / "redisset.py"),
-         "status", "--dir", str(tmp_path / "none")],
-        capture_output=True, text=True, timeout=30, check=False, cwd=tmp_path,
-    )
-    assert result.returncode == 1
-    assert result.stderr == f"redisset status: no set under {tmp_path / 'none'} " \
-        "(no state.json); start one first\n"
-
-
-def bind_low_port(sock: socket.socket) -> int:
-    """Bind a port below 45536, so base port + 20000 (Sentinels) still fits."""
-    for port in range(30000 + os.getpid() % 10000, 45000):
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return port
-    raise AssertionError("no free port below 45000")
-
-
-def test_cli_start_on_a_busy_port_fails_with_one_line(tmp_path: Path) -> None:
-    with socket.socket() as busy:
-        port = bind_low_port(busy)
-        busy.listen()
-        result = subprocess.run(
-            [*REDISSET, "start", "--dir", str(tmp_path / "s"), "--base-port", str(port)],
-            capture_output=True, text=True, timeout=30, check=False, cwd=ROOT,
-        )
-    assert result.returncode == 1
-    assert result.stderr.count("\n") == 1
-    assert f"port {port} " in result.stderr and "already in use" in result.stderr
-    assert "Traceback" not in result.stderr
-
-
-def free_base_port() -> int:
-    """A base port whose 3 node ports and 3 Sentinel ports (+20000) are free."""
-    for base in range(30000 + os.getpid() % 10000, 45000, 7):
-        ports = [base + i for i in range(3)] + [base + 20000 + i for i in range(3)]
-        if all(port_free(p) for p in ports):
-            return base
-    raise AssertionError("no free base port")
-
-
-def port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-@contextlib.contextmanager
-def dev_running(root: Path, *extra: str) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
-    """`redisset dev` started and read up to its ready line; killed if still up."""
-    proc = subprocess.Popen(
-        [*REDISSET, "dev", "--dir", str(root),
-         "--redis-port", str(free_base_port()), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
-    )
-    try:
-        assert proc.stdout is not None
-        lines: list[str] = []
-        for line in proc.stdout:
-            lines.append(line)
-            if "Ctrl-C stops everything" in line:
-                break
-        yield proc, lines
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-            LocalSet.load(root).stop()
-
-
-def test_dev_runs_the_set_until_sigterm_then_stops_everything(tmp_path: Path) -> None:
-    root = tmp_path / "run"
-    with dev_running(root, "--servers", "0") as (proc, lines):
-        assert any("chat is up" in line for line in lines), "".join(lines)
-        pids = LocalSet.load(root).pids()
-        assert len(pids) == 6
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
-    assert dead(pids)
-
-
-@pytest.mark.slow
-def test_dev_restarts_a_chat_server_that_was_killed(tmp_path: Path) -> None:
-    server_port = free_port()
-    with dev_running(tmp_path / "run", "--servers", "1", "--port", str(server_port)) as (
-        proc, lines,
-    ):
-        assert proc.stdout is not None
-        assert any(f"open http://127.0.0.1:{server_port}/ in a browser" in line
-                   for line in lines), "".join(lines)
-        server = subprocess.run(
-            ["pgrep", "-f", "--", f"-m server --host 127.0.0.1 --port {server_port} "],
-            capture_output=True, text=True, check=True,
-        ).stdout.split()
-        assert len(server) == 1, server
-        time.sleep(10)  # past the crash-loop guard
-        os.kill(int(server[0]), signal.SIGKILL)
-        for line in proc.stdout:
-            lines.append(line)
-            if "restarting it" in line:
-                break
-        assert any(f"port {server_port} exited" in line for line in lines), "".join(lines)
-        wait_for_port("127.0.0.1", server_port, timeout=30)
-        assert proc.poll() is None, "dev must keep running after restarting the server"
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0

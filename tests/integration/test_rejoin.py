@@ -20,7 +20,7 @@ import redis
 
 from deploy.redis_sentinel.sentinelset import LocalSet
 from server import keys
-from tests.chaosload import eventually, longest_ack_gap
+from tests.chaosload import eventually
 from tests.conftest import StartServer
 from tests.integration import test_chaos
 from tests.integration.test_chaos import (
@@ -32,6 +32,7 @@ from tests.integration.test_chaos import (
     replica_index,
 )
 from tests.integration.test_failover import metric
+from tests.outage_probe import longest_ack_gap
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 import json
 import ssl
-import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ import pytest
 import redis
 
 from client import ChatClient
+from tests.certs import self_signed
 from tests.conftest import StartServer
 from tests.procs import RedisNode, free_port
 from tests.wsclient import Peer
@@ -29,14 +29,7 @@ SECRET_BODY = "BODY-zq81-never-log-me"
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     """A self-signed certificate for 127.0.0.1: (cert file, key file)."""
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=60,
-    )
+    cert, key = self_signed(tmp_path_factory.mktemp("tls"))
     return str(cert), str(key)
 
 

@@ -38,12 +38,12 @@ class FakeDelivery:
 
 
 def make_health(*, alive: bool = True, wrote: bool = True, sentinel: bool = False,
-                **snap: Any) -> Health:
+                cluster: bool = False, **snap: Any) -> Health:
     health = Health(
         topology=cast(Topology, FakeTopology(**snap)),
         delivery=cast(Delivery, FakeDelivery(alive)),
         probe=cast(RedisProbe, None), instance_id="i-1", interval_s=0.5,
-        sample_interval_s=5, sentinel_mode=sentinel, users=lambda: [],
+        sample_interval_s=5, sentinel_mode=sentinel, users=lambda: [], cluster_mode=cluster,
     )
     if wrote:
         health.last_write = time.monotonic()
@@ -77,6 +77,13 @@ def test_healthz_is_503_without_primary_or_sentinel_majority_and_while_draining(
     health.draining = True
     assert health.status() == (HTTPStatus.SERVICE_UNAVAILABLE, {
         "status": "draining", "reason": "stopping: reconnect elsewhere", "instance": "i-1"})
+
+
+def test_healthz_is_degraded_on_a_cluster_when_some_shard_has_no_replica_in_sync() -> None:
+    code, body = make_health(cluster=True, primary_ok=True, primary="a:1,b:1",
+                             required_replicas=0).status()
+    assert code == HTTPStatus.OK and body["status"] == "degraded" and "shard" in body["reason"]
+    assert "sentinels" not in body
 
 
 def test_healthz_is_degraded_with_no_replica_in_sentinel_mode_only() -> None:
@@ -119,6 +126,15 @@ def test_check_warns_when_one_sender_may_fill_a_whole_inbox() -> None:
     fill = Settings(redis_url="redis://x", max_inbox=10, max_pending_per_sender=10)
     assert check_config.quotas(fill)[0] == "WARN"
     assert check_config.quotas(Settings(redis_url="redis://x"))[0] == "OK"
+
+
+def test_check_warns_when_a_replica_lacks_the_primarys_dedupe_layout() -> None:
+    level, _, text = check_config.dedupe(60, {"primary": "hsetex",
+                                              "replica 10.0.0.2:6379": "generations"})
+    assert level == "WARN"
+    assert "key generations" in text and "replica 10.0.0.2:6379 generations" in text
+    assert check_config.dedupe(60, {"primary": "hsetex", "replica a:1": "hsetex"}) == (
+        "OK", "dedupe window", "60 s; records expire per field (hsetex)")
 
 
 def test_check_fails_when_sentinels_disagree_on_the_primary() -> None:

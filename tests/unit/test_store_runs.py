@@ -82,6 +82,23 @@ async def test_runs_to_two_recipients_in_one_call_keep_their_own_counters(
     assert await check(store) == []
 
 
+
+async def test_sends_to_one_recipient_with_others_between_them_form_one_run_in_order(
+        store: Store, redis: Redis) -> None:
+    await register(store, "bob", "carol")
+    results = await asyncio.gather(*(
+        store.send(sender="alice", to=to, body=f"body of {i}", msg_id=f"m{i}", now_ms=7)
+        for i, to in enumerate(["bob", "carol", "bob", "carol", "bob"])))
+    bob = [r for r, to in zip(results, "bcbcb", strict=True) if to == "b"]
+    carol = [r for r, to in zip(results, "bcbcb", strict=True) if to == "c"]
+    assert [r.prev for r in bob] == ["0-0", bob[0].seq, bob[1].seq]
+    assert [r.prev for r in carol] == ["0-0", carol[0].seq]
+    fetched, _ = await store.fetch("bob", limit=10)
+    assert [m["msg_id"] for m in fetched] == ["m0", "m2", "m4"]
+    assert await redis.lrange(keys.ledger("bob"), 0, -1) == ["9 alice"] * 3
+    assert await store.audit.inbox_counters("carol") == (2, 18, {"alice": 2})
+    assert await check(store) == []
+
 async def test_an_ack_takes_what_it_removes_off_the_counters_from_the_ledger(
         store: Store, redis: Redis) -> None:
     await register(store, "bob")

@@ -8,6 +8,7 @@ import json
 import os
 import socket
 
+import pytest
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
@@ -73,3 +74,23 @@ async def test_pending_bytes_grow_when_the_peer_does_not_read() -> None:
         done.set()
         sock.close()
     assert pending[0] > 8 * 1024 * 1024  # the kernel took little; the rest waits for the peer
+
+
+async def test_the_public_send_variant_of_bench_privpaths_keeps_frames_in_order(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """CHAT_BENCH_PUBLIC_WS_WRITE's variant (await ws.send() in a task per frame),
+    measured against the direct write in docs/benchmarks.md, still works."""
+    monkeypatch.setattr(ws_adapter, "PUBLIC_WRITE", True)
+    done = asyncio.Event()
+
+    async def handler(ws: ServerConnection) -> None:
+        for i in range(100):
+            assert ws_adapter.write_text(ws, json.dumps(i).encode())
+        await done.wait()
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        async with connect(f"ws://127.0.0.1:{port}") as client:
+            got = [json.loads(await asyncio.wait_for(client.recv(), 5)) for _ in range(100)]
+            done.set()
+    assert got == list(range(100))

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
+import sys
 
 from playwright.async_api import Page, expect
 
+from tests.procs import ROOT
 from tests.web.conftest import NewPage, WebSet
 from tests.web.pages import PASSWORD, DroppingRelay, bodies, open_with, register, send
 from tests.wsclient import Peer
@@ -103,6 +107,28 @@ async def test_session_ended_returns_to_the_login_form_with_the_reason(
     await expect(alice.get_by_role("alert")).to_have_text(
         "Your password was changed; log in with the new one.")
     await expect(alice.get_by_role("button", name="Log in")).to_be_visible()
+    await alice.reload()  # the token is forgotten: no resume
+    await expect(alice.get_by_role("button", name="Log in")).to_be_visible()
+
+
+async def test_a_logout_everywhere_from_the_cli_ends_the_page_and_returns_it_to_the_login_form(
+    web_set: WebSet, new_page: NewPage
+) -> None:
+    alice = await new_page(web_set.page_url(0))
+    await register(alice, "alice")
+    # The real thing, no relay: another device (the CLI, through the other
+    # instance) ends every session of alice; the note crosses instances.
+    cli = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "client", "--url", web_set.servers[1].url,
+        "logout", "alice", "--everywhere", cwd=ROOT,
+        env={**os.environ, "CHAT_PASSWORD": PASSWORD},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    output, _ = await cli.communicate()
+    assert cli.returncode == 0, output.decode()
+    await expect(alice.get_by_role("alert")).to_have_text(
+        "You were logged out on another device.")
+    await expect(alice.get_by_role("button", name="Log in")).to_be_visible()
+    await expect(alice.get_by_role("button", name="Log out")).to_have_count(0)
     await alice.reload()  # the token is forgotten: no resume
     await expect(alice.get_by_role("button", name="Log in")).to_be_visible()
 

@@ -4,9 +4,12 @@
 -- KEYS[4], KEYS[5] the dedupe hashes of the current and previous generation
 -- KEYS[6] legacy seen hash   KEYS[7] legacy seen-expiry sorted set
 -- KEYS[8] tokens hash    KEYS[9] revoked-tokens hash   KEYS[10] inbox ledger
--- KEYS[11] sorted set of all names; absent on a Redis Cluster, where the
---          caller unlists the name in a second step (directory.lua)
+-- KEYS[11..] the other dedupe generations a send may read (clocks apart), then,
+--          when ARGV[3] is '1', last: the sorted set of all names (on a Redis
+--          Cluster it is absent and the caller unlists the name in a second
+--          step, directory.lua)
 -- ARGV[1] name   ARGV[2] generation id the password was checked against
+-- ARGV[3] '1' when the last key is the names set
 -- Returns 1 when deleted, 0 when the account is gone or was re-created.
 -- Older dedupe generations are never read again and expire on their own.
 if redis.call('HGET', KEYS[1], 'gen') ~= ARGV[2] then
@@ -14,7 +17,10 @@ if redis.call('HGET', KEYS[1], 'gen') ~= ARGV[2] then
 end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8],
            KEYS[9], KEYS[10])
-if KEYS[11] then
-  redis.call('ZREM', KEYS[11], ARGV[1])
+local last = #KEYS
+if ARGV[3] == '1' then
+  redis.call('ZREM', KEYS[last], ARGV[1])
+  last = last - 1
 end
+for i = 11, last do redis.call('DEL', KEYS[i]) end
 return 1

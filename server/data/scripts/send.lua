@@ -10,43 +10,49 @@
 --          (what ack.lua takes off the counters without reading entries)
 --       +4 dedupe hash that takes the record (the field-expiry hash, or
 --          the current generation's hash)
---       +5 dedupe hash also looked in (the previous generation, or = +4)
---       +6 legacy dedupe hash (read only while the legacy flag is 1)
--- ARGV  +1 settings, one string: 'NKEYS LAYOUT EXPIRE LEGACY MAX_N MAX_FROM
---          MAX_BYTES': NKEYS 4 or 6; LAYOUT hsetex | hpexpire (field
+--       +5.. dedupe hashes also looked in first, up to +NKEYS (the
+--          neighbouring generations; after a layout change the other
+--          layout's hashes; the legacy hash): server/data/dedupe.py
+-- ARGV  +1 settings, one string: 'NKEYS LAYOUT EXPIRE LOOK MAX_N MAX_FROM
+--          MAX_BYTES': NKEYS 4 or more; LAYOUT hsetex | hpexpire (field
 --          expiry) | generations; EXPIRE field layouts: the record's
 --          lifetime (ms), generations: how long (ms) the generation's hash
---          still lives; LEGACY 1 to look in +5 too; the inbox bounds: most
+--          still lives; LOOK 1 to look in +5.. (0: NKEYS is 4); the inbox bounds: most
 --          messages, most from one sender, most body bytes. One string
 --          instead of seven values: it is the same for every send of a batch,
 --          and parsed once.
 --       +2 sender  +3 recipient  +4 msg_id  +5 body  +6 ts (ms)
 -- Returns one reply per send, in order, each
 -- {'ok', seq, prev_seq} | {'dup', ts, newest_seq} | {'no_such_user'}
--- | {'inbox_full'} | {'sender_full'} | {'bytes_full'} | {'error', message}:
--- a send that fails (a key of the wrong type) fails alone, with the sends
--- next to it to the same recipient (they touch the same keys); the others
--- go on.
+-- | {'inbox_full'} | {'sender_full'} | {'bytes_full'} | {'error', message}
+-- | {'layout', command} (every send of the call, nothing written: this node
+-- lacks the command the layout writes with, e.g. after a failover to an
+-- older version; the server asks again which layout to use):
+-- a send that fails (a key of the wrong type) fails alone, with the other
+-- sends of the call to the same recipient (they touch the same keys); the
+-- others go on.
 -- prev_seq is the seq stored before this one ('0-0' if none), even if acked
 -- since: a pusher that already pushed prev_seq knows there is no gap
 -- before this message. A retry's newest_seq is the newest seq stored so
 -- far: its first send is at or before it (the record holds only the ts).
--- Sends run in order, so a later one sees an earlier one's entry.
+-- Sends to one recipient run in order, so a later one sees an earlier one's entry.
 -- Counters (account fields n, b, p:<sender>) count the inbox's entries,
 -- never dedupe records: ack.lua takes removed entries off (from the
 -- ledger), the dedupe window does not touch them. Counters without field l
 -- (absent: an inbox stored before quotas; or kept by a version without the
 -- ledger) are counted from the inbox once, here, and the ledger rebuilt.
 --
--- Cost (the primary runs this for every message): neighbouring sends to one
--- recipient (a client's pipelined sends stay together in a batch) form a
--- run that reads the account once (HMGET: existence, counters, newest seq)
+-- Cost (the primary runs this for every message): the sends of a call to
+-- one recipient (a client's pipelined sends, and any others to it in the
+-- batch) form a run that reads the account once (HMGET: existence, counters, newest seq)
 -- and writes it and the ledger once (HSET, RPUSH). A run whose records are
 -- all new and that fits the bounds writes every record with one HSETEX FNX
 -- (written only if none exists: lookup and write in one) and then XADDs:
 -- k messages cost k + 4 commands. Otherwise each send on its own: HSETEX FNX (HSETNX + an
 -- expiry on Redis 7.0-7.4) and XADD; a retry HSETEX + HGET; a send to a
 -- full inbox one HGET (a retry of a stored message still answers 'dup').
+-- Key generations add an HGET per neighbouring generation (1-2), and the
+-- hpexpire layout one HPTTL per call (the check below).
 
 local HSET_CHUNK = 500
 
@@ -90,12 +96,12 @@ local function count_inbox(account, inbox, ledger)
 end
 
 local function settings(text)
-  local nkeys, layout, expire, legacy, max_n, max_from, max_bytes =
-    string.match(text, '^([46]) (%a+) (%d+) ([01]) (%d+) (%d+) (%d+)$')
+  local nkeys, layout, expire, look, max_n, max_from, max_bytes =
+    string.match(text, '^(%d+) (%a+) (%d+) ([01]) (%d+) (%d+) (%d+)$')
   if not nkeys then
     error('bad send settings ' .. text)
   end
-  return {nkeys = tonumber(nkeys), layout = layout, expire = expire, legacy = legacy == '1',
+  return {nkeys = tonumber(nkeys), layout = layout, expire = expire, look = look == '1',
           max_n = tonumber(max_n), max_from = tonumber(max_from),
           max_bytes = tonumber(max_bytes)}
 end
@@ -103,6 +109,8 @@ end
 -- Send k is KEYS[ko[k] + 1..] and ARGV[ao[k] + 1..]; cf[k] its parsed settings.
 -- No table per send and no closure per run: this runs for every message.
 local ko, ao, cf = {}, {}, {}
+-- The sends' positions, run after run (see below); nil: in call order.
+local order = nil
 -- The run being stored: its keys, settings and counters.
 local cfg, account, inbox, ledger, dedupe, n, bytes, last, pending, lines
 
@@ -132,14 +140,27 @@ local function add(k)
   return {'ok', seq, prev}
 end
 
+-- A write's answer, raised if it is an error; an unknown command (this node
+-- lacks what the layout writes with) sets `refused`, and every send of the
+-- call then answers {'layout', command}.
+local refused = nil
+local function checked(answer, command)
+  if type(answer) == 'table' and answer.err then
+    if string.find(answer.err, 'nknown command') then refused = command end
+    error(answer)
+  end
+  return answer
+end
+
 -- One send on its own: look up, write the record if absent, store.
 local function one(k)
   local f, full = field(k), bound(k)
   local prior = nil
-  if cfg.nkeys == 6 then
-    local previous = KEYS[ko[k] + 5]
-    if previous ~= dedupe then prior = redis.call('HGET', previous, f) end
-    if not prior and cfg.legacy then prior = redis.call('HGET', KEYS[ko[k] + 6], f) end
+  if cfg.look then
+    for x = ko[k] + 5, ko[k] + cfg.nkeys do
+      prior = redis.call('HGET', KEYS[x], f)
+      if prior then break end
+    end
   end
   if not prior and full then prior = redis.call('HGET', dedupe, f) end
   if not prior then
@@ -148,7 +169,8 @@ local function one(k)
     end
     local ts, fresh = ARGV[ao[k] + 6], nil
     if cfg.layout == 'hsetex' then
-      fresh = redis.call('HSETEX', dedupe, 'FNX', 'PX', cfg.expire, 'FIELDS', 1, f, ts)
+      fresh = checked(redis.pcall('HSETEX', dedupe, 'FNX', 'PX', cfg.expire, 'FIELDS', 1, f, ts),
+                      'HSETEX')
     else
       fresh = redis.call('HSETNX', dedupe, f, ts)
       if fresh == 1 and cfg.layout == 'hpexpire' then
@@ -171,14 +193,16 @@ local function one(k)
   return reply
 end
 
--- Whether sends i..j can go together: every record new (checked by the
--- HSETEX FNX itself), no msg_id twice, every send within the bounds.
-local function fits_together(i, j)
-  if cfg.layout ~= 'hsetex' or cfg.nkeys ~= 4 or j == i then
+-- Whether the sends of run lo..hi can go together: every record new
+-- (checked by the HSETEX FNX itself), no msg_id twice, every send within
+-- the bounds.
+local function fits_together(lo, hi)
+  if cfg.layout ~= 'hsetex' or cfg.nkeys ~= 4 or lo == hi then
     return false
   end
   local nn, bb, pp, seen = n, bytes, {}, {}
-  for k = i, j do
+  for x = lo, hi do
+    local k = order and order[x] or x
     local a = ao[k]
     local sender, f = ARGV[a + 2], field(k)
     local p = pp[sender] or pending[sender]
@@ -191,14 +215,16 @@ local function fits_together(i, j)
   return true
 end
 
--- The sends i..j, all to one recipient with one settings string; their
--- replies go to replies[i..j].
-local function send_run(i, j, replies)
-  local kb = ko[i]
-  cfg, account, inbox, ledger, dedupe = cf[i], KEYS[kb + 1], KEYS[kb + 2], KEYS[kb + 3],
-                                        KEYS[kb + 4]
+-- The run at places lo..hi of `order` (see below): sends to one
+-- recipient with the same keys and settings string, in call order; each
+-- reply goes to replies[the send's position in the call].
+local function send_run(lo, hi, replies)
+  local kb = ko[order and order[lo] or lo]
+  cfg, account, inbox, ledger, dedupe = cf[order and order[lo] or lo], KEYS[kb + 1],
+                                        KEYS[kb + 2], KEYS[kb + 3], KEYS[kb + 4]
   local fields, slot = {'gen', 'n', 'b', 'l'}, {}
-  for k = i, j do
+  for x = lo, hi do
+    local k = order and order[x] or x
     local sender = ARGV[ao[k] + 2]
     if not slot[sender] then
       fields[#fields + 1] = 'p:' .. sender
@@ -207,7 +233,7 @@ local function send_run(i, j, replies)
   end
   local acc = redis.call('HMGET', account, unpack(fields))
   if not acc[1] then
-    for k = i, j do replies[k] = {'no_such_user'} end
+    for x = lo, hi do replies[order and order[x] or x] = {'no_such_user'} end
     return
   end
   n, bytes, last, pending, lines = tonumber(acc[2]), tonumber(acc[3]), acc[4], {}, {}
@@ -218,20 +244,23 @@ local function send_run(i, j, replies)
     for sender in pairs(slot) do pending[sender] = counted[sender] or 0 end
     last = last or newest
   end
-  local together = fits_together(i, j)
+  local together = fits_together(lo, hi)
   if together then
-    local args = {dedupe, 'FNX', 'PX', cfg.expire, 'FIELDS', j - i + 1}
-    for k = i, j do
+    local args = {dedupe, 'FNX', 'PX', cfg.expire, 'FIELDS', hi - lo + 1}
+    for x = lo, hi do
+      local k = order and order[x] or x
       args[#args + 1], args[#args + 2] = field(k), ARGV[ao[k] + 6]
     end
-    together = redis.call('HSETEX', unpack(args)) == 1
+    together = checked(redis.pcall('HSETEX', unpack(args)), 'HSETEX') == 1
   end
   if together then
-    for k = i, j do
+    for x = lo, hi do
+      local k = order and order[x] or x
       local reply, err = add(k)
       if not reply then
         local gone = {}
-        for m = k, j do
+        for y = x, hi do
+          local m = order and order[y] or y
           gone[#gone + 1] = field(m)
           replies[m] = {'error', err}
         end
@@ -241,7 +270,8 @@ local function send_run(i, j, replies)
       replies[k] = reply
     end
   else
-    for k = i, j do
+    for x = lo, hi do
+      local k = order and order[x] or x
       local ok, reply = pcall(one, k)
       if not ok then
         reply = {'error', type(reply) == 'table' and reply.err or tostring(reply)}
@@ -276,19 +306,89 @@ while ai < #ARGV do
   ko[k], ao[k], cf[k] = ki, ai, parsed
   ki, ai = ki + parsed.nkeys, ai + 6
 end
-local i = 1
-while i <= #ko do
-  local j = i
-  while j < #ko and KEYS[ko[j + 1] + 1] == KEYS[ko[i] + 1] and cf[j + 1] == cf[i] do
-    j = j + 1
+-- A node without the command a layout writes with (a failover to an older
+-- version) refuses the whole call before its first write: a Lua error after
+-- a write leaves that write in place (a record without its message, which a
+-- retry would take for the stored message). HSETEX is the first write of a
+-- send (only a recount of the counters may come before it), so it is its
+-- own check; HSETNX + HPEXPIRE is checked first with one read per call.
+for k = 1, #ko do
+  if cf[k].layout == 'hpexpire' then
+    pcall(checked, redis.pcall('HPTTL', KEYS[ko[k] + 4], 'FIELDS', 1, ''), 'HPEXPIRE')
+    break
   end
-  local ok, err = pcall(send_run, i, j, replies)
+end
+-- Every send of the call to one recipient joins one run, even when other
+-- sends came between them (sends of several groups, or of clients that did
+-- not pipeline): fewer account, dedupe and ledger commands per message.
+-- Sends to one inbox keep their order; sends to different inboxes are
+-- independent, and all of them become durable together. Runs are ranges
+-- lo..hi of `order` (the sends' positions, run after run), or of the
+-- positions themselves (order nil) when every recipient's sends are
+-- already next to each other, the common case, which then allocates
+-- nothing per run.
+local function same(k, j)
+  local kk, kj = ko[k], ko[j]
+  return KEYS[kk + 1] == KEYS[kj + 1] and KEYS[kk + 4] == KEYS[kj + 4]
+         and ARGV[ao[k] + 1] == ARGV[ao[j] + 1]
+end
+
+local firsts, lasts, started, spread = {}, {}, {}, false
+local x = 1
+while x <= #ko do
+  local y = x
+  while y < #ko and same(y + 1, x) do y = y + 1 end
+  local account_key = KEYS[ko[x] + 1]
+  if started[account_key] then
+    spread = true
+    break
+  end
+  started[account_key] = true
+  firsts[#firsts + 1], lasts[#lasts + 1] = x, y
+  x = y + 1
+end
+if spread then
+  -- Gather: each send joins the first run of its recipient with its keys.
+  local runs, by_account = {}, {}
+  for k = 1, #ko do
+    local mine = by_account[KEYS[ko[k] + 1]]
+    if not mine then
+      mine = {}
+      by_account[KEYS[ko[k] + 1]] = mine
+    end
+    local r = nil
+    for c = 1, #mine do
+      if same(mine[c][1], k) then
+        r = mine[c]
+        break
+      end
+    end
+    if not r then
+      r = {}
+      mine[#mine + 1] = r
+      runs[#runs + 1] = r
+    end
+    r[#r + 1] = k
+  end
+  order, firsts, lasts = {}, {}, {}
+  for c = 1, #runs do
+    firsts[c] = #order + 1
+    for y = 1, #runs[c] do order[#order + 1] = runs[c][y] end
+    lasts[c] = #order
+  end
+end
+for c = 1, #firsts do
+  if refused then break end
+  local ok, err = pcall(send_run, firsts[c], lasts[c], replies)
   if not ok then
     err = type(err) == 'table' and err.err or tostring(err)
-    for k = i, j do
+    for y = firsts[c], lasts[c] do
+      local k = order and order[y] or y
       if not replies[k] then replies[k] = {'error', err} end
     end
   end
-  i = j + 1
+end
+if refused then
+  for k = 1, #ko do replies[k] = {'layout', refused} end
 end
 return replies
