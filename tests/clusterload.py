@@ -89,9 +89,10 @@ class ClusterRig:
 
 
 async def start_rig(cluster: LocalCluster, start_server: StartServer, chat_clients: MakeClient,
-                    receiver_slots: Container[int]) -> ClusterRig:
-    """Two instances on `cluster`, the load started and seen to make progress."""
-    args = ("--cluster-nodes", cluster.cluster_nodes_arg, "--sweep-interval-ms", "3600000")
+                    receiver_slots: Container[int], *, sweep_ms: int = 3_600_000) -> ClusterRig:
+    """Two instances on `cluster`, the load started and seen to make progress.
+    sweep_ms: the servers' inbox sweep; an hour, so pushes come by the listener only."""
+    args = ("--cluster-nodes", cluster.cluster_nodes_arg, "--sweep-interval-ms", str(sweep_ms))
     a = await asyncio.to_thread(start_server, *args)
     b = await asyncio.to_thread(start_server, *args)
     r0, r1 = names_in(receiver_slots, "r", 2)
