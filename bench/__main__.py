@@ -34,6 +34,9 @@ def parse(argv: list[str]) -> Config | soak.SoakConfig:
     p.add_argument("--search-step-seconds", type=float,
                    help="length of each search step [4]")
     p.add_argument("--search-steps", type=int, help="most search steps per side [12]")
+    p.add_argument("--cluster", action="store_true",
+                   help="then the same steps of ours and the failover against a local Redis "
+                   "Cluster (3 shards x 3 nodes), CPU per shard node (make bench sets it)")
     for part in ("peer", "limit", "memory", "failover"):
         p.add_argument(f"--no-{part}", action="store_true", help=f"skip the {part} measurement")
     p.add_argument("--soak", type=float, metavar="MINUTES",
@@ -63,7 +66,7 @@ def parse(argv: list[str]) -> Config | soak.SoakConfig:
                       .split(",")],
         profile_s=a.profile, uvloop=not a.asyncio,
         peer=not a.no_peer, limit=not a.no_limit, memory=not a.no_memory,
-        failover=not a.no_failover,
+        failover=not a.no_failover, cluster=a.cluster,
         rule=rule,
         budget=Budget(step_s=a.search_step_seconds or (1.0 if smoke else 4.0),
                       total_s=a.search_seconds or (20.0 if smoke else 90.0),

@@ -49,11 +49,9 @@ class Cluster:
 
     def start_server(self, name: str, extra: list[str] | None = None,
                      env: dict[str, str] | None = None) -> ServerProc:
-        args = ["--host", "127.0.0.1", "--port", "0", "--instance-id", name,
-                "--sentinel", self.local.sentinel_arg, "--sentinel-master", "chat", *SERVER_FLAGS,
-                *(extra or [])]
-        loop = {"CHAT_EVENT_LOOP": "uvloop" if self.uvloop else "asyncio"}
-        proc = ServerProc(args=args, logdir=self.root, name=name, env={**loop, **(env or {})})
+        storage = ["--sentinel", self.local.sentinel_arg, "--sentinel-master", "chat"]
+        proc = server_proc(self.root, name, [*storage, *(extra or [])], uvloop=self.uvloop,
+                           env=env)
         self.servers[name] = proc
         return proc.start()
 
@@ -77,32 +75,8 @@ class Cluster:
                 break
         raise RuntimeError(f"peer {name} did not start; see {log.name}")
 
-    def rewrite_aofs(self, timeout: float = 120.0) -> float:
-        """Rewrite every node's AOF now and wait for the rewrites; the seconds taken.
-
-        Run before each measured step: the writes of the steps before make
-        Valkey's automatic rewrite due at some point, and on one machine all
-        three nodes fork and rewrite at once, for seconds. A step that caught
-        it would measure that maintenance event, not the load it offers; the
-        report describes the event's own effect.
-        """
-        started = time.monotonic()
-        clients = [redis.Redis(host=n.host, port=n.port, socket_timeout=10)
-                   for n in self.local.nodes if n.alive()]
-        try:
-            for client in clients:
-                with contextlib.suppress(redis.ResponseError):  # one already running
-                    client.bgrewriteaof()
-            while time.monotonic() - started < timeout:
-                infos = [client.info("persistence") for client in clients]
-                if not any(i["aof_rewrite_in_progress"] or i["aof_rewrite_scheduled"]
-                           for i in infos):
-                    break
-                time.sleep(0.1)
-        finally:
-            for client in clients:
-                client.close()
-        return time.monotonic() - started
+    def rewrite_aofs(self) -> float:
+        return rewrite_aofs([n.address for n in self.local.nodes if n.alive()])
 
     def pid_groups(self) -> dict[str, list[int]]:
         """Every live process of the run by role, for CPU accounting: our
@@ -164,3 +138,52 @@ async def make_users(url: str, names: list[str], password: str = "bench-password
 
     await asyncio.gather(*(worker() for _ in range(min(8, len(names)))))
     return tokens
+
+
+def server_proc(root: Path, name: str, args: list[str], *, uvloop: bool,
+                env: dict[str, str] | None = None) -> ServerProc:
+    """Our server on a free port, limiters out of the way, `args` naming its Redis
+    (after the limiter flags, so they may override them)."""
+    args = ["--host", "127.0.0.1", "--port", "0", "--instance-id", name, *SERVER_FLAGS, *args]
+    loop = {"CHAT_EVENT_LOOP": "uvloop" if uvloop else "asyncio"}
+    return ServerProc(args=args, logdir=root, name=name, env={**loop, **(env or {})})
+
+
+def rewrite_aofs(nodes: list[tuple[str, int]], timeout: float = 120.0) -> float:
+    """Rewrite every node's AOF now and wait for the rewrites; the seconds taken.
+
+    Run before each measured step: the writes of the steps before make
+    Valkey's automatic rewrite due at some point, and on one machine all
+    nodes fork and rewrite at once, for seconds. A step that caught it
+    would measure that maintenance event, not the load it offers; the
+    report describes the event's own effect.
+    """
+    started = time.monotonic()
+    clients = [redis.Redis(host=host, port=port, socket_timeout=10) for host, port in nodes]
+    try:
+        for client in clients:
+            with contextlib.suppress(redis.ResponseError):  # one already running
+                client.bgrewriteaof()
+        while time.monotonic() - started < timeout:
+            infos = [client.info("persistence") for client in clients]
+            if not any(i["aof_rewrite_in_progress"] or i["aof_rewrite_scheduled"]
+                       for i in infos):
+                break
+            time.sleep(0.1)
+    finally:
+        for client in clients:
+            client.close()
+    return time.monotonic() - started
+
+
+Pairs = list[tuple[str, str]]
+
+
+def user_pairs(url: str, prefix: str, count: int) -> tuple[Pairs, Pairs]:
+    """Register and log in `count` senders and `count` receivers named from
+    `prefix`; (senders, receivers) as a Plan takes them: (token, recipient)
+    and (token, name), sender i sending to receiver i."""
+    rnames = [f"{prefix}r{i}" for i in range(count)]
+    tokens = asyncio.run(make_users(url, [f"{prefix}s{i}" for i in range(count)] + rnames))
+    return (list(zip(tokens[:count], rnames, strict=True)),
+            list(zip(tokens[count:], rnames, strict=True)))

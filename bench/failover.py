@@ -1,5 +1,6 @@
-"""SIGKILL the primary under load, then restart it from its own config (it
-believes it is still the primary): the longest gap in oks after each event,
+"""SIGKILL the primary (of the Sentinel set, or of one cluster shard) under
+load, then restart it from its own config (it believes it is still the
+primary): the longest gap in oks after each event,
 and no acked message lost.
 
 Receivers do not ack during this step, so every message the server
@@ -12,61 +13,108 @@ from __future__ import annotations
 import bisect
 import itertools
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from websockets.asyncio.client import connect
 
-from bench.cluster import Cluster
 from bench.drivers import chat_request
 from bench.loadgen import Plan
 from bench.runner import run_step
 from deploy.redis_sentinel.nodes import SetError
+from deploy.redis_sentinel.sentinelset import LocalSet
 
 #: The old primary is restarted once this many sends (at most; a slow step
-#: waits for one second of its offered load) were acked after the Sentinels
-#: named a new primary (the failover's outage is over) ...
+#: waits for one second of its offered load) were acked after the failover
+#: was seen (the Sentinels, or the cluster's nodes, named a new primary) ...
 REJOIN_AFTER_OKS = 50
-#: ... and at least this long after they named it.
+#: ... and at least this long after it was seen.
 REJOIN_AFTER_FAILOVER_S = 1.0
 
 
-def run(cluster: Cluster, plan: Plan, *, kill_after_s: float) -> dict[str, Any]:
-    local = cluster.local
+class Victim(Protocol):
+    """The primary the step kills and what tells that it was replaced."""
+
+    #: How long the primary may be silent before a failover starts (ms).
+    detect_ms: int
+
+    def kill(self) -> str:
+        """SIGKILL the primary now; its "host:port"."""
+
+    def failed_over(self) -> bool:
+        """True once another node is the primary."""
+
+    def restart(self) -> None:
+        """Start the killed node again from its own config, as an operator would."""
+
+    def affects(self, recipient: str) -> bool:
+        """Whether a send to `recipient` needs the killed primary (after the kill)."""
+
+
+class SentinelVictim:
+    """The Sentinel set's primary."""
+
+    def __init__(self, local: LocalSet) -> None:
+        self.local = local
+        self.detect_ms = local.down_after_ms
+        self.index = -1
+
+    def kill(self) -> str:
+        primary = self.local.primary_address()
+        self.index = self.local.node_index(primary)
+        self.local.kill_node(self.index)
+        return f"{primary[0]}:{primary[1]}"
+
+    def failed_over(self) -> bool:
+        try:
+            return self.local.primary_address() != self.local.nodes[self.index].address
+        except SetError:
+            return False
+
+    def restart(self) -> None:
+        # From its own file, which says "primary".
+        self.local.nodes[self.index].start()
+        self.local.save()
+
+    def affects(self, recipient: str) -> bool:
+        return True  # one primary holds everything
+
+
+def run(victim: Victim, plan: Plan, *, kill_after_s: float) -> dict[str, Any]:
     events: dict[str, Any] = {}
     # A smoke run offers a few sends a second: 50 oks could outlast its step.
     rejoin_after_oks = min(REJOIN_AFTER_OKS, max(5, round(plan.rate or REJOIN_AFTER_OKS)))
 
     def on_tick(elapsed: float, oks: int) -> None:
         if "killed_at" not in events and elapsed >= kill_after_s:
-            primary = local.primary_address()
             events["killed_at"] = time.monotonic()
-            events["node"] = f"{primary[0]}:{primary[1]}"
-            events["index"] = local.node_index(primary)
-            local.kill_node(events["index"])
+            events["node"] = victim.kill()
         elif "killed_at" in events and "failed_over_at" not in events:
-            try:
-                moved = local.primary_address() != local.nodes[events["index"]].address
-            except SetError:
-                moved = False
-            if moved:
+            if victim.failed_over():
                 events["failed_over_at"], events["oks_then"] = time.monotonic(), oks
         elif "failed_over_at" in events and "rejoined_at" not in events \
                 and oks - events["oks_then"] >= rejoin_after_oks \
                 and time.monotonic() - events["failed_over_at"] >= REJOIN_AFTER_FAILOVER_S:
-            # As an operator restarts it: from its own file, which says "primary".
             events["rejoined_at"] = time.monotonic()
-            local.nodes[events["index"]].start()
-            local.save()
+            victim.restart()
 
     step = run_step(plan, "failover", on_tick=on_tick)
     raw = step.pop("raw")
     out: dict[str, Any] = {"step": step, "killed": events.get("node"),
-                           "down_after_ms": local.down_after_ms, "acked": raw["acked"],
+                           "down_after_ms": victim.detect_ms, "acked": raw["acked"],
                            "gap_s": None, "rejoin_gap_s": None}
     if "killed_at" not in events:
         return out
-    times = sorted(raw["ok_times"])
+    # The sends that needed the killed primary: all of them on the Sentinel
+    # set, those to the killed shard's users on a cluster (the others go on).
+    times = sorted(t for t, msg_id in zip(raw["ok_times"], raw["acked"], strict=True)
+                   if victim.affects(plan.senders[_sender_of(msg_id)][1]))
+    out["affected_sends"] = len(times)
+    if len(times) < len(raw["ok_times"]):
+        every = _longest_gap(sorted(raw["ok_times"]), events["killed_at"], None)
+        out["gap_all_sends_s"] = every[0] if every else None
     killed, rejoined = events["killed_at"], events.get("rejoined_at")
+    if "failed_over_at" in events:
+        out["failover_seen_after_kill_s"] = round(events["failed_over_at"] - killed, 3)
     gap = _longest_gap(times, killed, rejoined)
     if gap is not None:
         out["gap_s"], out["gap_starts_after_kill_s"] = gap[0], round(gap[1] - killed, 3)
@@ -77,6 +125,11 @@ def run(cluster: Cluster, plan: Plan, *, kill_after_s: float) -> dict[str, Any]:
         out["rejoin_gap_s"] = gap[0] if gap else None
         out["rejoin_after_kill_s"] = round(rejoined - killed, 3)
     return out
+
+
+def _sender_of(msg_id: str) -> int:
+    """The sender index in a load generator's msg_id ("{tag}-{sender}-{n}")."""
+    return int(msg_id.rsplit("-", 2)[1])
 
 
 def _longest_gap(times: list[float], since: float,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench import scaling
 from bench.search import Rule, bracket
 from bench.stats import ratio
 
@@ -102,9 +103,34 @@ def judge(result: dict[str, Any], rule: Rule) -> None:
     rejoin = fo.get("rejoin_gap_s")
     targets[f"rejoin gap ≤ {REJOIN_GAP_S:g} s (old primary restarted from its own config)"] = {
         "measured": f"{rejoin} s", "met": None if rejoin is None else rejoin <= REJOIN_GAP_S}
+    if result.get("cluster"):
+        _judge_cluster(result, targets, primary)
     mem = result.get("memory") or []
     worst = max((x["kib_per_conn_session"] for x in mem), default=None)
     targets["≤ 20 KiB per idle connection"] = {
         "measured": f"{worst} KiB (logged in, worst count)",
         "met": None if worst is None else worst <= 20}
     result["targets"] = targets
+
+
+def _judge_cluster(result: dict[str, Any], targets: dict[str, Any],
+                   sentinel_primary: float | None) -> None:
+    """The cluster side (bench --cluster): its two throughputs, the scaling
+    model from its saturation step, its failover (for information: the
+    cluster's own failover, cluster-node-timeout instead of down-after)."""
+    cluster, steps = result["cluster"], result["steps"]
+    tp = throughput(steps, "cluster")
+    result["throughput"]["cluster"] = tp
+    sat = steps[tp["saturation_step"]] if tp["saturation_step"] is not None else None
+    cluster["model"] = scaling.model(sat, cluster["share"], cluster["shards"], sentinel_primary)
+    half = next((s for s in steps if s["kind"] == "cluster" and s.get("phase") == "half"), None)
+    p99 = half["send_ok_ms"]["p99"] if half else None
+    targets["cluster: send→ok p99 at half its sustainable max; for information"] = {
+        "measured": f"{p99} ms" + (f" at {half['offered_rate']:g}/s" if half else ""),
+        "met": None}
+    fo = cluster.get("failover") or {}
+    gap, bound = fo.get("gap_s"), (fo.get("down_after_ms") or 0) / 1000 + 2
+    lost = (fo.get("verify") or {}).get("lost")
+    targets[f"cluster: failover gap ≤ node-timeout + 2 s ({bound:g} s), no acked loss"] = {
+        "measured": f"{gap} s, lost {lost}",
+        "met": None if gap is None else (gap <= bound and lost == 0)}

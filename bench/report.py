@@ -83,10 +83,11 @@ def _throughput(result: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
-def _cpu(result: dict[str, Any]) -> list[str]:
+def _cpu(result: dict[str, Any], sides: tuple[tuple[str, str], ...] = (
+        ("chat", "ours"), ("peer", "peer"))) -> list[str]:
     steps, tp = result["steps"], result["throughput"]
-    picks = [(f"{side} {d}", tp[kind][f"{d}_step"]) for kind, side in (("chat", "ours"),
-             ("peer", "peer")) for d in ("saturation", "sustainable")]
+    picks = [(f"{side} {d}", tp[kind][f"{d}_step"]) for kind, side in sides
+             for d in ("saturation", "sustainable")]
     cols = [(name, steps[i]) for name, i in picks if i is not None and steps[i].get("cpu")]
     if not cols:
         return []
@@ -130,6 +131,59 @@ def _steps(result: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _failover(title: str, what: str, detect: str, fo: dict[str, Any],
+              note: str) -> list[str]:
+    v = fo.get("verify", {})
+    return [f"{title}: killed {what} {fo.get('killed')}; longest gap between oks of the "
+            f"sends that needed it {fo.get('gap_s')} s, starting "
+            f"{fo.get('gap_starts_after_kill_s')} s after the kill ({detect} "
+            f"{fo.get('down_after_ms')}){note}; acked {v.get('acked')}, found by fetch "
+            f"{v.get('stored')}, lost {v.get('lost')}. Rejoin: the old {what} restarted "
+            f"from its own config {fo.get('rejoin_after_kill_s')} s after the kill; "
+            f"longest gap between oks after it {fo.get('rejoin_gap_s')} s.", ""]
+
+
+def _cluster(result: dict[str, Any]) -> list[str]:
+    cluster = result.get("cluster")
+    if not cluster:
+        return []
+    tp = result["throughput"]["cluster"]
+    found = cluster.get("search") or {}
+    lines = [f"Redis Cluster ({cluster['shards']} shards, {cluster['nodes']} nodes, "
+             f"cluster-node-timeout {cluster['node_timeout_ms']} ms), the same steps "
+             f"(\"cluster\" rows above): saturation {_rate(tp['saturation'])} msg/s, "
+             f"sustainable {_rate(tp['sustainable'])} msg/s (search: {found.get('steps')} "
+             f"steps, stopped: {found.get('stopped')}). Share of the sends per shard: "
+             + ", ".join(f"shard {k} {100 * v:.0f} %" for k, v in cluster["share"].items())
+             + ".", "", *_cpu(result, (("cluster", "cluster"),))]
+    m = cluster.get("model") or {}
+    if m.get("per_shard"):
+        lines += [f"Scaling model from the cluster's {m['step']} step: sends/s one shard "
+                  "primary takes = 1 / its CPU-s per send to its shard.", "",
+                  "| shard | sends measured | primary ms CPU per send | primary % of a core "
+                  "| sends/s per primary core | CPU-s per 1,000 sends, per node |",
+                  "|---|---|---|---|---|---|"]
+        for shard, e in m["per_shard"].items():
+            nodes = ", ".join(f"{n} {v}" for n, v in e["nodes"].items())
+            lines.append(f"| {shard} | {e['sends']:,} | {e.get('primary_cpu_ms_per_send')} "
+                         f"| {e.get('primary_core_pct')} "
+                         f"| {_rate(e.get('sends_per_s_per_primary_core'))} | {nodes} |")
+        lines += ["", f"Model: {_rate(m.get('sends_per_s_per_primary_min'))} (busiest shard) "
+                  f"to {_rate(m.get('sends_per_s_per_primary_mean'))} (mean) sends/s per shard "
+                  f"primary x {m.get('shards')} shards = "
+                  f"{_rate(m.get('cluster_sends_per_s_min'))} to "
+                  f"{_rate(m.get('cluster_sends_per_s_mean'))} sends/s, if each shard "
+                  "primary had a core of its own; the Sentinel set's primary by the same "
+                  f"rule: {_rate(m.get('sentinel_primary_sends_per_s'))} sends/s.", ""]
+    fo = cluster.get("failover") or {}
+    if fo:
+        lines += _failover("Cluster failover", "shard primary", "cluster-node-timeout", fo,
+                           f" (of all sends: {fo.get('gap_all_sends_s')} s: the other shards "
+                           f"go on; the nodes named a new primary "
+                           f"{fo.get('failover_seen_after_kill_s')} s after the kill)")
+    return lines
+
+
 def markdown(result: dict[str, Any]) -> str:
     m, t = result["machine"], result["targets"]
     lines = [
@@ -137,19 +191,13 @@ def markdown(result: dict[str, Any]) -> str:
         f"{m['python']}, {m['redis']}. Clients per side: {result['config']['clients']}, "
         f"body {result['config']['body_bytes']} B, event loop {result['config']['loop']}.",
         "", *_throughput(result), *_steps(result), *_cpu(result)]
+    lines += _cluster(result)
     limit = result.get("limit") or {}
     lines += [f"Limit (raw pipelined send.lua + publish.lua per batch, INCR+WAIT): "
               f"{limit.get('sends_per_s', '-')} sends/s.", ""]
-    fo = result.get("failover") or {}
-    if fo:
-        v = fo.get("verify", {})
-        lines += [f"Failover: killed primary {fo.get('killed')}; longest gap between oks "
-                  f"{fo.get('gap_s')} s, starting {fo.get('gap_starts_after_kill_s')} s "
-                  f"after the kill (down-after-milliseconds {fo.get('down_after_ms')}); "
-                  f"acked {v.get('acked')}, found by fetch {v.get('stored')}, lost "
-                  f"{v.get('lost')}. Rejoin: the old primary restarted from its own "
-                  f"config {fo.get('rejoin_after_kill_s')} s after the kill; longest gap "
-                  f"between oks after it {fo.get('rejoin_gap_s')} s.", ""]
+    if result.get("failover"):
+        lines += _failover("Failover", "primary", "down-after-milliseconds",
+                           result["failover"], "")
     if result.get("memory"):
         lines += ["| idle connections | KiB/conn (plain) | KiB/conn (session) |", "|---|---|---|"]
         lines += [f"| {x['connections']} | {x['kib_per_conn_plain']} | "
@@ -170,7 +218,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     for ax, metric, title in ((axes[0], "send_ok_ms", "send → ok"),
                               (axes[1], "send_delivered_ms", "send → delivered")):
-        for kind, style in (("chat", "-"), ("peer", "--")):
+        for kind, style in (("chat", "-"), ("peer", "--"), ("cluster", ":")):
             steps = [s for s in result["steps"] if s["kind"] == kind and s["mode"] == "open"]
             steps.sort(key=lambda s: s["offered_rate"])
             if not steps:

@@ -15,7 +15,6 @@ used_memory after the window within 1 MB of the level before the load.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import shutil
 import statistics
@@ -30,7 +29,7 @@ from typing import Any
 import redis
 
 from bench import report, search
-from bench.cluster import Cluster, make_users
+from bench.cluster import Cluster, user_pairs
 from bench.loadgen import Plan
 from bench.memory import rss_kib
 from bench.runner import run_step
@@ -140,12 +139,9 @@ def run(cfg: SoakConfig) -> Path:
         flags = ["--dedupe-window-s", str(cfg.window_s)]
         a = cluster.start_server("soak-a", extra=flags)
         b = cluster.start_server("soak-b", extra=flags)
-        n = cfg.clients
-        rnames = [f"r{run_id}x{i}" for i in range(n)]
-        tokens = asyncio.run(make_users(a.url, [f"s{run_id}x{i}" for i in range(n)] + rnames))
+        senders, receivers = user_pairs(a.url, f"k{run_id}", cfg.clients)
         plan = Plan(kind="chat", sender_url=a.url, receiver_url=b.url,
-                    senders=list(zip(tokens[:n], rnames, strict=True)),
-                    receivers=list(zip(tokens[n:], rnames, strict=True)),
+                    senders=senders, receivers=receivers,
                     window=4, duration_s=8.0, max_count=10**9, body_bytes=cfg.body_bytes,
                     tag=f"k{run_id}", uvloop=cfg.uvloop, in_time_s=cfg.rule.drain_s,
                     keep_acked=False)

@@ -1,7 +1,9 @@
 """One benchmark run, in order: limit, ours (max, open-loop steps, the
 search for its sustainable rate, half of that), peer (max, the same steps,
-its own search, then 1.5×/2×/3× our max), idle memory, failover.
-Everything on one local HA set started here, so every ratio compares
+its own search, then 1.5×/2×/3× our max), idle memory, failover; with
+--cluster, then the same steps of ours and the failover against a local
+Redis Cluster (bench/shardset.py), after the Sentinel set is stopped.
+Everything on local sets started here, so every ratio compares
 numbers taken minutes apart on the same machine under the same background
 noise. Every load step records the CPU of every process of the run
 (bench/cpu.py)."""
@@ -11,25 +13,23 @@ from __future__ import annotations
 import asyncio
 import secrets
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bench import cpu, failover, limit, memory, profile, report, search
-from bench.cluster import Cluster, make_users
+from bench import failover, limit, memory, profile, report
+from bench.cluster import Cluster, Pairs, user_pairs
 from bench.judge import judge
 from bench.loadgen import Plan
-from bench.runner import run_step
-from bench.search import Budget, Rule, keeps_up
+from bench.search import Budget, Rule
+from bench.shardset import ShardSet, ShardVictim
+from bench.steps import Steps
 
 #: Sends in flight per sender connection in the closed-loop (max) step.
 WINDOW = 4
 #: The failover step's offered load, as a fraction of our measured max.
 FAILOVER_LOAD = 0.3
-#: A search step waits this long after its schedule for replies and deliveries.
-SEARCH_DRAIN_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -48,52 +48,16 @@ class Config:
     limit: bool
     memory: bool
     failover: bool
+    cluster: bool = False
     rule: Rule = field(default_factory=Rule)
     budget: Budget = field(default_factory=Budget)
-
-
-@dataclass
-class _Steps:
-    """Runs steps, records them with their phase and keeps-up verdict."""
-
-    cluster: Cluster
-    rule: Rule
-    done: list[dict[str, Any]] = field(default_factory=list)
-
-    def run(self, plan: Plan, label: str, phase: str, **kw: Any) -> dict[str, Any]:
-        rewrite_s = self.cluster.rewrite_aofs()
-        result = run_step(plan, label, cpu_pids=self.cluster.pid_groups, **kw)
-        result.pop("raw")
-        result["aof_rewrite_before_s"] = round(rewrite_s, 2)
-        result["label"], result["phase"] = label, phase
-        if plan.mode == "open":
-            result["keeps_up"], result["verdict"] = keeps_up(result, self.rule)
-            sys.stderr.write(f"{label}: {result['verdict']}\n")
-        self.done.append(result)
-        return result
-
-    def search(self, base: Plan, side: str, start: float, budget: Budget) -> dict[str, Any]:
-        """The side's sustainable-rate search, seeded by its steps so far."""
-        seeds = [s for s in self.done if s["kind"] == base.kind and s["mode"] == "open"]
-
-        def step_at(rate: float) -> dict[str, Any]:
-            settled = cpu.wait_quiet(self.cluster.pid_groups)  # queues left by the last step
-            plan = replace(base, mode="open", rate=rate, duration_s=budget.step_s,
-                           drain_s=SEARCH_DRAIN_S, tag=f"{base.tag}s{len(self.done)}")
-            step = self.run(plan, f"{side} search {rate:g}/s", "search")
-            step["settle_s"] = settled
-            return step
-
-        out = search.run(step_at, seeds, start, self.rule, budget)
-        return {"stopped": out.stopped, "wall_s": out.wall_s, "steps": len(out.steps),
-                "start": start, **search.sustainable(out.seen)}
 
 
 def run(cfg: Config) -> Path:
     root = Path(tempfile.mkdtemp(prefix="chat-bench-"))
     cluster = Cluster(root, uvloop=cfg.uvloop)
     run_id = secrets.token_hex(3)
-    steps = _Steps(cluster, cfg.rule)
+    steps = Steps(cluster, cfg.rule)
     result: dict[str, Any] = {
         "machine": report.machine(), "steps": steps.done, "search": {},
         "config": {"clients": cfg.clients, "body_bytes": cfg.body_bytes, "step_s": cfg.step_s,
@@ -106,31 +70,16 @@ def run(cfg: Config) -> Path:
         cluster.start()
         a, b = cluster.start_server("bench-a"), cluster.start_server("bench-b")
         n = cfg.clients
-        rnames = [f"r{run_id}x{i}" for i in range(n)]
-        tokens = asyncio.run(make_users(a.url, [f"s{run_id}x{i}" for i in range(n)] + rnames))
+        senders, receivers = user_pairs(a.url, f"m{run_id}", n)
+        rnames = [name for _, name in receivers]
         if cfg.limit:
             result["limit"] = asyncio.run(limit.measure(
                 cluster.primary_url(), replicas=2, duration_s=cfg.step_s,
                 body_bytes=cfg.body_bytes))
-        plan = Plan(kind="chat", sender_url=a.url, receiver_url=b.url,
-                    senders=list(zip(tokens[:n], rnames, strict=True)),
-                    receivers=list(zip(tokens[n:], rnames, strict=True)),
-                    window=WINDOW, duration_s=cfg.step_s, max_count=cfg.max_count,
-                    body_bytes=cfg.body_bytes, tag=f"m{run_id}", uvloop=cfg.uvloop,
-                    in_time_s=cfg.rule.drain_s)
+        plan = _plan(cfg, a.url, b.url, senders, receivers, f"m{run_id}")
         spy = profile.Spy(a.proc.pid if a.proc else 0, cfg.profile_s, cfg.out / "profile-a.txt")
-        top = steps.run(plan, "ours max", "max", on_tick=spy.tick)
+        top, rates, result["search"]["chat"] = ours(steps, plan, cfg, "ours", on_tick=spy.tick)
         result["profile"] = spy.finish()
-        rates = [max(1, round(top["delivered_per_s"] * f)) for f in cfg.fractions]
-        for i, rate in enumerate(rates):
-            steps.run(replace(plan, mode="open", rate=rate, tag=f"o{i}{run_id}"),
-                      f"ours {rate}/s", "fixed")
-        found = steps.search(plan, "ours", top["delivered_per_s"], cfg.budget)
-        result["search"]["chat"] = found
-        if found["rate"]:
-            half = max(1, round(found["rate"] / 2))
-            steps.run(replace(plan, mode="open", rate=half, tag=f"h{run_id}"),
-                      f"ours half {half}/s", "half")
         if cfg.peer:
             urls = [cluster.start_peer("peer-a"), cluster.start_peer("peer-b")]
             peer = replace(plan, kind="peer", sender_url=urls[0], receiver_url=urls[1],
@@ -153,33 +102,85 @@ def run(cfg: Config) -> Path:
         if cfg.memory:
             c = cluster.start_server("bench-mem")
             result["memory"] = asyncio.run(memory.measure(
-                c.url, c.proc.pid if c.proc else 0, cfg.memory_conns, tokens))
+                c.url, c.proc.pid if c.proc else 0, cfg.memory_conns,
+                [token for token, _ in senders + receivers]))
         if cfg.failover:
-            result["failover"] = _failover(cluster, plan, cfg, top["delivered_per_s"], run_id)
+            result["failover"] = _failover(failover.SentinelVictim(cluster.local), plan, cfg,
+                                           top["delivered_per_s"], f"f{run_id}")
     finally:
         cluster.stop()
+    if cfg.cluster:
+        result["cluster"] = _on_cluster(cfg, root, run_id, steps.done)
     judge(result, cfg.rule)
     path = report.write(result, cfg.out)
     shutil.rmtree(root, ignore_errors=True)
     return path
 
 
-def _failover(cluster: Cluster, plan: Plan, cfg: Config, top: float,
-              run_id: str) -> dict[str, Any]:
-    n = cfg.clients
-    a_url = plan.sender_url
-    rnames = [f"f{run_id}r{i}" for i in range(n)]
-    tokens = asyncio.run(make_users(a_url, [f"f{run_id}s{i}" for i in range(n)] + rnames))
+def _plan(cfg: Config, a_url: str, b_url: str, senders: Pairs, receivers: Pairs,
+          tag: str) -> Plan:
+    """The closed-loop step from A's senders to B's receivers; the others vary it."""
+    return Plan(kind="chat", sender_url=a_url, receiver_url=b_url, senders=senders,
+                receivers=receivers, window=WINDOW, duration_s=cfg.step_s,
+                max_count=cfg.max_count, body_bytes=cfg.body_bytes, tag=tag,
+                uvloop=cfg.uvloop, in_time_s=cfg.rule.drain_s)
+
+
+def ours(steps: Steps, plan: Plan, cfg: Config, side: str,
+         **kw: Any) -> tuple[dict[str, Any], list[int], dict[str, Any]]:
+    """Our steps on one storage: max, open-loop fractions of it, the search
+    for the sustainable rate and half of that. (max step, fixed rates, search)."""
+    top = steps.run(plan, f"{side} max", "max", **kw)
+    rates = [max(1, round(top["delivered_per_s"] * f)) for f in cfg.fractions]
+    for i, rate in enumerate(rates):
+        steps.run(replace(plan, mode="open", rate=rate, tag=f"{plan.tag}o{i}"),
+                  f"{side} {rate}/s", "fixed")
+    found = steps.search(plan, side, top["delivered_per_s"], cfg.budget)
+    if found["rate"]:
+        half = max(1, round(found["rate"] / 2))
+        steps.run(replace(plan, mode="open", rate=half, tag=f"{plan.tag}h"),
+                  f"{side} half {half}/s", "half")
+    return top, rates, found
+
+
+def _on_cluster(cfg: Config, root: Path, run_id: str,
+                done: list[dict[str, Any]]) -> dict[str, Any]:
+    """The same steps of ours, then the failover of one shard's primary, on a cluster."""
+    shards = ShardSet(root / "cluster", uvloop=cfg.uvloop)
+    steps = Steps(shards, cfg.rule, done, kind="cluster")
+    try:
+        shards.start()
+        a, b = shards.start_server("cluster-a"), shards.start_server("cluster-b")
+        senders, receivers = user_pairs(a.url, f"c{run_id}", cfg.clients)
+        plan = _plan(cfg, a.url, b.url, senders, receivers, f"c{run_id}")
+        shard_of = [shards.shard_index_of(name) for _, name in receivers]
+        top, _, found = ours(steps, plan, cfg, "cluster")
+        out: dict[str, Any] = {
+            "shards": len(shards.local.shard_ids), "nodes": len(shards.local.nodes),
+            "node_timeout_ms": shards.local.node_timeout_ms, "search": found,
+            # Each send writes on its recipient's shard only; senders spread evenly.
+            "share": {str(i): shard_of.count(i) / cfg.clients for i in sorted(set(shard_of))}}
+        if cfg.failover:
+            victim = ShardVictim(shards, max(set(shard_of), key=shard_of.count))
+            out["failover"] = _failover(victim, plan, cfg, top["delivered_per_s"],
+                                        f"cf{run_id}")
+        return out
+    finally:
+        shards.stop()
+
+
+def _failover(victim: failover.Victim, plan: Plan, cfg: Config, top: float,
+              tag: str) -> dict[str, Any]:
+    senders, receivers = user_pairs(plan.sender_url, tag, cfg.clients)
     kill_after = max(2.0, cfg.step_s / 2)
     fo_plan = replace(plan, mode="open", rate=max(5, round(top * FAILOVER_LOAD)),
-                      senders=list(zip(tokens[:n], rnames, strict=True)),
-                      receivers=list(zip(tokens[n:], rnames, strict=True)),
+                      senders=senders, receivers=receivers,
                       # Failover (~3-5 s), the old primary back, then long enough to
                       # see a ~10 s rejoin stall if fencing did not work.
                       duration_s=kill_after + (18.0 if cfg.smoke else 24.0),
                       receiver_acks=False, keep_acked=True,
-                      tag=f"f{run_id}", max_count=10**7)
-    out = failover.run(cluster, fo_plan, kill_after_s=kill_after)
+                      tag=tag, max_count=10**7)
+    out = failover.run(victim, fo_plan, kill_after_s=kill_after)
     acked = out.pop("acked")
     out["verify"] = asyncio.run(failover.verify(plan.receiver_url, fo_plan, acked))
     return out
