@@ -38,7 +38,8 @@ from server.data.messages import (
     send_result,
 )
 from server.data.sessions import Sessions
-from server.storage.redis_conn import Client, unavailable_on_redis_error
+from server.storage.failures import unavailable_on_redis_error
+from server.storage.redis_conn import Client
 from server.wire import reply_size
 
 if TYPE_CHECKING:

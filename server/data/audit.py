@@ -9,7 +9,8 @@ every key is for audits, not for serving).
 from __future__ import annotations
 
 from server import keys
-from server.storage.redis_conn import Client, unavailable_on_redis_error
+from server.storage.failures import unavailable_on_redis_error
+from server.storage.redis_conn import Client
 
 
 class Audit:

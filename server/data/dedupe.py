@@ -44,7 +44,8 @@ from redis.exceptions import RedisError
 
 from server import keys
 from server.storage.capabilities import LAYOUTS, supported_layout
-from server.storage.redis_conn import Client, unavailable_on_redis_error
+from server.storage.failures import unavailable_on_redis_error
+from server.storage.redis_conn import Client
 
 log = logging.getLogger(__name__)
 

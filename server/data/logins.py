@@ -17,7 +17,8 @@ from typing import NamedTuple
 from redis.commands.core import AsyncScript
 
 from server import keys
-from server.storage.redis_conn import Client, unavailable_on_redis_error
+from server.storage.failures import unavailable_on_redis_error
+from server.storage.redis_conn import Client
 
 
 class FailureCounts(NamedTuple):

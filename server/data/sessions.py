@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 from redis.commands.core import AsyncScript
 
 from server import keys
-from server.storage.redis_conn import Client, unavailable_on_redis_error
+from server.storage.failures import unavailable_on_redis_error
+from server.storage.redis_conn import Client
 
 if TYPE_CHECKING:
     from server.data.commit import GroupCommitter

@@ -28,7 +28,7 @@ from server.delivery import revocation
 from server.delivery.publisher import Publisher
 from server.delivery.pushes import LocalSessions, Subscriber
 from server.storage.channels import Channels, Feed
-from server.storage.redis_conn import raise_if_cancelled
+from server.storage.failures import raise_if_cancelled
 from server.store import Store
 from server.wire import errors, notifications
 

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 
-from server.storage.redis_conn import raise_if_cancelled
+from server.storage.failures import raise_if_cancelled
 from server.store import Store
 from server.wire import errors
 
@@ -57,6 +57,10 @@ class Publisher:
                     await self._flush()
                 except errors.Unavailable as exc:
                     log.warning("publish failed (the sweep will push): %s", exc.detail)
+                except Exception:
+                    # A dead publisher means no live pushes at all until a
+                    # restart (the sweep alone would deliver): log and go on.
+                    log.exception("publish failed unexpectedly (the sweep will push)")
                 raise_if_cancelled()  # a cancel redis-py's wait_for swallowed
 
     async def _flush(self) -> None:

@@ -12,7 +12,8 @@ import logging
 
 from redis.exceptions import ResponseError
 
-from server.storage.redis_conn import Client, again_if_closed
+from server.storage.failures import again_if_closed
+from server.storage.redis_conn import Client
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,7 @@ other Redis failure.
 from __future__ import annotations
 
 import asyncio
-import functools
 import ssl
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -41,7 +38,6 @@ from redis.exceptions import ConnectionError, ReadOnlyError, RedisError, Timeout
 
 from server.settings import Settings
 from server.storage.sentinel_majority import majority
-from server.wire import errors
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -57,56 +53,6 @@ def read_password(path: str | None) -> str | None:
         return Path(path).read_text().splitlines()[0].strip() or None
     except (OSError, IndexError) as exc:
         raise ValueError(f"cannot read the Redis password from {path}: {exc}") from exc
-
-
-def unavailable_on_redis_error(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
-    """Redis failures (after redis-py's own retries) answer `unavailable`."""
-
-    @functools.wraps(fn)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            return await fn(*args, **kwargs)
-        except (RedisError, OSError) as exc:
-            raise errors.Unavailable(f"storage unreachable ({type(exc).__name__}); retry") from exc
-
-    return wrapper
-
-
-#: A command that fails faster than this failed on a connection the node
-#: closed (or refused), not on a node that does not answer.
-QUICK_FAILURE_S = 0.1
-
-
-async def again_if_closed(call: Callable[[], Awaitable[T]]) -> T:
-    """`call`, made once more at once if it failed fast on a closed connection.
-
-    Sentinel kills every client connection of a node it promotes or repoints
-    (CLIENT KILL TYPE normal). The per-node clients (topology, fencer) keep
-    their connection between polls and do not retry (a dead node costs one
-    poll, not several), so their next command fails although the node is
-    up: for the topology that cost a poll interval of every failover. A
-    slower failure is a node that does not answer: not retried, so a cut-off
-    node still costs one timeout.
-    """
-    started = time.monotonic()
-    try:
-        return await call()
-    except ConnectionError:
-        if time.monotonic() - started > QUICK_FAILURE_S:
-            raise
-        return await call()  # on a new connection
-
-
-def raise_if_cancelled() -> None:
-    """Raise the cancellation of this task if a callee swallowed it.
-
-    redis-py writes through asyncio.wait_for, which on Python 3.11 returns
-    the result and drops a cancel that arrives as the write completes: the
-    task would go on and close() would wait for it for ever.
-    """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 Address = tuple[str, int]

@@ -42,11 +42,12 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from server import keys, metrics
+from server.storage.failures import again_if_closed
 from server.storage.fencer import Fencer
 from server.storage.fencing import acks_needed
 from server.storage.ledger import WaitLedger
 from server.storage.poller import Poller
-from server.storage.redis_conn import PrimaryPool, RedisHandles, again_if_closed
+from server.storage.redis_conn import PrimaryPool, RedisHandles
 from server.storage.sentinel_majority import is_majority, majority
 from server.storage.sentinel_view import SentinelView, addr_of, majority_listed, required_replicas
 from server.wire import errors

@@ -42,13 +42,9 @@ async def rig(make_redis_cluster: MakeRedisCluster, start_server: StartServer,
     async def make() -> ClusterRig:
         cluster = await asyncio.to_thread(make_redis_cluster)
         shard = await asyncio.to_thread(cluster.shard, 0)
-        # The server's default sweep (5 s), not an hour: after the restart of
-        # every node the listener sometimes stays deaf (a cluster-server bug,
-        # seen in 2 of 8 runs: sends acked, no push for 30 s), and only the
-        # sweep delivers then. The failovers alone are covered with the sweep
-        # an hour away by test_cluster_failover.py and the other tests here.
-        made = await start_rig(cluster, start_server, chat_clients, slots_of(shard),
-                               sweep_ms=5000)
+        # The sweep an hour away: every message after a fault, the restart of
+        # every node included, comes by the resubscribed listener.
+        made = await start_rig(cluster, start_server, chat_clients, slots_of(shard))
         rigs.append(made)
         return made
 

@@ -13,7 +13,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError
 
 from server.storage.capabilities import supported_layout
-from server.storage.redis_conn import again_if_closed
+from server.storage.failures import again_if_closed
 
 
 def node_client(url: str) -> Redis:

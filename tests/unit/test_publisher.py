@@ -52,3 +52,32 @@ async def test_close_is_idempotent() -> None:
     publisher.start()
     await publisher.close()
     await publisher.close()
+
+
+class FailingOnceStore:
+    """The first publish fails with something no one expected; later ones work."""
+
+    def __init__(self) -> None:
+        self.published: list[list[tuple[str, bytes]]] = []
+        self.failed = False
+
+    async def publish_many(self, items: list[tuple[str, bytes]]) -> None:
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("something redis-py passed on unchanged")
+        self.published.append(items)
+
+
+async def test_the_publisher_keeps_publishing_after_an_unexpected_failure() -> None:
+    # A dead publisher task would leave every later message to the sweep.
+    store = FailingOnceStore()
+    publisher = Publisher(cast(Store, store))
+    publisher.start()
+    publisher.post("bob", b"lost")
+    await asyncio.sleep(0.05)
+    publisher.post("bob", b"n1")
+    await asyncio.sleep(0.05)
+    published = list(store.published)  # before close(), which flushes what is left
+    await publisher.close()
+    assert store.failed
+    assert published == [[("bob", b"n1")]]
