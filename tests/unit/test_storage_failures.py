@@ -36,30 +36,27 @@ def test_uvloop_still_raises_runtime_error_for_a_write_on_a_closed_transport() -
     assert closed_transport(exc), repr(exc)
 
 
+async def _answer_to(failure: Exception) -> None:
+    """A store call that meets `failure`, as the store's calls are wrapped."""
+
+    @unavailable_on_redis_error
+    async def call() -> None:
+        raise failure
+
+    await call()
+
+
 def test_a_write_on_a_closed_transport_answers_unavailable() -> None:
-    message = uvloop.run(_write_after_close())
-
-    @unavailable_on_redis_error
-    async def call() -> None:
-        raise message
-
+    failure = uvloop.run(_write_after_close())
     with pytest.raises(errors.Unavailable):
-        asyncio.run(call())
+        asyncio.run(_answer_to(failure))
 
 
-def test_a_redis_connection_error_answers_unavailable() -> None:
-    @unavailable_on_redis_error
-    async def call() -> None:
-        raise ConnectionError("gone")
-
+async def test_a_redis_connection_error_answers_unavailable() -> None:
     with pytest.raises(errors.Unavailable):
-        asyncio.run(call())
+        await _answer_to(ConnectionError("gone"))
 
 
-def test_another_runtime_error_is_not_taken_for_a_storage_failure() -> None:
-    @unavailable_on_redis_error
-    async def call() -> None:
-        raise RuntimeError("a bug of ours")
-
+async def test_another_runtime_error_is_not_taken_for_a_storage_failure() -> None:
     with pytest.raises(RuntimeError, match="a bug of ours"):
-        asyncio.run(call())
+        await _answer_to(RuntimeError("a bug of ours"))
