@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -40,8 +41,11 @@ from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError, ReadOnlyError, RedisError, TimeoutError
 
 from server.settings import Settings
+from server.storage.cluster_redirects import ask_to_unknown_node
 from server.storage.sentinel_majority import majority
 from server.wire import errors
+
+log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -60,7 +64,9 @@ def read_password(path: str | None) -> str | None:
 
 
 def unavailable_on_redis_error(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
-    """Redis failures (after redis-py's own retries) answer `unavailable`."""
+    """Redis failures (after redis-py's own retries) answer `unavailable`, as does
+    redis-py#4015 (an ASK to a node it does not know yet, the command not run:
+    storage/cluster_redirects.py)."""
 
     @functools.wraps(fn)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
@@ -68,6 +74,12 @@ def unavailable_on_redis_error(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awa
             return await fn(*args, **kwargs)
         except (RedisError, OSError) as exc:
             raise errors.Unavailable(f"storage unreachable ({type(exc).__name__}); retry") from exc
+        except AttributeError as exc:
+            if not ask_to_unknown_node(exc):
+                raise
+            log.debug("a slot is moving to a node redis-py does not know yet "
+                     "(redis/redis-py#4015), answering unavailable: %s", exc)
+            raise errors.Unavailable("storage slot moving; retry") from exc
 
     return wrapper
 
