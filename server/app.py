@@ -18,7 +18,6 @@ import os
 import secrets
 import signal
 import ssl
-from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -150,7 +149,7 @@ class App:
         else:
             with contextlib.suppress(errors.Unavailable):
                 await self.services.store.load_scripts()
-        self._legacy = asyncio.create_task(self._adopt_older_dedupe(), name="older-dedupe")
+        self._legacy = asyncio.create_task(self._background_chores(), name="background-chores")
         self.committer.start()
         self.ack_batcher.start()
         self.services.delivery.start()
@@ -173,21 +172,21 @@ class App:
         log.info("listening on %s", url)
         return url
 
-    async def _adopt_older_dedupe(self) -> None:
-        """Find dedupe records of older layouts, expire legacy ones, and on a
-        Cluster complete the directory steps a crash left pending (once, retried)."""
+    async def _background_chores(self) -> None:
+        """Find dedupe records of older layouts and expire legacy ones (once,
+        retried); then, on a Cluster, sweep the directory steps a crash left
+        pending, until the server stops (data/directory.py)."""
         store = self.services.store
-        chores: list[Callable[[], Awaitable[object]]] = [store.dedupe.adopt_older_records]
+        chore = store.dedupe.adopt_older_records
+        while True:
+            try:
+                await chore()
+                break
+            except errors.Unavailable as exc:
+                log.warning("%s failed (%s); retrying", chore.__name__, exc.detail)
+                await asyncio.sleep(1.0)
         if self.settings.cluster_nodes:
-            chores.append(store.directory.repair)
-        for chore in chores:
-            while True:
-                try:
-                    await chore()
-                    break
-                except errors.Unavailable as exc:
-                    log.warning("%s failed (%s); retrying", chore.__name__, exc.detail)
-                    await asyncio.sleep(1.0)
+            await store.directory.sweep_forever(self.settings.sweep_interval_ms / 1000)
 
     def _node_client(self, address: str) -> Redis:
         host, _, port = address.rpartition(":")

@@ -92,10 +92,10 @@ class Checker:
                 client = probe.node(*primary) if primary else None
             elif isinstance(handles.primary, Redis):
                 client = handles.primary
-            else:  # a Cluster: every shard primary, the marker written through the cluster
+            else:  # a Cluster: every shard primary, the marker written on each
                 for host, port in await self._cluster_primaries(handles.primary):
                     node = probe.node(host, port)
-                    await self._primary(probe, node, marker=handles.primary)
+                    await self._primary(probe, node)
                     await probe.close(node)
             if client is not None:
                 await self._primary(probe, client)
@@ -201,9 +201,7 @@ class Checker:
                  + ", ".join(f"{h}:{p}" for h, p in primaries))
         return primaries
 
-    async def _primary(self, probe: RedisProbe, client: Redis, *,
-                       marker: RedisCluster | None = None) -> None:
-        """`marker`: the client the probe write goes through (a Cluster's routes it)."""
+    async def _primary(self, probe: RedisProbe, client: Redis) -> None:
         where = _address(client)
         try:
             await _step(probe.ping(client))
@@ -216,12 +214,8 @@ class Checker:
             self.add("FAIL", "primary", f"{where} is a replica, not a primary: writes fail "
                      "(point --redis-url at the primary, or use --sentinel)")
             return
-        try:
-            await _step(probe.write_marker("check", 0, marker or client))
-            self.add("OK", "primary", f"{where} answers and accepts writes")
-        except (RedisError, OSError, TimeoutError) as exc:
-            self.add("FAIL", "primary", f"{where} refuses writes: {why(exc)}")
         replicas = _online_replicas(info)
+        await self._marker(probe, client, where, len(replicas))
         await self._dedupe(probe, client, replicas)
         self.add(*check_config.quotas(self.settings))
         await self._replicas(probe, replicas)
@@ -233,6 +227,27 @@ class Checker:
             node = probe.node(host, port)
             await self._persistence(probe, node, f"replica {host}:{port}")
             await probe.close(node)
+
+    async def _marker(self, probe: RedisProbe, client: Redis, where: str,
+                      replicas: int) -> None:
+        """The probe write; on a Cluster on this shard primary itself, replicated
+        (WAIT) to its online replicas, so each shard is proven, not one."""
+        try:
+            if not self.settings.cluster_nodes:
+                await _step(probe.write_marker("check", 0, client))
+                self.add("OK", "primary", f"{where} answers and accepts writes")
+                return
+            acked = await _step(probe.write_marker_on_shard(
+                client, "check", replicas, self.settings.ack_timeout_ms))
+        except (RedisError, OSError, TimeoutError) as exc:
+            self.add("FAIL", "primary", f"{where} refuses writes: {why(exc)}")
+            return
+        if acked < replicas:
+            self.add("FAIL", "primary", f"{where} accepts writes, but only {acked} of its "
+                     f"{replicas} online replicas confirmed one (WAIT)")
+        else:
+            self.add("OK", "primary", f"{where} answers and accepts writes, "
+                     f"confirmed by {acked} replicas")
 
     async def _dedupe(self, probe: RedisProbe, client: Redis,
                       replicas: list[tuple[str, int]]) -> None:

@@ -6,7 +6,8 @@ wrong; the checker is how tests prove that. It only reads, through Store.
 
 On a Redis Cluster (--cluster-nodes) every primary is scanned, and the
 directory steps a crash left pending are completed first (a register or
-delete between its two steps): what remains is a real violation.
+delete between its two steps): what remains is a real violation, as is a
+name still in a slot's pending set (data/directory.py).
 
 Exit status 0 when every check holds, 1 listing each violation, 2 when
 Redis cannot be read.
@@ -155,7 +156,9 @@ async def check_cluster(cluster_nodes: str, password_file: str | None = None, *,
         store = Store(handles.primary, committer, max_inbox=1, cluster=True)
         if repair:
             await store.directory.repair()
-        return await check(store)
+        leftover = [f"user {name!r} is still in its slot's directory pending set"
+                    for name in await store.directory.pending()]
+        return await check(store) + leftover
     finally:
         await committer.close()
         await topology.close()

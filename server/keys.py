@@ -27,6 +27,12 @@ def commit_in(tag: str) -> str:
     return f"{COMMIT}:{{{tag}}}"
 
 
+def directory_pending_in(tag: str) -> str:
+    """Names whose directory step is pending, of the accounts in one Cluster slot
+    (`tag`: that slot; data/directory.py)."""
+    return f"{PREFIX}:dir-pending:{{{tag}}}"
+
+
 def instance_channel_in(instance_id: str, tag: str) -> str:
     """An instance's ping channel on one Cluster shard (`tag`: a slot of that shard)."""
     return f"{PREFIX}:instance:{{{tag}}}:{instance_id}"

@@ -119,8 +119,9 @@ class Store:
     async def register(self, name: str, password_hash: str, *, gen: str, now_ms: int) -> bool:
         created = await self._committer.run(
             self._scripts["register"],
-            [keys.account(name)] if self._cluster else [keys.account(name), keys.USERS],
-            [name, password_hash, now_ms, gen],
+            [keys.account(name), self.directory.pending_key(name)] if self._cluster
+            else [keys.account(name), keys.USERS],
+            [name, password_hash, now_ms, gen, *(["pending"] if self._cluster else [])],
         )
         if self._cluster:
             if created:
@@ -154,8 +155,8 @@ class Store:
             self._scripts["delete_account"],
             [keys.account(name), keys.inbox(name), *dedupe_keys[:5],
              keys.tokens(name), keys.revoked(name), keys.ledger(name), *dedupe_keys[5:],
-             *([] if self._cluster else [keys.USERS])],
-            [name, gen, "0" if self._cluster else "1"],
+             self.directory.pending_key(name) if self._cluster else keys.USERS],
+            [name, gen, "pending" if self._cluster else "1"],
         )
         if deleted and self._cluster:
             await self.directory.unlist_name(name)

@@ -12,6 +12,7 @@ when it rejoins as a replica.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,17 +89,34 @@ def nodes_named(answers: Iterable[list[ShardView]]) -> set[str]:
 
 
 _tags: dict[int, str] = {}
+_candidates = itertools.count()
 
 
 def tag_for_slot(slot: int) -> str:
-    """A short hash tag whose keys fall in `slot` (found once, then remembered).
+    """A short hash tag whose keys fall in `slot`: the smallest number that does
+    (the candidates tried so far remembered for every slot they hit, so all
+    16384 slots together cost one pass, about 160k CRCs).
 
-    The group commit's INCR must write a key of the shard it waits on, and
-    each shard's pub/sub self-ping needs a channel of its own shard.
+    The group commit's INCR must write a key of the shard it waits on, each
+    shard's pub/sub self-ping needs a channel of its own shard, and the
+    directory's pending sets are one per slot (data/directory.py).
     """
-    if slot not in _tags:
-        n = 0
-        while key_slot(str(n).encode()) != slot:
-            n += 1
-        _tags[slot] = str(n)
+    while slot not in _tags:
+        n = next(_candidates)
+        _tags.setdefault(key_slot(str(n).encode()), str(n))
     return _tags[slot]
+
+
+def all_slot_tags() -> dict[int, str]:
+    """Every slot's tag, the same tag_for_slot gives: one pass of ~0.3 s, to run
+    in a thread (asyncio.to_thread) and hand to learn_slot_tags on the loop."""
+    tags: dict[int, str] = {}
+    n = 0
+    while len(tags) < SLOTS:
+        tags.setdefault(key_slot(str(n).encode()), str(n))
+        n += 1
+    return tags
+
+
+def learn_slot_tags(tags: dict[int, str]) -> None:
+    _tags.update(tags)

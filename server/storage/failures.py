@@ -9,6 +9,8 @@
   passes it on unchanged. It happens on every node restart (a whole Cluster
   or Sentinel set restarting, a failover). tests/unit/test_storage_failures.py
   fails loudly if uvloop changes how it says this.
+- redis-py#4015 (an ASK to a node redis-py does not know yet, the command
+  not run: storage/cluster_redirects.py) answers `unavailable` too.
 - A command that failed at once on a closed connection is made once more.
 - A cancel redis-py swallowed is raised again.
 """
@@ -17,13 +19,17 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
 from redis.exceptions import ConnectionError, RedisError
 
+from server.storage.cluster_redirects import ask_to_unknown_node
 from server.wire import errors
+
+log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -46,6 +52,12 @@ def unavailable_on_redis_error(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awa
             return await fn(*args, **kwargs)
         except (RedisError, OSError) as exc:
             raise errors.Unavailable(f"storage unreachable ({type(exc).__name__}); retry") from exc
+        except AttributeError as exc:
+            if not ask_to_unknown_node(exc):
+                raise
+            log.debug("a slot is moving to a node redis-py does not know yet "
+                      "(redis/redis-py#4015), answering unavailable: %s", exc)
+            raise errors.Unavailable("storage slot moving; retry") from exc
         except RuntimeError as exc:
             if not closed_transport(exc):
                 raise

@@ -21,12 +21,22 @@ from redis.exceptions import ConnectionError, RedisError, ResponseError
 from server import keys
 from server.settings import Settings
 from server.storage.capabilities import supported_layout
+from server.storage.cluster_view import tag_for_slot
 from server.storage.fencing import is_refusal
 from server.storage.redis_conn import Client, RedisHandles, read_password
 
 #: How long a probe marker lives; long enough to see in `redis-cli`, short
 #: enough that stopped instances leave nothing behind.
 MARKER_TTL_MS = 60_000
+
+
+def own_slot(cluster_nodes: dict[str, dict[str, Any]]) -> int | None:
+    """The first slot the node answering CLUSTER NODES (flag `myself`) holds,
+    from redis-py's parse of the reply ("ip:port" -> fields)."""
+    for node in cluster_nodes.values():
+        if "myself" in str(node.get("flags", "")).split(",") and node.get("slots"):
+            return int(node["slots"][0][0])
+    return None
 
 
 class RedisProbe:
@@ -58,6 +68,19 @@ class RedisProbe:
         for tag in tags:
             pipe.set(keys.health_marker_in(instance_id, tag), now_ms, px=MARKER_TTL_MS)
         await pipe.execute()
+
+    @staticmethod
+    async def write_marker_on_shard(client: Redis, instance_id: str, replicas: int,
+                                    timeout_ms: int) -> int:
+        """The marker written on `client`, a Cluster shard primary, in a slot it
+        holds (not routed by a cluster client, which would prove one shard), then
+        WAIT for `replicas`: how many replicas confirmed it."""
+        slot = own_slot(await client.execute_command("CLUSTER NODES"))  # type: ignore[no-untyped-call]
+        if slot is None:
+            raise ResponseError("the node holds no slot")
+        await client.set(keys.health_marker_in(instance_id, tag_for_slot(slot)), 0,
+                         px=MARKER_TTL_MS)
+        return int(await client.wait(replicas, timeout_ms))
 
     async def inbox_lengths(self, names: Iterable[str]) -> dict[str, int]:
         """XLEN of each user's inbox, in one round trip."""

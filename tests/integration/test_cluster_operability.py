@@ -74,6 +74,18 @@ def test_check_asks_every_shard_primary_and_passes_on_a_healthy_cluster(
     assert "fences" not in lines  # Sentinel's, not the cluster's
 
 
+def test_check_writes_its_marker_on_every_shard_primary_itself(
+        redis_cluster: LocalCluster) -> None:
+    # Through the cluster client the marker proved one shard accepts writes, not each.
+    code, lines = check("--cluster-nodes", redis_cluster.cluster_nodes_arg)
+    assert code == 0, lines
+    assert "confirmed by 2 replicas" in lines["primary"]
+    for shard in redis_cluster.shards():
+        assert shard.primary is not None
+        with redis_cluster.node(shard.primary).client() as node:
+            assert list(node.scan_iter(match="chat:health:*:check")), shard.primary
+
+
 async def test_a_server_given_the_password_file_serves_on_a_password_protected_cluster(
         make_redis_cluster: MakeRedisCluster, start_server: StartServer, tmp_path: Path) -> None:
     cluster = make_redis_cluster(password="cluster secret")

@@ -12,9 +12,11 @@ from server.data.script_calls import ScriptCall, merge_calls
 from server.storage.cluster_view import (
     SLOTS,
     agreed_owners,
+    all_slot_tags,
     parse_shards,
     tag_for_slot,
 )
+from server.storage.redis_probe import own_slot
 
 SEND = cast(AsyncScript, object())
 ACK = cast(AsyncScript, object())
@@ -74,6 +76,23 @@ def test_a_merged_call_keeps_every_call_in_order() -> None:
 def test_a_tag_for_a_slot_puts_keys_in_that_slot() -> None:
     for wanted in (0, 5461, 16383):
         assert slot(f"chat:commit:{{{tag_for_slot(wanted)}}}") == wanted
+
+
+def test_every_slot_has_the_smallest_tag_whichever_way_it_was_found() -> None:
+    # Instances name a slot's pending set by its tag: all must find the same one.
+    table = all_slot_tags()
+    assert len(table) == SLOTS
+    for wanted in (0, 1, 777, 16383):
+        assert table[wanted] == tag_for_slot(wanted)
+        assert not any(slot(str(n)) == wanted for n in range(int(table[wanted])))
+
+
+def test_a_node_holds_the_first_slot_of_its_own_line_in_cluster_nodes() -> None:
+    nodes = {"127.0.0.1:7000": {"flags": "master", "slots": [["0", "5460"]]},
+             "127.0.0.1:7001": {"flags": "myself,master", "slots": [["5461", "10922"]]}}
+    assert own_slot(nodes) == 5461
+    nodes["127.0.0.1:7001"]["slots"] = []
+    assert own_slot(nodes) is None
 
 
 def shards_reply(owner_of_all: str) -> list[dict[str, Any]]:
