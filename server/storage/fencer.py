@@ -13,6 +13,13 @@ command) the refusal is logged once and the node is treated as today:
 required while Sentinel could promote it; fencing is tried again after
 REFUSAL_RETRY_S. Any other error (READONLY during a failover, OOM, BUSY)
 only fails this step; the next poll retries it.
+
+The poll only observes and decides; the actions (a fence's record, its WAIT
+of up to RECORD_WAIT_MS, CONFIG SET on a node that may be slow or paused)
+run in their own task, one plan at a time, so they never hold up the poll
+that publishes the view writes use. Until a fence has taken, the node stays
+in the required set the poll returns (the rule without fencing); the poll
+after the fence leaves it out, and a finished plan wakes that poll.
 """
 
 from __future__ import annotations
@@ -65,6 +72,10 @@ class Fencer:
         self._absent: dict[str, int] = {}
         #: command -> when it was last refused (NOPERM, unknown command).
         self._refused: dict[str, float] = {}
+        #: The plan being acted on, if any: one at a time, never inside a poll.
+        self._acting: asyncio.Task[bool] | None = None
+        #: Called when a fence took (the topology polls again at once).
+        self.on_acted: Callable[[], None] | None = None
 
     def client(self, addr: str) -> Redis:
         host, _, port = addr.rpartition(":")
@@ -103,7 +114,37 @@ class Fencer:
         ))
         metrics.FENCED_REPLICAS.set(sum(1 for node in nodes if node.fenced))
         plan = decide(primary, list(nodes), base, allowed=not self._refusing("CONFIG"))
-        return await self._act(primary, plan, len(plan.required | online))
+        now = self._clock()
+        self._healthy_since = {addr: self._healthy_since.get(addr, now) for addr in plan.lift}
+        idle = self._acting is None or self._acting.done()
+        if idle and (plan.repoint or plan.fence or plan.lift or plan.forget):
+            # Busy: this plan is dropped; the poll after the running one ends decides anew.
+            self._acting = asyncio.create_task(
+                self._act(primary, plan, len(plan.required | online)), name="fencer")
+            self._acting.add_done_callback(self._acted)
+        # Not fenced yet, so waited for as without fencing; the next poll sees the fence.
+        return set(plan.required | plan.excluded_if_fenced)
+
+    async def settled(self) -> None:
+        """Wait until the plan being acted on (if any) is done."""
+        if self._acting is not None:
+            await asyncio.gather(self._acting, return_exceptions=True)
+
+    async def close(self) -> None:
+        """Stop acting; a fence half-taken is finished or lifted by any instance later."""
+        if self._acting is not None:
+            self._acting.cancel()
+            await asyncio.gather(self._acting, return_exceptions=True)
+            self._acting = None
+
+    def _acted(self, task: asyncio.Task[bool]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.error("fencing actions failed: %s", exc, exc_info=exc)
+        elif task.result() and self.on_acted is not None:
+            self.on_acted()  # a fence took: the next poll may leave the node out
 
     async def _records(self, primary: str) -> dict[str, int] | None:
         try:
@@ -147,27 +188,24 @@ class Fencer:
                          listed=listed, syncing=str(info.get("master_sync_in_progress")) == "1",
                          absent_polls=self._absent.get(addr, 0))
 
-    async def _act(self, primary: str, plan: Plan, acks: int) -> set[str]:
-        required = set(plan.required)
+    async def _act(self, primary: str, plan: Plan, acks: int) -> bool:
+        """Carry out `plan`; True if a fence took."""
         for addr in plan.repoint:
             await self._repoint(addr, primary)
-        for addr, priority in plan.fence.items():
-            fenced = await self._fence(addr, priority, primary, acks, plan.anchors.get(addr))
-            if not fenced and addr in plan.excluded_if_fenced:
-                required.add(addr)  # today's rule: wait for it
+        fenced = [await self._fence(addr, priority, primary, acks, plan.anchors.get(addr))
+                  for addr, priority in plan.fence.items()]
         now = self._clock()
-        self._healthy_since = {addr: self._healthy_since.get(addr, now) for addr in plan.lift}
         for addr, priority in plan.lift.items():
             since = self._required_since.get(addr)
             # Only once every write, of any instance, that read a required set
             # without it is done: ours by the ledger, others' by the clock.
-            waited = now - self._healthy_since[addr] >= self._lift_after_s
+            waited = now - self._healthy_since.get(addr, now) >= self._lift_after_s
             if since is not None and self._ledger.none_before(since) \
                     and (waited or addr in plan.urgent):
                 await self._lift(addr, priority, primary)
         for addr in plan.forget:
             await self._lift(addr, None, primary)
-        return required
+        return any(fenced)
 
     async def _fence(self, addr: str, priority: int, primary: str, wait_for: int,
                      anchors: frozenset[str] | None) -> bool:
