@@ -14,19 +14,16 @@ trial by trial, so both see the same neighbours' load.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import secrets
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from bench import failover
-from bench.ab import CLIENTS, accepted_flags, parse_sides, start_server
-from bench.cluster import Cluster, make_users
-from bench.loadgen import Plan
+from bench.ab import parse_sides, parser, start_side
+from bench.cluster import Cluster
 
 #: The primary is killed this long into the step; the step lasts KILL_AFTER_S + TAIL_S.
 KILL_AFTER_S = 2.0
@@ -40,23 +37,13 @@ def trial(label: str, checkout: Path, *, rate: float, uvloop: bool) -> dict[str,
     cluster = Cluster(Path(tempfile.mkdtemp(prefix="chat-abfo-")), uvloop=uvloop)
     try:
         cluster.start()
-        flags = accepted_flags(checkout)
-        a = start_server(cluster, f"{label}-a", checkout, flags)
-        b = start_server(cluster, f"{label}-b", checkout, flags)
-        tag = f"{label}{secrets.token_hex(2)}"
-        receivers = [f"r{tag}x{i}" for i in range(CLIENTS)]
-        tokens = asyncio.run(make_users(a.url, [f"s{tag}x{i}" for i in range(CLIENTS)]
-                                        + receivers))
-        plan = Plan(kind="chat", sender_url=a.url, receiver_url=b.url,
-                    senders=list(zip(tokens[:CLIENTS], receivers, strict=True)),
-                    receivers=list(zip(tokens[CLIENTS:], receivers, strict=True)),
-                    window=4, duration_s=KILL_AFTER_S + TAIL_S, max_count=10**7,
-                    body_bytes=256, tag=tag, uvloop=uvloop, in_time_s=1.0, mode="open",
-                    rate=rate, receiver_acks=False, keep_acked=True)
+        plan = start_side(cluster, label, checkout, rate=rate,
+                          duration_s=KILL_AFTER_S + TAIL_S, receiver_acks=False,
+                          keep_acked=True)
         out = failover.run(cluster, plan, kill_after_s=KILL_AFTER_S)
         acked = out.pop("acked")
-        out["verify"] = asyncio.run(failover.verify(b.url, plan, acked))
-        logs = a.log() + b.log()
+        out["verify"] = asyncio.run(failover.verify(plan.receiver_url, plan, acked))
+        logs = "".join(server.log() for server in cluster.servers.values())
         out.update({name: logs.count(line) for name, line in POLL_LINES.items()})
         return out
     finally:
@@ -64,14 +51,8 @@ def trial(label: str, checkout: Path, *, rate: float, uvloop: bool) -> dict[str,
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.ab_failover", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("sides", nargs="+", metavar="LABEL=CHECKOUT")
-    p.add_argument("--rate", type=float, required=True, help="offered msg/s of every trial")
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--asyncio", action="store_true", help="standard loop instead of uvloop")
-    p.add_argument("--out", type=Path, default=Path("bench/out/ab_failover.json"))
-    a = p.parse_args(argv)
+    a = parser("python -m bench.ab_failover", __doc__,
+               "bench/out/ab_failover.json").parse_args(argv)
     trials = []
     for r in range(a.rounds):
         for label, checkout in parse_sides(a.sides).items():
