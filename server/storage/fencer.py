@@ -17,9 +17,11 @@ only fails this step; the next poll retries it.
 The poll only observes and decides; the actions (a fence's record, its WAIT
 of up to RECORD_WAIT_MS, CONFIG SET on a node that may be slow or paused)
 run in their own task, one plan at a time, so they never hold up the poll
-that publishes the view writes use. Until a fence has taken, the node stays
-in the required set the poll returns (the rule without fencing); the poll
-after the fence leaves it out, and a finished plan wakes that poll.
+that publishes the view writes use for more than FENCE_GRACE_S. A fence
+taken within that grace leaves the node out in this poll (as when fences
+ran inside it); otherwise it stays in the required set the poll returns
+(the rule without fencing) and the poll after the fence, which a fence
+that took wakes, leaves it out.
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ log = logging.getLogger(__name__)
 NODE_TIMEOUT_S = 0.5
 #: WAIT of a fence record: it must reach the replicas a send reaches.
 RECORD_WAIT_MS = 500
+#: The poll waits this long for a fence it planned: taken by then, the node is
+#: left out in this poll (as when fences ran inside it); else it stays required.
+FENCE_GRACE_S = 0.5
 #: A refused CONFIG (an ACL) is tried again after this long: the operator may fix it.
 REFUSAL_RETRY_S = 60.0
 #: fence_record.lua: the record is taken only while an anchor stays unfenced.
@@ -74,6 +79,8 @@ class Fencer:
         self._refused: dict[str, float] = {}
         #: The plan being acted on, if any: one at a time, never inside a poll.
         self._acting: asyncio.Task[bool] | None = None
+        #: The nodes the running plan has fenced so far.
+        self._fenced_now: set[str] = set()
         #: Called when a fence took (the topology polls again at once).
         self.on_acted: Callable[[], None] | None = None
 
@@ -117,13 +124,18 @@ class Fencer:
         now = self._clock()
         self._healthy_since = {addr: self._healthy_since.get(addr, now) for addr in plan.lift}
         idle = self._acting is None or self._acting.done()
-        if idle and (plan.repoint or plan.fence or plan.lift or plan.forget):
+        if not idle or not (plan.repoint or plan.fence or plan.lift or plan.forget):
             # Busy: this plan is dropped; the poll after the running one ends decides anew.
-            self._acting = asyncio.create_task(
-                self._act(primary, plan, len(plan.required | online)), name="fencer")
-            self._acting.add_done_callback(self._acted)
-        # Not fenced yet, so waited for as without fencing; the next poll sees the fence.
-        return set(plan.required | plan.excluded_if_fenced)
+            return set(plan.required | plan.excluded_if_fenced)
+        self._fenced_now = set()
+        acting = self._acting = asyncio.create_task(
+            self._act(primary, plan, len(plan.required | online)), name="fencer")
+        acting.add_done_callback(self._acted)
+        if plan.excluded_if_fenced:
+            await asyncio.wait({acting}, timeout=FENCE_GRACE_S)
+        fenced = self._fenced_now if acting.done() and not acting.cancelled() else set()
+        # Not fenced (yet): waited for as without fencing; a later poll sees the fence.
+        return set(plan.required | (plan.excluded_if_fenced - fenced))
 
     async def settled(self) -> None:
         """Wait until the plan being acted on (if any) is done."""
@@ -192,8 +204,9 @@ class Fencer:
         """Carry out `plan`; True if a fence took."""
         for addr in plan.repoint:
             await self._repoint(addr, primary)
-        fenced = [await self._fence(addr, priority, primary, acks, plan.anchors.get(addr))
-                  for addr, priority in plan.fence.items()]
+        for addr, priority in plan.fence.items():
+            if await self._fence(addr, priority, primary, acks, plan.anchors.get(addr)):
+                self._fenced_now.add(addr)
         now = self._clock()
         for addr, priority in plan.lift.items():
             since = self._required_since.get(addr)
@@ -205,7 +218,7 @@ class Fencer:
                 await self._lift(addr, priority, primary)
         for addr in plan.forget:
             await self._lift(addr, None, primary)
-        return any(fenced)
+        return bool(self._fenced_now)
 
     async def _fence(self, addr: str, priority: int, primary: str, wait_for: int,
                      anchors: frozenset[str] | None) -> bool:

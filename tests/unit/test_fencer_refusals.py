@@ -35,7 +35,6 @@ async def test_refused_config_is_tried_again_after_a_while() -> None:
     world.nodes[C].deny_config = False  # the operator granted CONFIG
     assert await world.poll(fencer, ledger) == {A, C}
     clock.now += REFUSAL_RETRY_S
-    assert await world.poll(fencer, ledger) == {A, C}  # fenced after this poll
     assert await world.poll(fencer, ledger) == {A}
     assert world.nodes[C].priority == 0
 
@@ -45,6 +44,5 @@ async def test_readonly_error_during_a_failover_is_retried_at_the_next_poll() ->
     world.nodes[C].set_error = ReadOnlyError("You can't write against a read only replica.")
     fencer, ledger = fencer_of(world)
     assert await world.poll(fencer, ledger) == {A, C}  # not fenced this time: waited for
-    assert await world.poll(fencer, ledger) == {A, C}  # fenced after this poll
     assert await world.poll(fencer, ledger) == {A}
     assert world.nodes[C].priority == 0 and world.records == {C: "100"}

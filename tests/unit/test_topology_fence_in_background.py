@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from server.storage.fencer import FENCE_GRACE_S
 from server.storage.topology import Topology
 from tests.unit.topology_fakes import A, B, FakeClient, P, addr, nodes, sentinel, topology_of
 
@@ -69,7 +70,7 @@ async def test_a_fence_taking_5_s_does_not_stop_writes_the_rules_allow() -> None
 
 async def test_a_returning_node_is_waited_for_until_its_fence_takes() -> None:
     # Sentinels could promote B: until it is fenced a write waits for it.
-    topology, slow = _returning_b(0.2)
+    topology, slow = _returning_b(2 * FENCE_GRACE_S)
     await topology.refresh()
     assert topology.now.required == {addr(A), addr(B)}
     assert topology.required_replicas() == 2  # B is not online: the WAIT refuses the write
