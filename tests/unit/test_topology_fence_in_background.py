@@ -1,7 +1,7 @@
 """server/storage/topology.Topology while the fencer acts: its actions (the
 fence record's WAIT, CONFIG SET on a node that may be slow or stalled) run
-in their own task, so the poll publishes at once; a returning node not yet
-fenced is waited for exactly as without fencing.
+in their own task, so the poll publishes within FENCE_GRACE_S; a returning node
+not fenced by then is waited for exactly as without fencing.
 
 A poll that waited for them ran past its 3 s timeout under load and was
 replaced by a view without a primary: every send answered `unavailable`
