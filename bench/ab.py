@@ -59,6 +59,23 @@ def start_server(cluster: Cluster, name: str, checkout: Path, flags: list[str]) 
     return proc.start()
 
 
+def start_side(cluster: Cluster, label: str, checkout: Path, *, rate: float,
+               duration_s: float, **plan: Any) -> Plan:
+    """Servers `label`-a and -b of `checkout`, CLIENTS senders on A to as many
+    receivers on B: the open-loop Plan of that side (`plan`: more Plan fields)."""
+    flags = accepted_flags(checkout)
+    a = start_server(cluster, f"{label}-a", checkout, flags)
+    b = start_server(cluster, f"{label}-b", checkout, flags)
+    tag = f"{label}{secrets.token_hex(2)}"
+    receivers = [f"r{tag}x{i}" for i in range(CLIENTS)]
+    tokens = asyncio.run(make_users(a.url, [f"s{tag}x{i}" for i in range(CLIENTS)] + receivers))
+    return Plan(kind="chat", sender_url=a.url, receiver_url=b.url,
+                senders=list(zip(tokens[:CLIENTS], receivers, strict=True)),
+                receivers=list(zip(tokens[CLIENTS:], receivers, strict=True)),
+                window=4, duration_s=duration_s, max_count=10**7, body_bytes=256, tag=tag,
+                uvloop=cluster.uvloop, in_time_s=1.0, mode="open", rate=rate, **plan)
+
+
 def command_calls(url: str) -> dict[str, int]:
     client = redis.Redis.from_url(url)
     try:
@@ -74,21 +91,8 @@ def run(sides: dict[str, Path], *, rate: float, rounds: int, seconds: float,
     steps: list[dict[str, Any]] = []
     try:
         cluster.start()
-        plans: dict[str, Plan] = {}
-        for label, checkout in sides.items():
-            flags = accepted_flags(checkout)
-            a = start_server(cluster, f"{label}-a", checkout, flags)
-            b = start_server(cluster, f"{label}-b", checkout, flags)
-            tag = f"{label}{secrets.token_hex(2)}"
-            receivers = [f"r{tag}x{i}" for i in range(CLIENTS)]
-            tokens = asyncio.run(make_users(a.url, [f"s{tag}x{i}" for i in range(CLIENTS)]
-                                            + receivers))
-            plans[label] = Plan(
-                kind="chat", sender_url=a.url, receiver_url=b.url,
-                senders=list(zip(tokens[:CLIENTS], receivers, strict=True)),
-                receivers=list(zip(tokens[CLIENTS:], receivers, strict=True)),
-                window=4, duration_s=seconds, max_count=10**7, body_bytes=256, tag=tag,
-                uvloop=uvloop, in_time_s=1.0, mode="open", rate=rate)
+        plans = {label: start_side(cluster, label, checkout, rate=rate, duration_s=seconds)
+                 for label, checkout in sides.items()}
         for r in range(rounds):
             for label, plan in plans.items():
                 cluster.rewrite_aofs()
@@ -132,15 +136,21 @@ def parse_sides(specs: list[str]) -> dict[str, Path]:
     return sides
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.ab", description=__doc__,
+def parser(prog: str, doc: str | None, out: str) -> argparse.ArgumentParser:
+    """The arguments every A/B run takes: sides, rate, rounds, loop, output file."""
+    p = argparse.ArgumentParser(prog=prog, description=doc,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("sides", nargs="+", metavar="LABEL=CHECKOUT")
     p.add_argument("--rate", type=float, required=True, help="offered msg/s of every step")
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--seconds", type=float, default=5.0, help="length of each step")
     p.add_argument("--asyncio", action="store_true", help="standard loop instead of uvloop")
-    p.add_argument("--out", type=Path, default=Path("bench/out/ab.json"))
+    p.add_argument("--out", type=Path, default=Path(out))
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser("python -m bench.ab", __doc__, "bench/out/ab.json")
+    p.add_argument("--seconds", type=float, default=5.0, help="length of each step")
     a = p.parse_args(argv)
     steps = run(parse_sides(a.sides), rate=a.rate, rounds=a.rounds, seconds=a.seconds,
                 uvloop=not a.asyncio)

@@ -13,6 +13,15 @@ command) the refusal is logged once and the node is treated as today:
 required while Sentinel could promote it; fencing is tried again after
 REFUSAL_RETRY_S. Any other error (READONLY during a failover, OOM, BUSY)
 only fails this step; the next poll retries it.
+
+The poll only observes and decides; the actions (a fence's record, its WAIT
+of up to RECORD_WAIT_MS, CONFIG SET on a node that may be slow or paused)
+run in their own task, one plan at a time, so they never hold up the poll
+that publishes the view writes use for more than FENCE_GRACE_S. A fence
+taken within that grace leaves the node out in this poll (as when fences
+ran inside it); otherwise it stays in the required set the poll returns
+(the rule without fencing) and the poll after the fence, which a fence
+that took wakes, leaves it out.
 """
 
 from __future__ import annotations
@@ -37,6 +46,9 @@ log = logging.getLogger(__name__)
 NODE_TIMEOUT_S = 0.5
 #: WAIT of a fence record: it must reach the replicas a send reaches.
 RECORD_WAIT_MS = 500
+#: The poll waits this long for a fence it planned: taken by then, the node is
+#: left out in this poll (as when fences ran inside it); else it stays required.
+FENCE_GRACE_S = 0.5
 #: A refused CONFIG (an ACL) is tried again after this long: the operator may fix it.
 REFUSAL_RETRY_S = 60.0
 #: fence_record.lua: the record is taken only while an anchor stays unfenced.
@@ -65,6 +77,12 @@ class Fencer:
         self._absent: dict[str, int] = {}
         #: command -> when it was last refused (NOPERM, unknown command).
         self._refused: dict[str, float] = {}
+        #: The plan being acted on, if any: one at a time, never inside a poll.
+        self._acting: asyncio.Task[bool] | None = None
+        #: The nodes the running plan has fenced so far.
+        self._fenced_now: set[str] = set()
+        #: Called when a fence took (the topology polls again at once).
+        self.on_acted: Callable[[], None] | None = None
 
     def client(self, addr: str) -> Redis:
         host, _, port = addr.rpartition(":")
@@ -103,7 +121,42 @@ class Fencer:
         ))
         metrics.FENCED_REPLICAS.set(sum(1 for node in nodes if node.fenced))
         plan = decide(primary, list(nodes), base, allowed=not self._refusing("CONFIG"))
-        return await self._act(primary, plan, len(plan.required | online))
+        now = self._clock()
+        self._healthy_since = {addr: self._healthy_since.get(addr, now) for addr in plan.lift}
+        idle = self._acting is None or self._acting.done()
+        if not idle or not (plan.repoint or plan.fence or plan.lift or plan.forget):
+            # Busy: this plan is dropped; the poll after the running one ends decides anew.
+            return set(plan.required | plan.excluded_if_fenced)
+        self._fenced_now = set()
+        acting = self._acting = asyncio.create_task(
+            self._act(primary, plan, len(plan.required | online)), name="fencer")
+        acting.add_done_callback(self._acted)
+        if plan.excluded_if_fenced:
+            await asyncio.wait({acting}, timeout=FENCE_GRACE_S)
+        fenced = self._fenced_now if acting.done() and not acting.cancelled() else set()
+        # Not fenced (yet): waited for as without fencing; a later poll sees the fence.
+        return set(plan.required | (plan.excluded_if_fenced - fenced))
+
+    async def settled(self) -> None:
+        """Wait until the plan being acted on (if any) is done."""
+        if self._acting is not None:
+            await asyncio.gather(self._acting, return_exceptions=True)
+
+    async def close(self) -> None:
+        """Stop acting; a fence half-taken is finished or lifted by any instance later."""
+        if self._acting is not None:
+            self._acting.cancel()
+            await asyncio.gather(self._acting, return_exceptions=True)
+            self._acting = None
+
+    def _acted(self, task: asyncio.Task[bool]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.error("fencing actions failed: %s", exc, exc_info=exc)
+        elif task.result() and self.on_acted is not None:
+            self.on_acted()  # a fence took: the next poll may leave the node out
 
     async def _records(self, primary: str) -> dict[str, int] | None:
         try:
@@ -147,27 +200,25 @@ class Fencer:
                          listed=listed, syncing=str(info.get("master_sync_in_progress")) == "1",
                          absent_polls=self._absent.get(addr, 0))
 
-    async def _act(self, primary: str, plan: Plan, acks: int) -> set[str]:
-        required = set(plan.required)
+    async def _act(self, primary: str, plan: Plan, acks: int) -> bool:
+        """Carry out `plan`; True if a fence took."""
         for addr in plan.repoint:
             await self._repoint(addr, primary)
         for addr, priority in plan.fence.items():
-            fenced = await self._fence(addr, priority, primary, acks, plan.anchors.get(addr))
-            if not fenced and addr in plan.excluded_if_fenced:
-                required.add(addr)  # today's rule: wait for it
+            if await self._fence(addr, priority, primary, acks, plan.anchors.get(addr)):
+                self._fenced_now.add(addr)
         now = self._clock()
-        self._healthy_since = {addr: self._healthy_since.get(addr, now) for addr in plan.lift}
         for addr, priority in plan.lift.items():
             since = self._required_since.get(addr)
             # Only once every write, of any instance, that read a required set
             # without it is done: ours by the ledger, others' by the clock.
-            waited = now - self._healthy_since[addr] >= self._lift_after_s
+            waited = now - self._healthy_since.get(addr, now) >= self._lift_after_s
             if since is not None and self._ledger.none_before(since) \
                     and (waited or addr in plan.urgent):
                 await self._lift(addr, priority, primary)
         for addr in plan.forget:
             await self._lift(addr, None, primary)
-        return required
+        return bool(self._fenced_now)
 
     async def _fence(self, addr: str, priority: int, primary: str, wait_for: int,
                      anchors: frozenset[str] | None) -> bool:

@@ -123,6 +123,8 @@ class Topology:
         lift_after_s = self.max_age_s + ack_timeout_ms / 1000 + WRITE_SLACK_S
         self._fencer = Fencer(handles.node, self.ledger, lift_after_s=lift_after_s) \
             if handles.sentinels else None
+        if self._fencer is not None:
+            self._fencer.on_acted = self._poller.wake
 
     def required_replicas(self) -> int:
         """Replicas a durable write must reach; raises when it cannot be made."""
@@ -141,6 +143,8 @@ class Topology:
 
     async def close(self) -> None:
         await self._poller.close()
+        if self._fencer is not None:
+            await self._fencer.close()
 
     def _poll_interval(self) -> float:
         # Without a primary (a failover under way) every poll that finds the
@@ -152,6 +156,13 @@ class Topology:
         try:
             snap = await asyncio.wait_for(poll, POLL_TIMEOUT_S)
         except TimeoutError:
+            age = time.monotonic() - self.now.taken
+            if self.now.primary_ok and age <= self.max_age_s:
+                # No answer is not "no primary": the last view stands until
+                # its age passes max_age_s, when required_replicas refuses it.
+                log.info("topology poll took over %g s; keeping the view of %.1f s ago",
+                         POLL_TIMEOUT_S, age)
+                return
             snap = Snapshot(sentinels_total=len(self._handles.sentinels),
                             reason=f"topology poll took over {POLL_TIMEOUT_S:g} s")
         await self._publish(snap)

@@ -144,6 +144,7 @@ class World:
         listed = {A, C}
         required = await fencer.required(P, self.primary_info(), listed, listed, set(listed))
         fencer.published(required, ledger.advance())
+        await fencer.settled()  # the plan's actions run in their own task
         return required
 
     @property
