@@ -40,7 +40,8 @@ def trial(label: str, checkout: Path, *, rate: float, uvloop: bool) -> dict[str,
         plan = start_side(cluster, label, checkout, rate=rate,
                           duration_s=KILL_AFTER_S + TAIL_S, receiver_acks=False,
                           keep_acked=True)
-        out = failover.run(cluster, plan, kill_after_s=KILL_AFTER_S)
+        out = failover.run(failover.SentinelVictim(cluster.local), plan,
+                           kill_after_s=KILL_AFTER_S)
         acked = out.pop("acked")
         out["verify"] = asyncio.run(failover.verify(plan.receiver_url, plan, acked))
         logs = "".join(server.log() for server in cluster.servers.values())
