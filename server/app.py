@@ -37,7 +37,8 @@ from server.storage import redis_conn
 from server.storage.channels import Channels, PrimaryChannels, ShardChannels
 from server.storage.cluster_topology import ClusterTopology
 from server.storage.redis_probe import RedisProbe
-from server.storage.topology import Topology, TopologyView
+from server.storage.snapshot import TopologyView
+from server.storage.topology import Topology
 from server.store import Store
 from server.wire import client_address, errors
 from server.ws_handler import CLOSE_POLICY, Connection

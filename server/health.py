@@ -28,7 +28,7 @@ from redis.exceptions import RedisError
 from server import metrics
 from server.delivery.fanout import Delivery
 from server.storage.redis_probe import RedisProbe
-from server.storage.topology import TopologyView
+from server.storage.snapshot import TopologyView
 from server.wire import errors
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from server.conn.auth import Passwords
 from server.delivery.fanout import Delivery
 from server.settings import Settings
-from server.storage.topology import TopologyView
+from server.storage.snapshot import TopologyView
 from server.store import Store
 
 

@@ -40,7 +40,7 @@ from server.storage.ledger import WaitLedger
 from server.storage.poller import Poller
 from server.storage.redis_conn import Address, RedisHandles
 from server.storage.sentinel_view import addr_of
-from server.storage.topology import POLL_TIMEOUT_S, Snapshot, online_replicas
+from server.storage.snapshot import POLL_TIMEOUT_S, Snapshot, online_replicas
 from server.wire import errors
 
 log = logging.getLogger(__name__)

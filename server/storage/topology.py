@@ -35,8 +35,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -48,55 +47,18 @@ from server.storage.fencing import acks_needed
 from server.storage.ledger import WaitLedger
 from server.storage.poller import Poller
 from server.storage.redis_conn import PrimaryPool, RedisHandles
-from server.storage.sentinel_majority import is_majority, majority
+from server.storage.sentinel_majority import majority
 from server.storage.sentinel_view import SentinelView, addr_of, majority_listed, required_replicas
+from server.storage.snapshot import POLL_TIMEOUT_S, Snapshot, online_replicas
 from server.wire import errors
 
 log = logging.getLogger(__name__)
 
-#: Longest one poll may take (Sentinel and INFO timeouts are below this).
-POLL_TIMEOUT_S = 3.0
 #: Slack for a write's round trip around its WAIT (see the fencer's lift delay).
 WRITE_SLACK_S = 1.0
 #: Poll interval while no primary is confirmed (s): a few Sentinel queries
 #: more per second, only during an outage.
 OUTAGE_INTERVAL_S = 0.1
-
-
-@dataclass
-class Snapshot:
-    primary_ok: bool = False
-    primary: str | None = None
-    replicas_online: int = 0
-    required_replicas: int = 0
-    sentinels_reachable: int = 0
-    sentinels_total: int = 0
-    reason: str = "not checked yet"
-    taken: float = field(default_factory=time.monotonic)
-    down_replicas: set[str] = field(default_factory=set)
-    #: The replicas a durable write waits for ("ip:port").
-    required: set[str] = field(default_factory=set)
-    #: The primary, then every replica online at it or required: the nodes
-    #: whose Redis version bounds what a write may use (data/dedupe.py).
-    members: tuple[str, ...] = ()
-
-    @property
-    def sentinel_majority(self) -> bool:
-        return self.sentinels_total == 0 or is_majority(self.sentinels_reachable,
-                                                       self.sentinels_total)
-
-
-class TopologyView(Protocol):
-    """What the rest of the server asks of a topology (this one, or a Cluster's)."""
-
-    now: Snapshot
-    ledger: WaitLedger
-
-    def required_replicas(self) -> int: ...
-
-    async def start(self) -> None: ...
-
-    async def close(self) -> None: ...
 
 
 class Topology:
@@ -327,13 +289,3 @@ def _acting_primary(info: dict[str, Any], snap: Snapshot) -> dict[str, Any] | No
         snap.reason = "the node we reached is a replica (failover in progress)"
         return None
     return info
-
-
-def online_replicas(info: dict[str, Any]) -> set[str]:
-    """Replicas the primary's INFO shows connected and past their initial sync."""
-    return {
-        addr_of(value["ip"], value["port"])
-        for key, value in info.items()
-        if key.startswith(("slave", "replica")) and isinstance(value, dict)
-        and value.get("state") == "online"
-    }

@@ -19,7 +19,8 @@ from server.health import Health
 from server.settings import Settings
 from server.storage.redis_conn import RedisHandles
 from server.storage.redis_probe import MARKER_TTL_MS, RedisProbe
-from server.storage.topology import Snapshot, Topology
+from server.storage.snapshot import Snapshot
+from server.storage.topology import Topology
 from tests.procs import ROOT
 
 
